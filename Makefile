@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` (set up, start the dashboard) and `make test` (set up, run every test).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: setup setup-dev run test test-fast bench lint default-model clean
+
+# The venv is rebuilt when requirements change: the stamp is older than the file.
+$(BIN)/.requirements: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(BIN)/.requirements-dev: requirements-dev.txt $(BIN)/.requirements
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+setup: $(BIN)/.requirements
+
+setup-dev: $(BIN)/.requirements-dev
+
+run: setup
+	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+
+test: setup-dev
+	$(BIN)/python -m pytest
+
+test-fast: setup-dev
+	$(BIN)/python -m pytest -m "not data and not browser and not slow"
+
+lint: setup-dev
+	$(BIN)/bandit -q -c pyproject.toml -r core dashboard
+
+bench: setup-dev
+	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python -m core bench
+
+# Rebuilds models/imdb_simplernn.onnx from the real reviews (IMDB_DATA, or Keras's download).
+default-model: setup
+	$(BIN)/python bench/../scripts/build_default_model.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .cache

@@ -1,0 +1,132 @@
+"""Build the Keras model of a ModelConfig, and describe it (shapes, parameters, formulas) without building it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import ModelConfig
+
+KERAS_LAYER_TYPES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+BYTES_PER_PARAMETER = 4  # float32 weights
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One row of a model summary."""
+
+    name: str  # the Keras layer name build_model gives it
+    type: str  # the Keras class name
+    output_shape: tuple[int | None, ...]  # None is the batch axis
+    params: int  # trainable parameter count
+    formula: str  # how params is computed, with the numbers filled in
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """Every layer of a model, with totals: what `python -m core summary` prints."""
+
+    layers: tuple[LayerSummary, ...]
+    total_params: int
+    size_bytes: int  # float32 weights
+
+    def to_dict(self) -> dict:
+        return {
+            "layers": [
+                {
+                    "name": layer.name,
+                    "type": layer.type,
+                    "output_shape": list(layer.output_shape),
+                    "params": layer.params,
+                    "formula": layer.formula,
+                }
+                for layer in self.layers
+            ],
+            "total_params": self.total_params,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def layer_names(config: ModelConfig) -> list[str]:
+    """The names build_model gives its layers, in order."""
+    names = ["embedding"]
+    names += [f"{layer.cell}_{index}" for index, layer in enumerate(config.recurrent_layers, start=1)]
+    if config.hidden_dense_units:
+        names.append("dense_hidden")
+    if config.output_layer:
+        names.append("output")
+    return names
+
+
+def _recurrent_params(cell: str, inputs: int, units: int) -> tuple[int, str]:
+    if cell == "simple_rnn":
+        return units * (inputs + units + 1), f"u*(in+u+1) = {units}*({inputs}+{units}+1)"
+    if cell == "lstm":
+        return 4 * units * (inputs + units + 1), f"4*u*(in+u+1) = 4*{units}*({inputs}+{units}+1)"
+    # Keras 3 GRU uses reset_after=True: two bias vectors of 3u each.
+    return 3 * units * (inputs + units + 2), f"3*u*(in+u+2) = 3*{units}*({inputs}+{units}+2)"
+
+
+def describe(config: ModelConfig) -> ModelDescription:
+    """Summarize the model of config from arithmetic alone: no weights are built."""
+    names = iter(layer_names(config))
+    length = config.sequence_length
+    rows = []
+    params = config.vocabulary_size * config.embedding_dim
+    rows.append(
+        LayerSummary(
+            next(names),
+            "Embedding",
+            (None, length, config.embedding_dim),
+            params,
+            f"V*d = {config.vocabulary_size}*{config.embedding_dim} = {params:,}",
+        )
+    )
+    width = config.embedding_dim
+    last = len(config.recurrent_layers) - 1
+    for index, layer in enumerate(config.recurrent_layers):
+        params, formula = _recurrent_params(layer.cell, width, layer.units)
+        sequences = index < last or config.last_return_sequences
+        shape = (None, length, layer.units) if sequences else (None, layer.units)
+        rows.append(LayerSummary(next(names), KERAS_LAYER_TYPES[layer.cell], shape, params, f"{formula} = {params:,}"))
+        width = layer.units
+    for units in ([config.hidden_dense_units] if config.hidden_dense_units else []) + (
+        [1] if config.output_layer else []
+    ):
+        params = width * units + units
+        rows.append(
+            LayerSummary(next(names), "Dense", (None, units), params, f"in*out+out = {width}*{units}+{units} = {params:,}")
+        )
+        width = units
+    total = sum(row.params for row in rows)
+    return ModelDescription(tuple(rows), total, total * BYTES_PER_PARAMETER)
+
+
+def build_model(config: ModelConfig):
+    """The Keras model of config, built (weights initialized) but not compiled."""
+    import keras
+    from keras import layers
+
+    names = iter(layer_names(config))
+    stack = [
+        keras.Input(shape=(config.sequence_length,), dtype="int32", name="input_ids"),
+        layers.Embedding(
+            config.vocabulary_size, config.embedding_dim, mask_zero=config.mask_padding, name=next(names)
+        ),
+    ]
+    last = len(config.recurrent_layers) - 1
+    recurrent_classes = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+    for index, layer in enumerate(config.recurrent_layers):
+        stack.append(
+            recurrent_classes[layer.cell](
+                layer.units,
+                dropout=layer.dropout,
+                recurrent_dropout=layer.recurrent_dropout,
+                return_sequences=index < last or config.last_return_sequences,
+                name=next(names),
+            )
+        )
+    if config.hidden_dense_units:
+        stack.append(layers.Dense(config.hidden_dense_units, activation="relu", name=next(names)))
+    if config.output_layer:
+        stack.append(layers.Dense(1, activation="sigmoid", name=next(names)))
+    return keras.Sequential(stack, name="imdb_" + "_".join(layer.cell for layer in config.recurrent_layers))
