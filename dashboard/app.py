@@ -1,0 +1,29 @@
+"""The dashboard's entry: page config, shared sidebar, and the router over the pages in views/."""
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on the path, not the project root that holds `core`.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="IMDB RNN lab", page_icon=":material/neurology:", layout="wide")
+
+_VIEWS = Path(__file__).resolve().parent / "views"
+pages = [
+    st.Page(_VIEWS / "classify.py", title="Classify", icon=":material/rate_review:", url_path="predict", default=True),
+    st.Page(_VIEWS / "build.py", title="Build", icon=":material/construction:", url_path="build"),
+    st.Page(_VIEWS / "data.py", title="Data", icon=":material/dataset:", url_path="data"),
+    st.Page(_VIEWS / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(_VIEWS / "runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page(_VIEWS / "export.py", title="Export", icon=":material/download:", url_path="export"),
+    st.Page(_VIEWS / "inside.py", title="Inside the RNN", icon=":material/visibility:", url_path="inside"),
+]
+
+with st.sidebar:
+    st.caption("Embedding -> SimpleRNN -> Dense(sigmoid) on IMDB reviews, from *Deep Learning with Python*, 6.2.")
+
+st.navigation(pages).run()

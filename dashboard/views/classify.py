@@ -1,0 +1,5 @@
+"""Placeholder page: classify (being written)."""
+
+import streamlit as st
+
+st.info("This page is being written.")

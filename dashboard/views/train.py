@@ -1,0 +1,5 @@
+"""Placeholder page: train (being written)."""
+
+import streamlit as st
+
+st.info("This page is being written.")
