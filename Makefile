@@ -10,7 +10,6 @@ export PYTHONPATH := $(CURDIR)
 # The venv is rebuilt when requirements change: the stamp is older than the file.
 $(BIN)/.requirements: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $@
 
@@ -38,9 +37,11 @@ bench: setup-dev
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python -m core bench
 
-# Rebuilds models/imdb_simplernn.onnx from the real reviews (IMDB_DATA, or Keras's download).
+# Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),
+# early stopping on val_loss with the best weights restored, exported with the step_probability output.
 default-model: setup
-	$(BIN)/python bench/../scripts/build_default_model.py
+	run=$$($(BIN)/python -m core train --config models/imdb_simplernn.config.json | tail -n 1) \
+	    && $(BIN)/python -m core export "$$run" --trajectory --out models/imdb_simplernn.onnx
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache

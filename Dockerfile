@@ -1,0 +1,37 @@
+# The dashboard in a container: docker build -t imdb-rnn . && docker run -p 8501:8501 imdb-rnn
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    IMDB_RUNS=/data/runs \
+    IMDB_CACHE=/data/cache \
+    TF_CPP_MIN_LOG_LEVEL=2
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall TensorFlow.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+# A non-root user owns only /data (runs and the tokenized-data cache).
+RUN groupadd --gid 10001 app \
+    && useradd --create-home --uid 10001 --gid 10001 app \
+    && mkdir -p /data/runs /data/cache \
+    && chown -R 10001:10001 /data
+
+COPY .streamlit/ .streamlit/
+COPY core/ core/
+COPY dashboard/ dashboard/
+COPY models/ models/
+
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 8501
+
+# The slim image has no curl: ask Streamlit's health endpoint with Python's own HTTP client.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"]
+
+CMD ["streamlit", "run", "dashboard/app.py", "--server.port=8501", "--server.address=0.0.0.0"]

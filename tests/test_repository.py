@@ -1,0 +1,110 @@
+"""The repository's own rules: Dockerfile checks, import boundaries, module docstrings, no unsafe calls, pins."""
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT_FILES = sorted((ROOT / "core").rglob("*.py")) + sorted((ROOT / "dashboard").rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_hadolint_finds_nothing():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_requirements_ships_model_and_runs_safely():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert "pip install --no-cache-dir -r requirements.txt" in text
+    assert re.search(r"^COPY models/ models/", text, re.M), "the default model must be in the image"
+    assert re.search(r"^COPY core/ core/", text, re.M) and re.search(r"^COPY dashboard/ dashboard/", text, re.M)
+    assert re.search(r"^ENV .*PYTHONPATH=/app", text, re.M | re.S)
+    assert re.search(r"^HEALTHCHECK .*\n?.*_stcore/health", text, re.M)
+    assert re.search(r"^EXPOSE 8501", text, re.M)
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1].split(":")[0] not in ("root", "0"), "the image must run as a non-root user"
+    assert "dashboard/app.py" in text.splitlines()[-1]
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for name in (".venv", ".git", "runs", ".cache"):
+        assert name in ignored
+
+
+def test_core_never_imports_streamlit():
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "core").rglob("*.py") if "streamlit" in _imports(p)]
+    assert not offenders
+
+
+def test_core_inference_does_not_import_tensorflow_statically():
+    assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "inference.py")
+
+
+def test_every_module_opens_with_a_docstring():
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in PRODUCT_FILES + sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+        if p.stat().st_size and ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) is None
+    ]
+    assert not missing
+
+
+def test_no_pickle_eval_or_exec_in_product_code():
+    found = []
+    for path in PRODUCT_FILES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
+                found.append(f"{path.name}:{node.lineno} {node.func.id}")
+            if isinstance(node, ast.keyword) and node.arg == "allow_pickle" and getattr(node.value, "value", False):
+                found.append(f"{path.name}:{node.value.lineno} allow_pickle=True")
+        if "pickle" in _imports(path):
+            found.append(f"{path.name} imports pickle")
+    assert not found
+
+
+def test_no_unsafe_html_in_dashboard():
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        assert "unsafe_allow_html=True" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_requirements_are_pinned():
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*", line), f"not pinned: {line}"
+
+
+def test_streamlit_config_is_hardened():
+    text = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert re.search(r"^headless = true", text, re.M)
+    assert re.search(r"^gatherUsageStats = false", text, re.M)
+    assert re.search(r"^maxUploadSize = 50$", text, re.M)
+    assert "enableXsrfProtection = false" not in text
+
+
+def test_bandit_reports_no_medium_or_high_finding():
+    bandit = shutil.which("bandit") or str(Path(sys.executable).parent / "bandit")
+    result = subprocess.run(
+        [bandit, "-q", "-ll", "-c", str(ROOT / "pyproject.toml"), "-r", str(ROOT / "core"), str(ROOT / "dashboard")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
