@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
-class UsageError(ValueError):
-    """A mistake in what the user asked for: printed as one `error:` line, exit status 2."""
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line (with the command's name) and exit status 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog.removeprefix('python -m ')}: {message} (see --help)\n")
 
 
 def _add_model_choice(parser: argparse.ArgumentParser) -> None:
@@ -17,11 +21,11 @@ def _add_model_choice(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m core",
         description="Train, inspect, export and run the recurrent IMDB sentiment classifier of DLwP 6.2.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     summary = commands.add_parser("summary", help="print a model's layers, shapes and parameter counts")
     _add_model_choice(summary)
@@ -75,3 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error of ours. Point stdout at devnull so exit does not flush into it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -36,25 +36,289 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressLine:
+    """The one-line progress bar `train` redraws on stderr (only on a terminal: logs get the epoch lines alone)."""
+
+    def __init__(self, stream, epochs: int) -> None:
+        self.stream = stream
+        self.epochs = epochs
+        self.enabled = stream.isatty()
+        self.drawn_at = 0.0
+
+    def draw(self, text: str, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.drawn_at < 0.1):
+            return
+        self.drawn_at = now
+        self.stream.write("\r" + text[:100].ljust(100))
+        self.stream.flush()
+
+    def batch(self, epoch: int, fraction: float) -> None:
+        filled = int(fraction * 30)
+        self.draw(f"epoch {epoch}/{self.epochs} [{'=' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
+
+    def loading(self, fraction: float, message: str) -> None:
+        self.draw(f"loading data {fraction:4.0%} {message}")
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
 def train(args: argparse.Namespace) -> int:
-    raise NotImplementedError("train: owned by the training helper")
+    import dataclasses
+    import sys
+    import time
+
+    from core.data import load_dataset
+    from core.paths import data_source
+    from core.runs import RunStore
+    from core.train import TrainingCallbacks
+    from core.train import train as train_model
+
+    experiment = experiment_from_args(args)
+    train_config = experiment.train
+    if args.epochs is not None:
+        # TrainConfig validates it again: --epochs 0 fails with the field's own message.
+        train_config = dataclasses.replace(train_config, epochs=args.epochs)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be a positive number of reviews, got {args.limit}")
+    if not experiment.model.is_classifier:
+        raise ValueError("this model has no classifier on top (a seed-rnn or seed-stacked cell); it cannot be trained")
+    store = RunStore(args.runs)
+    store.check_writable()  # before the data, which can take half a minute to load the first time
+    progress = _ProgressLine(sys.stderr, train_config.epochs)
+    dataset = load_dataset(
+        args.data or data_source(), num_words=experiment.model.vocabulary_size, progress=progress.loading
+    )
+    progress.clear()
+    print(f"data: {dataset.source}: {len(dataset.train):,} training and {len(dataset.test):,} test reviews")
+    epoch_started = [time.perf_counter()]
+
+    def on_run_created(run_dir) -> None:
+        print(f"run folder: {run_dir}", file=sys.stderr)
+        epoch_started[0] = time.perf_counter()
+
+    def on_epoch_end(epoch: int, logs: dict) -> None:
+        progress.clear()
+        now = time.perf_counter()
+        measured = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
+        print(f"epoch {epoch}/{train_config.epochs}  {measured}  {now - epoch_started[0]:.1f} s", flush=True)
+        epoch_started[0] = now
+
+    callbacks = TrainingCallbacks(on_run_created=on_run_created, on_epoch_end=on_epoch_end, on_batch_end=progress.batch)
+    run = train_model(experiment.model, train_config, dataset, callbacks, store=store, limit=args.limit)
+    progress.clear()
+    metrics = run.metrics or {}
+    if metrics.get("best_epoch"):
+        print(
+            f"best epoch {metrics['best_epoch']}: val_loss {metrics['best_val_loss']:.4f}, "
+            f"val_accuracy {metrics['best_val_accuracy']:.4f}"
+        )
+    if metrics.get("test_accuracy") is not None:
+        print(
+            f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+            f"on {metrics['test_n']:,} reviews; fit took {metrics['train_seconds']:.0f} s"
+        )
+    print(f"status: {run.status}")
+    print(run.path)
+    return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    raise NotImplementedError("evaluate: run folders by the training helper, --model by the export helper")
+    if args.model:
+        return _evaluate_onnx(args)
+    from core.data import load_dataset
+    from core.paths import data_source
+    from core.runs import RunStore
+    from core.train import evaluate_run
+
+    if not args.run_dir:
+        raise ValueError("give a run folder to evaluate, or --model FILE.onnx")
+    run = RunStore().load(args.run_dir)
+    if run.config is None:
+        raise ValueError(f"run {run.run_id} cannot be evaluated: {run.broken}")
+    # The run remembers where its reviews came from; --data and then IMDB_DATA take over when told or when it cannot.
+    source = args.data or run.data.get("path") or data_source()
+    dataset = load_dataset(source, num_words=run.config.model.vocabulary_size)
+    result = evaluate_run(run.path, dataset)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  on {result['n']:,} test reviews")
+    return 0
+
+
+def _evaluate_onnx(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
+    from core.data import DataError, Split, load_dataset, read_reviews
+    from core.inference import Predictor, model_path, vocabulary_map
+    from core.paths import data_source
+
+    if args.run_dir:
+        raise ValueError("give a run folder or --model FILE.onnx, not both")
+    predictor = Predictor.from_file(model_path(args.model))
+    vocabulary, metadata = predictor.vocabulary, predictor.metadata
+    source = args.data or data_source()
+    dataset = load_dataset(source, num_words=vocabulary.num_words)
+    test = dataset.test
+    if not len(test):
+        raise ValueError(f"{dataset.source} has no test reviews")
+    if dataset.vocabulary != vocabulary:
+        # The data's vocabulary comes from its own training split. Re-encoding the raw text with the model's is
+        # exact; mapping ids word by word loses the words the data's vocabulary lacks, so it is the fallback.
+        try:
+            reviews = read_reviews(dataset.location or source, "test")
+            encoded = [vocabulary.encode(review.text).ids for review in reviews]
+            test = Split.from_lists(encoded, [review.label for review in reviews])
+        except DataError:
+            note = "note: the data's vocabulary differs from the model's; its ids are mapped word by word"
+            print(note, file=sys.stderr)
+            test = Split(vocabulary_map(dataset.vocabulary, vocabulary)[test.values], test.offsets, test.labels)
+    scores = predictor.probabilities(test.padded(metadata.sequence_length, metadata.padding, metadata.truncating))
+    labels = test.labels.astype(np.float64)
+    clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
+    result = {
+        "accuracy": float(np.mean((scores >= predictor.threshold) == (labels == 1))),
+        "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
+        "n": int(len(labels)),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  on {result['n']:,} test reviews")
+    return 0
 
 
 def runs(args: argparse.Namespace) -> int:
-    raise NotImplementedError("runs: owned by the training helper")
+    from core.runs import RunStore
+
+    found = RunStore(args.runs).list()
+    if args.json:
+        for run in found:
+            print(
+                json.dumps(
+                    {
+                        "run_id": run.run_id,
+                        "path": str(run.path),
+                        "status": run.status,
+                        "epochs_done": run.epochs_done,
+                        "epochs_planned": run.epochs_planned,
+                        "created": run.created,
+                        "finished": run.finished,
+                        "data": run.data,
+                        "metrics": run.metrics,
+                        "history": run.history,
+                        "config": run.config.to_dict() if run.config else None,
+                        "error": run.error,
+                        "broken": run.broken,
+                    }
+                )
+            )
+        return 0
+    if not found:
+        print(f"no runs in {RunStore(args.runs).root}")
+        return 0
+    rows = [("Run", "Status", "Epochs", "Best val acc", "Test acc", "Note")]
+    for run in found:
+        validation = run.history.get("val_accuracy") or []
+        test = (run.metrics or {}).get("test_accuracy")
+        rows.append(
+            (
+                run.run_id,
+                run.status,
+                f"{run.epochs_done}/{run.epochs_planned or '?'}",
+                f"{max(validation):.4f}" if validation else "-",
+                f"{test:.4f}" if isinstance(test, (int, float)) else "-",
+                (f"broken: {run.broken}" if run.broken else run.error or "")[:80],
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    return 0
 
 
 def export(args: argparse.Namespace) -> int:
-    raise NotImplementedError("export: owned by the export helper")
+    from core.export import export_run
+
+    result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
+    native = ", ".join(f"{count} {op}" for op, count in result.op_counts.items() if op in ("RNN", "GRU", "LSTM"))
+    print(f"recurrent ops: {native}; nodes: {sum(result.op_counts.values())}")
+    print(f"parity: max |Keras - onnxruntime| = {result.parity_max_abs_diff:.2e} on {result.parity_inputs}")
+    print(f"size: {result.size_bytes / 1024:,.1f} KiB; took {result.seconds:.1f} s")
+    print(result.path)
+    return 0
 
 
 def predict(args: argparse.Namespace) -> int:
-    raise NotImplementedError("predict: owned by the export helper")
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from core.inference import Predictor, model_path
+
+    if args.csv and args.texts:
+        raise ValueError("give review texts or --csv FILE, not both")
+    if not args.csv and not args.texts:
+        raise ValueError("give at least one review to classify, or --csv FILE")
+    if args.text_column and not args.csv:
+        raise ValueError("--text-column only applies with --csv FILE")
+    if args.csv and not Path(args.csv).is_file():
+        raise ValueError(f"no CSV file at {args.csv}")
+    predictor = Predictor.from_file(model_path(args.model))
+    # Text arguments are classified before --out is opened, so an empty review leaves no file behind.
+    lines = [json.dumps(item.to_dict()) for item in predictor.predict(args.texts)] if args.texts else None
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        stream = os.fdopen(handle, "w", encoding="utf-8")
+    else:
+        stream, temporary = sys.stdout, None
+    failed = rows = 0
+    try:
+        if lines is not None:
+            stream.writelines(line + "\n" for line in lines)
+        else:
+            for result in predictor.predict_csv(args.csv, text_column=args.text_column):
+                rows += 1
+                if result.prediction is None:
+                    failed += 1
+                    empty = {"label": None, "score": None, "tokens": 0, "unknown_tokens": 0, "truncated": False}
+                    record = {"row": result.row, **empty, "error": result.error}
+                else:
+                    record = {"row": result.row, **result.prediction.to_dict()}
+                stream.write(json.dumps(record) + "\n")
+        if temporary is not None:
+            stream.close()
+            os.replace(temporary, out)
+    finally:
+        if temporary is not None and Path(temporary).exists():
+            stream.close()
+            Path(temporary).unlink()
+    if failed:
+        print(f"{failed:,} of {rows:,} rows had no review text (an \"error\" line each)", file=sys.stderr)
+    if out is not None:
+        print(out)
+    return 0
 
 
 def bench(args: argparse.Namespace) -> int:
-    raise NotImplementedError("bench: owned by the export helper")
+    import sys
+
+    from core.bench import run_bench
+    from core.inference import model_path
+
+    result = run_bench(model_path(args.model), progress=lambda message: print(message, file=sys.stderr, flush=True))
+    print(json.dumps(result.to_dict()) if args.json else result.table())
+    return 0

@@ -23,7 +23,13 @@ pages = [
     st.Page(_VIEWS / "inside.py", title="Inside the RNN", icon=":material/visibility:", url_path="inside"),
 ]
 
+from core import paths  # noqa: E402
+from dashboard import resources, widgets  # noqa: E402
+
 with st.sidebar:
     st.caption("Embedding -> SimpleRNN -> Dense(sigmoid) on IMDB reviews, from *Deep Learning with Python*, 6.2.")
+    # Paths come from the environment or an upload, so they are escaped, never read as markdown.
+    st.caption("Reviews: " + widgets.escape_markdown(resources.describe_source(resources.data_source())))
+    st.caption("Runs folder: " + widgets.escape_markdown(str(paths.runs_dir())))
 
 st.navigation(pages).run()

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import streamlit as st
 
+import hashlib
+from pathlib import Path
+
 from core import paths
+from core.config import PRESETS, ExperimentConfig
+from core.data import Dataset, Review, load_dataset, read_reviews
+from core.jobs import JobSlot
+from core.runs import RunInfo, RunStore, read_run
 
 # The session key holding a data source the user chose on the Data page (an uploaded CSV); absent means IMDB_DATA.
 DATA_SOURCE_KEY = "data_source"
+# The session key holding the ExperimentConfig configured on Build, which Train trains.
+EXPERIMENT_KEY = "experiment_config"
+# The session key holding the name of the preset the Build page started from.
+PRESET_KEY = "experiment_preset"
+
+
+def current_experiment() -> ExperimentConfig:
+    """The experiment configured on the Build page in this session; the seed's classifier until one is."""
+    return st.session_state.get(EXPERIMENT_KEY) or PRESETS["seed"]
 
 
 def data_source() -> str | None:
@@ -16,7 +32,278 @@ def data_source() -> str | None:
 
 
 def describe_source(source: str | None) -> str:
-    """One line for people saying where reviews come from."""
+    """One line for people saying where reviews come from, without touching the disk."""
     if source is None:
         return "Keras imdb.npz download (IMDB_DATA is not set)"
+    if source == st.session_state.get(DATA_SOURCE_KEY):
+        return f"uploaded CSV {st.session_state.get(UPLOAD_NAME_KEY, '')}".rstrip()
     return source
+
+
+# The session keys naming the uploaded CSV for people, and the hash of the last upload put in use.
+UPLOAD_NAME_KEY = "data_source_name"
+UPLOAD_HASH_KEY = "data_upload_applied"
+
+
+def save_upload(data: bytes, suffix: str) -> Path:
+    """Keep an uploaded file in the cache folder under its content hash; the user's file name never becomes a path."""
+    digest = hashlib.sha256(data).hexdigest()[:24]
+    folder = paths.cache_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}{suffix}"
+    if not path.exists():
+        temporary = folder / f".{digest}{suffix}.partial"
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    return path
+
+
+def _source_stamp(source: str | None) -> tuple:
+    # The path's size and modification time, so that a changed file is read again instead of served from memory.
+    if source is None:
+        return ()
+    try:
+        status = Path(source).expanduser().stat()
+    except OSError:
+        return ()
+    return (status.st_mtime_ns, status.st_size)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading and tokenizing the reviews (cached on disk after the first time)...")
+def _cached_dataset(source: str | None, num_words: int, cache_dir: str, stamp: tuple) -> Dataset:
+    return load_dataset(source, num_words, cache_dir=Path(cache_dir))
+
+
+def dataset(source: str | None, num_words: int) -> Dataset:
+    """The reviews of source encoded with num_words words; DataError (a ValueError) with one line when unreadable."""
+    return _cached_dataset(source, num_words, str(paths.cache_dir()), _source_stamp(source))
+
+
+# An archive must be read from its start to reach any review, so a whole split is read once and kept. Reviews are
+# frozen dataclasses in a dict nobody writes to, so sharing one copy between sessions (cache_resource) is safe and
+# spares copying some 30 MB of text on every rerun, which cache_data would do.
+@st.cache_resource(max_entries=2, show_spinner="Reading the raw reviews (once per split)...")
+def _cached_reviews(source: str | None, split: str, stamp: tuple) -> dict[str, Review]:
+    return {review.name: review for review in read_reviews(source, split)}
+
+
+def raw_review(source: str | None, split: str, name: str) -> Review | None:
+    """One raw review by its name in Split.names (None if absent); DataError for Keras's ids-only file."""
+    return _cached_reviews(source, split, _source_stamp(source)).get(name)
+
+
+@st.cache_resource
+def training_slot() -> JobSlot:
+    """The server's one training slot, shared by every session: a reload or a second tab sees the same training."""
+    return JobSlot()
+
+
+def run_store() -> RunStore:
+    """The run store at IMDB_RUNS (or runs/); cheap to make, so not cached: the folder may change between tests."""
+    return RunStore(paths.runs_dir())
+
+
+def list_runs() -> list[RunInfo]:
+    """Every run, newest first, read fresh: a run's status changes while it trains and when its process dies."""
+    return run_store().list()
+
+
+def _run_stamp(path: Path) -> tuple:
+    # A run changes only through its files, so their sizes and modification times key the cache.
+    stamp = []
+    for entry in sorted(path.iterdir()) if path.is_dir() else []:
+        try:
+            status = entry.stat()
+        except OSError:
+            continue
+        stamp.append((entry.name, status.st_mtime_ns, status.st_size))
+    return tuple(stamp)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _cached_run(path: str, stamp: tuple) -> RunInfo:
+    return read_run(path)
+
+
+def load_run(run_id: str) -> RunInfo:
+    """One run by id, cached until one of its files changes; a run that still trains is always read fresh."""
+    path = run_store().root / run_id
+    info = _cached_run(str(path), _run_stamp(path))
+    return read_run(path) if info.status == "running" else info
+
+
+# ---- Classify, Export and Inside the RNN ------------------------------------------------------------------------------
+
+DEFAULT_MODEL_LABEL = "Shipped default model"
+
+
+def _modified_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+# Keyed by path and modification time, so a re-exported file gets a fresh session. onnxruntime sessions and the
+# Predictor are thread-safe, so every user shares one.
+@st.cache_resource(max_entries=8, show_spinner="Loading the model...")
+def _cached_predictor(path: str, modified_ns: int):
+    from core.inference import Predictor
+
+    return Predictor.from_file(path)
+
+
+def predictor(path: str | Path):
+    """The Predictor of an exported .onnx file, shared until the file changes; ModelFileError (a ValueError) if unusable."""
+    path = Path(path)
+    return _cached_predictor(str(path.resolve()), _modified_ns(path))
+
+
+def classify_models() -> dict[str, Path]:
+    """What the Classify page offers, by label: the shipped default model when present, then exported runs, newest first."""
+    models = {}
+    if paths.DEFAULT_MODEL.is_file():
+        models[DEFAULT_MODEL_LABEL] = paths.DEFAULT_MODEL
+    try:
+        exported = sorted(paths.runs_dir().glob("*/model.onnx"), reverse=True)
+    except OSError:
+        exported = []
+    for path in exported:
+        if not path.parent.name.startswith("."):
+            models[f"Run {path.parent.name}"] = path
+    return models
+
+
+_KERAS_CELLS = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+# Keras 3 stores a layer's weights in model.weights.h5 under its class name in snake case, numbered from the second
+# layer of that class on (dense, dense_1, ...), in the order of model.layers.
+_KERAS_WEIGHT_GROUPS = {"Embedding": "embedding", "SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru", "Dense": "dense"}
+
+
+def read_keras_weights(path: Path):
+    """A run's model.keras as core.reference.ModelWeights, read with zipfile and h5py: no TensorFlow is imported."""
+    import io
+    import json
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    from core.reference import DenseWeights, ModelWeights, RecurrentWeights
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            layers = json.loads(archive.read("config.json"))["config"]["layers"]
+            weights_file = io.BytesIO(archive.read("model.weights.h5"))
+    except (OSError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as a Keras model: {error}") from None
+    seen: dict[str, int] = {}
+    embedding, mask_zero, recurrent, dense = None, False, [], []
+    try:
+        with h5py.File(weights_file, "r") as weights:
+            for layer in layers:
+                kind, settings = layer["class_name"], layer["config"]
+                if kind == "InputLayer":
+                    continue
+                if kind not in _KERAS_WEIGHT_GROUPS:
+                    raise ValueError(f"layer {settings.get('name')} ({kind}) has no NumPy reference")
+                base = _KERAS_WEIGHT_GROUPS[kind]
+                count = seen.get(base, 0)
+                seen[base] = count + 1
+                group = weights["layers"][base if count == 0 else f"{base}_{count}"]
+                if kind in _KERAS_CELLS:
+                    if settings.get("activation") != "tanh" or not settings.get("use_bias", True):
+                        raise ValueError(f"layer {settings.get('name')}: only tanh cells with a bias are supported")
+                    if kind == "GRU" and not settings.get("reset_after", True):
+                        raise ValueError(f"layer {settings.get('name')}: only Keras 3's reset_after GRU is supported")
+                    arrays = [np.asarray(group["cell"]["vars"][str(index)]) for index in range(3)]
+                    recurrent.append(
+                        RecurrentWeights(_KERAS_CELLS[kind], *arrays, bool(settings.get("return_sequences", False)))
+                    )
+                elif kind == "Embedding":
+                    embedding, mask_zero = np.asarray(group["vars"]["0"]), bool(settings.get("mask_zero", False))
+                else:
+                    dense.append(
+                        DenseWeights(np.asarray(group["vars"]["0"]), np.asarray(group["vars"]["1"]), settings["activation"])
+                    )
+    except (OSError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} has weights this page cannot read: {error}") from None
+    if embedding is None or not recurrent:
+        raise ValueError(f"{path} needs an Embedding and at least one recurrent layer")
+    output = dense.pop() if dense and dense[-1].activation == "sigmoid" else None
+    return ModelWeights(embedding, tuple(recurrent), dense[0] if dense else None, output, mask_zero)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_weights(path: str, modified_ns: int):
+    return read_keras_weights(Path(path))
+
+
+def run_weights(run_dir: str | Path):
+    """The NumPy weights of a run's model.keras, shared until the file changes; ValueError when unreadable."""
+    path = Path(run_dir) / "model.keras"
+    return _cached_weights(str(path.resolve()), _modified_ns(path))
+
+
+# The one place the Inside page imports TensorFlow, and only when asked to compare with Keras.
+@st.cache_resource(max_entries=2, show_spinner="Loading TensorFlow and the Keras model (a few seconds the first time)...")
+def _cached_keras_model(path: str, modified_ns: int):
+    from core.train import load_run_model
+
+    return load_run_model(read_run(Path(path).parent))
+
+
+def keras_model(run_dir: str | Path):
+    """A run's Keras model, shared until model.keras changes; ValueError when it cannot be loaded."""
+    path = Path(run_dir) / "model.keras"
+    return _cached_keras_model(str(path.resolve()), _modified_ns(path))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _cached_op_counts(path: str, modified_ns: int) -> dict[str, int]:
+    import onnx
+
+    from core.export import op_counts
+
+    counts = op_counts(onnx.load(path, load_external_data=False))
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def onnx_op_counts(path: str | Path) -> dict[str, int]:
+    """How many nodes of each op type an .onnx file holds, subgraphs included, most frequent first."""
+    path = Path(path)
+    return _cached_op_counts(str(path.resolve()), _modified_ns(path))
+
+
+@st.cache_data(max_entries=4, show_spinner="Packing the run...")
+def _cached_run_archive(path: str, stamp: tuple) -> bytes:
+    import csv
+    import io
+    import zipfile
+
+    run_dir = Path(path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in ("config.json", "vocab.json", "metrics.json", "run.json", "history.json", "model.keras", "model.onnx"):
+            if (run_dir / name).is_file():
+                archive.write(run_dir / name, f"{run_dir.name}/{name}")
+        history = read_run(run_dir).history
+        columns = [name for name in ("loss", "accuracy", "val_loss", "val_accuracy") if history.get(name)]
+        columns += sorted(name for name in history if name not in columns and history.get(name))
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["epoch", *columns])
+        for epoch in range(max((len(history[name]) for name in columns), default=0)):
+            writer.writerow([epoch + 1, *(_at(history[name], epoch) for name in columns)])
+        archive.writestr(f"{run_dir.name}/history.csv", table.getvalue())
+    return buffer.getvalue()
+
+
+def _at(values: list, index: int):
+    return values[index] if index < len(values) else ""
+
+
+def run_archive(run_dir: str | Path) -> bytes:
+    """A zip of a run: config, vocabulary, metrics, history as JSON and CSV, model.keras and model.onnx when present."""
+    path = Path(run_dir)
+    return _cached_run_archive(str(path.resolve()), _run_stamp(path))

@@ -1,5 +1,118 @@
-"""Placeholder page: build (being written)."""
+"""Build page: pick a preset, change the architecture and training settings, see the model summary live."""
 
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-st.info("This page is being written.")
+from core.config import PRESET_DESCRIPTIONS, PRESETS, ExperimentConfig
+from core.model import describe
+from dashboard import resources, widgets
+
+
+def _apply_preset() -> None:
+    name = st.session_state["build_preset"]
+    st.session_state[resources.PRESET_KEY] = name
+    widgets.load_experiment_into_widgets(PRESETS[name])
+
+
+def _reset_to_preset() -> None:
+    widgets.load_experiment_into_widgets(PRESETS[st.session_state["build_preset"]])
+
+
+st.title("Build")
+st.caption("Change the model and see its layers and parameters at once; Train trains what is configured here.")
+
+# Streamlit forgets widget values when the user is on another page: put the configured experiment back.
+if widgets.build_widgets_missing():
+    widgets.load_experiment_into_widgets(resources.current_experiment())
+if "build_preset" not in st.session_state:
+    st.session_state["build_preset"] = st.session_state.get(resources.PRESET_KEY, "seed")
+
+form_column, summary_column = st.columns([1, 1], gap="large")
+
+with form_column:
+    preset_column, reset_column = st.columns([4, 1], vertical_alignment="bottom")
+    with preset_column:
+        preset_name = st.selectbox(
+            "Preset",
+            list(PRESETS),
+            key="build_preset",
+            on_change=_apply_preset,
+            help="  \n".join(f"**{name}**: {text}" for name, text in PRESET_DESCRIPTIONS.items()),
+        )
+    with reset_column:
+        st.button("Reset", key="build_reset", on_click=_reset_to_preset, help="Back to the preset's values")
+    st.caption(PRESET_DESCRIPTIONS[preset_name])
+    with st.expander("Load a config file"):
+        config_file = st.file_uploader(
+            "A config.json from a run or from Download config.json", type=["json"], key="build_config_file"
+        )
+        if config_file is not None:
+            try:
+                loaded = ExperimentConfig.from_json(config_file.getvalue().decode("utf-8", errors="replace"))
+            except ValueError as error:
+                widgets.field_error(str(error))
+            else:
+                # Load a file once: later reruns keep the user's edits instead of reloading it.
+                if st.session_state.get("build_config_file_applied") != config_file.file_id:
+                    st.session_state["build_config_file_applied"] = config_file.file_id
+                    widgets.load_experiment_into_widgets(loaded)
+                st.caption(f"Loaded {len(loaded.model.recurrent_layers)} recurrent layer(s) from the file.")
+
+    st.subheader("Model")
+    model_config = widgets.model_config_ui()
+    st.subheader("Training")
+    train_config = widgets.train_config_ui()
+
+with summary_column:
+    st.subheader("Summary")
+    if model_config is None:
+        st.info("Fix the field marked in red to see the summary.", icon=":material/edit:")
+        st.stop()
+    description = describe(model_config)
+    table = pd.DataFrame(
+        {
+            "Layer": [layer.name for layer in description.layers],
+            "Type": [layer.type for layer in description.layers],
+            "Output shape": [str(layer.output_shape).replace("None", "batch") for layer in description.layers],
+            "Parameters": [f"{layer.params:,}" for layer in description.layers],
+            "Formula": [layer.formula for layer in description.layers],
+        }
+    )
+    st.dataframe(table, hide_index=True, key="build_summary_table")
+    total_column, size_column = st.columns(2)
+    total_column.metric("Total parameters", f"{description.total_params:,}")
+    size_column.metric("Size (float32)", f"{description.size_bytes / 1e6:,.2f} MB")
+    chart = px.bar(
+        x=[layer.params for layer in description.layers],
+        y=[layer.name for layer in description.layers],
+        orientation="h",
+        text=[f"{layer.params / description.total_params:.1%}" for layer in description.layers],
+        labels={"x": "Parameters", "y": "Layer"},
+        title="Where the parameters are",
+    )
+    chart.update_yaxes(autorange="reversed")
+    chart.update_layout(height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(chart, key="build_parameter_chart")
+
+    if train_config is None:
+        st.info("Fix the training field marked in red; Train keeps the last valid settings.", icon=":material/edit:")
+        st.stop()
+    experiment = ExperimentConfig(model_config, train_config)
+    st.session_state[resources.EXPERIMENT_KEY] = experiment
+    if not model_config.is_classifier:
+        st.warning(
+            "This model has no Dense(1, sigmoid) classifier on its final state, so it cannot be trained on reviews. "
+            "It shows the seed's shapes and parameter counts.",
+            icon=":material/info:",
+        )
+    with st.expander("Config as JSON"):
+        st.code(experiment.to_json(), language="json")
+        st.download_button(
+            "Download config.json",
+            experiment.to_json(),
+            file_name="config.json",
+            mime="application/json",
+            key="build_download_config",
+            on_click="ignore",
+        )

@@ -1,5 +1,273 @@
-"""Placeholder page: classify (being written)."""
+"""Classify page: one review or a CSV of them with an exported .onnx model, through onnxruntime only (no TensorFlow)."""
 
+import time
+
+import plotly.graph_objects as go
 import streamlit as st
 
-st.info("This page is being written.")
+from core.examples import EXAMPLE_REVIEWS
+from dashboard import resources, widgets
+
+REVIEW_KEY = "classify_review"
+RESULT_KEY = "classify_result"
+PENDING_KEY = "classify_pending"
+BATCH_KEY = "classify_batch"
+# A step that moves the probability by this much is coloured; by STRONG_STEP or more, it is also bold.
+VISIBLE_STEP = 0.01
+STRONG_STEP = 0.05
+# The batch table shows this many rows; the download holds them all.
+TABLE_ROWS = 5_000
+
+
+def _take_example() -> None:
+    # Runs before the script: copy the chosen example into the review box and classify it at once.
+    title = st.session_state.get("classify_example")
+    if title is not None:
+        st.session_state[REVIEW_KEY] = dict(EXAMPLE_REVIEWS)[title]
+        st.session_state[PENDING_KEY] = True
+        st.session_state["classify_example"] = None
+
+
+def _words_read(prediction, predictor) -> int:
+    # The start id takes one of the sequence_length places unless "pre" truncation cut it off.
+    length = predictor.sequence_length
+    if not prediction.truncated:
+        return prediction.tokens
+    return length if predictor.metadata.truncating == "pre" else length - 1
+
+
+def _classify(predictor, model_path, text: str) -> dict:
+    started = time.perf_counter()
+    prediction = predictor.predict(text)[0]
+    latency_ms = (time.perf_counter() - started) * 1000
+    result = {"model": str(model_path), "prediction": prediction, "latency_ms": latency_ms, "words": None}
+    if predictor.has_trajectory and prediction.tokens:
+        words, steps = predictor.trajectory(text)
+        # The probability before the first word: the start id alone, as the model sees it before any word.
+        baseline = float(predictor.probabilities(predictor.pad([[predictor.vocabulary.start_id]]))[0])
+        result.update(words=words, steps=[float(step) for step in steps], baseline=baseline)
+    return result
+
+
+def _trajectory_figure(words: list[str], steps: list[float], changes: list[float], threshold: float) -> go.Figure:
+    positions = list(range(1, len(words) + 1))
+    figure = go.Figure(
+        go.Scatter(
+            x=positions,
+            y=steps,
+            mode="lines+markers",
+            line={"color": "#9ca3af", "width": 1.5},
+            marker={
+                "color": changes,
+                "colorscale": "RdYlGn",
+                "cmid": 0.0,
+                "size": 7 if len(words) <= 200 else 4,
+                "colorbar": {"title": {"text": "change"}, "tickformat": "+.0%"},
+            },
+            # Words are letters, digits and apostrophes only (the tokenizer drops everything else): safe as hover text.
+            customdata=[[word, change] for word, change in zip(words, changes)],
+            hovertemplate="word %{x}: <b>%{customdata[0]}</b><br>positive %{y:.1%} (%{customdata[1]:+.1%})<extra></extra>",
+        )
+    )
+    figure.add_hline(y=threshold, line_dash="dot", line_color="#6b7280", annotation_text="threshold")
+    figure.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="after word",
+        yaxis={"title": "positive probability", "range": [0, 1], "tickformat": ".0%"},
+    )
+    if len(words) <= 30:
+        figure.update_xaxes(tickvals=positions, ticktext=words, tickangle=-45)
+    return figure
+
+
+def _coloured_words(words: list[str], changes: list[float], vocabulary) -> str:
+    # Every word is markdown-escaped inside the colour directive: user text is never read as markup or HTML.
+    pieces = []
+    for word, change in zip(words, changes):
+        text = widgets.escape_markdown(word)
+        if vocabulary.id_of(word) == vocabulary.oov_id:
+            text = f"*{text}*"
+        if abs(change) >= STRONG_STEP:
+            text = f"**{text}**"
+        if change >= VISIBLE_STEP:
+            text = f":green-background[{text}]"
+        elif change <= -VISIBLE_STEP:
+            text = f":red-background[{text}]"
+        pieces.append(text)
+    return " ".join(pieces)
+
+
+def _show_result(result: dict, predictor) -> None:
+    prediction = result["prediction"]
+    read = _words_read(prediction, predictor)
+    top = st.columns(3)
+    top[0].metric("Positive probability", f"{prediction.score:.1%}", border=True)
+    top[1].metric("Label", prediction.label, border=True)
+    top[2].metric("Latency", f"{result['latency_ms']:.1f} ms", border=True, help="predict() on the server")
+    counts = st.columns(3)
+    counts[0].metric("Tokens used", f"{read:,}", help="Words the model read (the start marker not counted)")
+    counts[1].metric("Unknown", f"{prediction.unknown_tokens:,}", help="Words outside the vocabulary, read as <unk>")
+    counts[2].metric(
+        "Cut off", f"{prediction.tokens - read:,}", help=f"Words beyond the sequence length of {predictor.sequence_length}"
+    )
+    if prediction.tokens == 0:
+        st.info("The review holds no words (only punctuation, symbols or emoji): the score is the model's prior.")
+    elif prediction.unknown_tokens == prediction.tokens:
+        st.warning("None of the review's words are in the model's vocabulary: the score says little.")
+    if prediction.tokens > read:
+        side = "first" if predictor.metadata.truncating == "pre" else "last"
+        st.caption(
+            f"The model reads {predictor.sequence_length} ids: the review's {side} {prediction.tokens - read:,} words "
+            "were cut off."
+        )
+
+    if result["words"] is None:
+        if prediction.tokens:
+            st.info("This model file has no step_probability output: export it with --trajectory to see the chart.")
+        return
+    words, steps = result["words"], result["steps"]
+    changes = [after - before for before, after in zip([result["baseline"], *steps[:-1]], steps)]
+    st.subheader("Sentiment over time")
+    st.plotly_chart(_trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
+    st.caption(
+        "Each word coloured by how much it moved the positive probability: green up, red down, bold by 5 points or "
+        "more; words in italics are unknown to the model, which reads them all as one <unk> word."
+    )
+    st.markdown(_coloured_words(words, changes, predictor.vocabulary))
+
+
+# A fragment: a click on Classify reruns this part alone, not the model picker, the sidebar or the batch tab.
+@st.fragment
+def _single_review(predictor, model_path) -> None:
+    st.pills(
+        "Try an example",
+        [title for title, _ in EXAMPLE_REVIEWS],
+        key="classify_example",
+        on_change=_take_example,
+    )
+    text = st.text_area("Review", key=REVIEW_KEY, height=160, placeholder="Type or paste a movie review...")
+    clicked = st.button("Classify", key="classify_run", type="primary", icon=":material/play_arrow:")
+    if clicked or st.session_state.pop(PENDING_KEY, False):
+        if not (text or "").strip():
+            st.session_state.pop(RESULT_KEY, None)
+            st.warning("The review is empty: type or paste some text, or pick an example above.")
+            return
+        try:
+            st.session_state[RESULT_KEY] = _classify(predictor, model_path, text)
+        except ValueError as error:
+            st.session_state.pop(RESULT_KEY, None)
+            st.error(widgets.escape_markdown(str(error)))
+            return
+    result = st.session_state.get(RESULT_KEY)
+    if result is not None and result["model"] == str(model_path):
+        _show_result(result, predictor)
+    elif predictor.has_trajectory:
+        # An empty chart until the first result: the browser loads its charting code now, not after the click.
+        st.subheader("Sentiment over time")
+        st.plotly_chart(_trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
+        st.caption("Classify a review to see its positive probability after every word.")
+
+
+@st.fragment
+def _batch(predictor) -> None:
+    uploaded = st.file_uploader("A CSV file with a text or review column (UTF-8)", type=["csv"], key="classify_csv")
+    column = st.text_input("Text column (blank: the column named text or review)", key="classify_csv_column")
+    start = st.button("Classify the CSV", key="classify_csv_run", disabled=uploaded is None, icon=":material/table:")
+    if start and uploaded is not None:
+        path = resources.save_upload(uploaded.getvalue(), ".csv")
+        bar = st.progress(0.0, text="Classifying...")
+        rows = []
+        try:
+            for item in predictor.predict_csv(
+                path,
+                text_column=column.strip() or None,
+                progress=lambda fraction, done: bar.progress(fraction, text=f"{done:,} reviews classified"),
+            ):
+                prediction = item.prediction
+                rows.append(
+                    {
+                        "row": item.row,
+                        "label": prediction.label if prediction else None,
+                        "score": round(prediction.score, 6) if prediction else None,
+                        "tokens": prediction.tokens if prediction else None,
+                        "unknown_tokens": prediction.unknown_tokens if prediction else None,
+                        "truncated": prediction.truncated if prediction else None,
+                        "error": item.error,
+                        "text": item.text[:120],
+                    }
+                )
+        except ValueError as error:
+            bar.empty()
+            st.session_state.pop(BATCH_KEY, None)
+            # The stored copy has a hashed name; say the user's own file name instead. The message may quote the
+            # file's own column names, so it is shown as plain text, never as markdown.
+            st.error(widgets.escape_markdown(str(error).replace(str(path), uploaded.name)))
+            return
+        bar.empty()
+        if not rows:
+            st.session_state.pop(BATCH_KEY, None)
+            st.warning(widgets.escape_markdown(f"{uploaded.name} has a header but no reviews."))
+            return
+        st.session_state[BATCH_KEY] = {"name": uploaded.name, "rows": rows}
+    batch = st.session_state.get(BATCH_KEY)
+    if batch is None:
+        return
+    import pandas as pd
+
+    table = pd.DataFrame(batch["rows"])
+    counts = table["label"].value_counts()
+    summary = ", ".join(f"{counts.get(label, 0):,} {label}" for label in predictor.labels)
+    if table["error"].notna().any():
+        summary += f", {table['error'].notna().sum():,} empty"
+    st.success(widgets.escape_markdown(f"{len(table):,} reviews from {batch['name']}: {summary}"))
+    st.dataframe(
+        table.head(TABLE_ROWS),
+        key="classify_csv_table",
+        hide_index=True,
+        column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},
+    )
+    if len(table) > TABLE_ROWS:
+        st.caption(f"The first {TABLE_ROWS:,} rows are shown; the download holds all {len(table):,}.")
+    st.download_button(
+        "Download predictions as CSV",
+        data=table.drop(columns=["text"]).to_csv(index=False).encode("utf-8"),
+        file_name=f"predictions-{batch['name'].rsplit('.', 1)[0]}.csv",
+        mime="text/csv",
+        key="classify_csv_download",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+st.title("Classify a review")
+
+# Inputs: the model.
+models = resources.classify_models()
+model_path = widgets.model_choice_ui(models, key="classify_model")
+if model_path is None:
+    if not models:
+        st.info("No model yet: upload an .onnx file exported by this project, or export a run on the Export page.")
+    st.stop()
+try:
+    predictor = resources.predictor(model_path)
+except ValueError as error:
+    message = str(error)
+    if model_path not in models.values():
+        # An upload is stored under its content hash; that path means nothing to the user.
+        for name in (str(model_path.resolve()), str(model_path)):
+            message = message.replace(name, "the uploaded file")
+    st.error(widgets.escape_markdown(message))
+    st.stop()
+metrics = predictor.metrics or {}
+accuracy = metrics.get("test_accuracy")
+st.caption(
+    f"Sequence length {predictor.sequence_length}, vocabulary {predictor.vocabulary.num_words:,} words"
+    + (f", test accuracy {accuracy:.1%}" if isinstance(accuracy, (int, float)) else "")
+)
+
+one_review, csv_file = st.tabs(["One review", "A CSV file"])
+with one_review:
+    _single_review(predictor, model_path)
+with csv_file:
+    _batch(predictor)

@@ -1,5 +1,180 @@
-"""Placeholder page: data (being written)."""
+"""Data page: which reviews are in use and how to change them, their counts and lengths, and one review as the model sees it."""
 
+import numpy as np
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-st.info("This page is being written.")
+from core.data import LABELS, DataError, describe_source
+from core.text import OOV_TOKEN, PAD_ID, START_ID
+from dashboard import resources, widgets
+
+
+def _use_imdb_data() -> None:
+    st.session_state.pop(resources.DATA_SOURCE_KEY, None)
+    st.session_state.pop(resources.UPLOAD_NAME_KEY, None)
+
+
+def _marked_words(words: list[str]) -> str:
+    # Markers are coloured, words escaped: a review can never inject markdown or HTML.
+    marked = []
+    for word in words:
+        if word == OOV_TOKEN:
+            marked.append(":red[\\<unk\\>]")
+        elif word.startswith("<") and word.endswith(">"):
+            marked.append(f":blue[{widgets.escape_markdown(word)}]")
+        else:
+            marked.append(widgets.escape_markdown(word))
+    return " ".join(marked)
+
+
+st.title("Data")
+experiment = resources.current_experiment()
+model = experiment.model
+
+# Where the reviews come from, and how to change that.
+source = resources.data_source()
+with st.expander("Where the reviews come from", expanded=True):
+    try:
+        st.text(describe_source(source))
+    except DataError:
+        # The guard below says what is wrong with it; here the path alone.
+        st.text(resources.describe_source(source))
+    st.markdown(
+        "To change it, start the dashboard with `IMDB_DATA` pointing at Stanford's `aclImdb_v1.tar.gz` or an "
+        "extracted `aclImdb` folder (`IMDB_DATA=/path/to/aclImdb_v1.tar.gz make run`), leave `IMDB_DATA` unset for "
+        "Keras's `imdb.npz` download, or upload a CSV here for this session: a `text` (or `review`) column, a "
+        "`label` (or `sentiment`) column of 0/1 or negative/positive, and optionally a `split` column of train/test "
+        "(otherwise 20% of the rows are held out for testing)."
+    )
+    upload = st.file_uploader("Upload a CSV of reviews", type=["csv"], key="data_upload")
+    if upload is not None:
+        data = upload.getvalue()
+        saved = resources.save_upload(data, ".csv")
+        if st.session_state.get(resources.UPLOAD_HASH_KEY) != saved.name:
+            st.session_state[resources.UPLOAD_HASH_KEY] = saved.name
+            try:
+                resources.dataset(str(saved), model.vocabulary_size)
+            except DataError as error:
+                st.error(f"The upload was not put in use: {error}", icon=":material/error:")
+            else:
+                st.session_state[resources.DATA_SOURCE_KEY] = str(saved)
+                st.session_state[resources.UPLOAD_NAME_KEY] = upload.name
+                st.rerun()
+    if st.session_state.get(resources.DATA_SOURCE_KEY):
+        st.button("Use IMDB_DATA again", key="data_use_environment", on_click=_use_imdb_data)
+
+# Guard: the reviews must load.
+try:
+    dataset = resources.dataset(source, model.vocabulary_size)
+except DataError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+
+st.caption(
+    f"Encoded with the Build page's vocabulary of {model.vocabulary_size:,} words and read as the model would "
+    f"with sequence length {model.sequence_length:,} (padding {model.padding}, truncating {model.truncating})."
+)
+
+# Counts per split and label.
+splits = {"train": dataset.train, "test": dataset.test}
+counts = pd.DataFrame(
+    [
+        {
+            "Split": name,
+            LABELS[0]: int(np.sum(split.labels == 0)),
+            LABELS[1]: int(np.sum(split.labels == 1)),
+            "Total": len(split),
+        }
+        for name, split in splits.items()
+    ]
+)
+st.subheader("Reviews")
+st.dataframe(counts, hide_index=True, key="data_counts")
+
+# Lengths against the sequence length.
+st.subheader("Lengths")
+length_split = st.segmented_control("Split", list(splits), default="train", key="data_length_split") or "train"
+lengths = splits[length_split].lengths()
+cut_share = float(np.mean(lengths > model.sequence_length)) if len(lengths) else 0.0
+first, second, third = st.columns(3)
+first.metric("Median length", f"{int(np.median(lengths)):,} ids" if len(lengths) else "-")
+second.metric("Longest", f"{int(lengths.max()):,} ids" if len(lengths) else "-")
+third.metric("Reviews cut", f"{cut_share:.1%}", help=f"Longer than the sequence length of {model.sequence_length:,}")
+histogram = px.histogram(x=lengths, nbins=80, labels={"x": "Length in ids (the start id and one id a word)"})
+histogram.add_vline(
+    x=model.sequence_length,
+    line_dash="dash",
+    line_color="firebrick",
+    annotation_text=f"sequence length {model.sequence_length:,}: {cut_share:.1%} cut",
+)
+histogram.update_layout(yaxis_title="Reviews", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+st.plotly_chart(histogram, key="data_length_histogram")
+
+# Vocabulary coverage: the share of words that get their own id rather than <unk>.
+st.subheader("Vocabulary coverage")
+vocabulary = dataset.vocabulary
+coverage_columns = st.columns(len(splits) + 1)
+coverage_columns[0].metric("Words with an id", f"{vocabulary.size:,}")
+for column, (name, split) in zip(coverage_columns[1:], splits.items()):
+    words = split.values[(split.values != START_ID) & (split.values != PAD_ID)]
+    known = float(np.mean(words != vocabulary.oov_id)) if len(words) else 0.0
+    column.metric(f"Coverage, {name}", f"{known:.1%}", help="Share of the words in this split that are in the vocabulary")
+
+# One review: the raw text beside what the model sees.
+st.subheader("Review browser")
+split_column, index_column = st.columns([1, 3])
+with split_column:
+    browse_split = st.selectbox("Split", list(splits), key="data_browse_split")
+split = splits[browse_split]
+if not len(split):
+    st.info("This split has no reviews.")
+    st.stop()
+with index_column:
+    index = st.number_input(
+        f"Review (0 to {len(split) - 1:,})", min_value=0, max_value=len(split) - 1, step=1, key="data_review_index"
+    )
+index = int(index or 0)
+ids = split.ids(index)
+label = LABELS[int(split.labels[index])]
+length = model.sequence_length
+if len(ids) > length:
+    cut, kept = (ids[:-length], ids[-length:]) if model.truncating == "pre" else (ids[length:], ids[:length])
+else:
+    cut, kept = ids[:0], ids
+name = str(split.names[index]) if split.names is not None else None
+
+raw_column, model_column = st.columns(2)
+with raw_column:
+    st.markdown(f"**Raw text** ({label})")
+    if name is None:
+        st.caption("This source has no review names, so its raw text cannot be looked up.")
+    else:
+        try:
+            review = resources.raw_review(source, browse_split, name)
+        except DataError as error:
+            st.info(str(error), icon=":material/info:")
+        else:
+            if review is None:
+                st.warning(f"Review {name} is not in the source any more.")
+            else:
+                st.caption(name + (f", rated {review.rating}/10" if review.rating else ""))
+                st.code(review.text, language=None, wrap_lines=True)
+with model_column:
+    st.markdown("**What the model sees**")
+    unknown = int(np.sum(ids == vocabulary.oov_id))
+    st.caption(
+        f"{len(ids) - 1:,} words, {unknown:,} unknown (`<unk>`), {len(cut):,} ids cut, "
+        f"{max(length - len(ids), 0):,} pad ids added ({model.padding})"
+    )
+    decoded_cut = vocabulary.decode(cut)
+    decoded_kept = vocabulary.decode(kept)
+    if decoded_cut and model.truncating == "pre":
+        st.caption("Cut off, never seen by the model:")
+        st.markdown(f"~~{_marked_words(decoded_cut)}~~")
+        st.markdown(":orange[**Truncation: the model starts reading here**]")
+    st.markdown(_marked_words(decoded_kept))
+    if decoded_cut and model.truncating == "post":
+        st.markdown(":orange[**Truncation: the model stops reading here**]")
+        st.caption("Cut off, never seen by the model:")
+        st.markdown(f"~~{_marked_words(decoded_cut)}~~")

@@ -1,5 +1,164 @@
-"""Placeholder page: export (being written)."""
+"""Export page: turn a trained run into one self-describing .onnx file and show what is inside it."""
 
+import json
+
+import plotly.graph_objects as go
 import streamlit as st
 
-st.info("This page is being written.")
+from dashboard import resources, widgets
+
+LAST_EXPORT_KEY = "export_last"
+RECURRENT_OPS = ("RNN", "GRU", "LSTM")
+GENERIC_LOOPS = ("Loop", "Scan")
+PARITY_BOUND = 1e-5
+
+
+def _op_figure(counts: dict[str, int]) -> go.Figure:
+    names = list(counts)
+    colours = ["#c2410c" if name in RECURRENT_OPS else "#dc2626" if name in GENERIC_LOOPS else "#9ca3af" for name in names]
+    figure = go.Figure(go.Bar(x=names, y=[counts[name] for name in names], marker_color=colours, text=list(counts.values())))
+    figure.update_layout(
+        height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="nodes", xaxis_title="ONNX op type"
+    )
+    return figure
+
+
+def _shape(dimensions: list) -> str:
+    # onnxruntime names dynamic axes with generated symbols; people need to know only that they are free.
+    return "[" + ", ".join(str(size) if isinstance(size, int) else "any" for size in dimensions) + "]"
+
+
+def _metadata_rows(props: dict[str, str]) -> list[dict[str, str]]:
+    rows = []
+    for name, value in props.items():
+        if name == "vocabulary":
+            words = json.loads(value)
+            value = f"{len(words) - 1:,} words: " + ", ".join(words[1:11]) + ", ..."
+        elif name in ("config", "metrics", "versions"):
+            continue  # shown as JSON below
+        rows.append({"key": name, "value": value})
+    return rows
+
+
+st.title("Export a run to ONNX")
+
+# Inputs: a run with trained weights. A run that still trains, or died before saving any, cannot be exported.
+runs = [run for run in resources.list_runs() if run.status != "running" and run.config is not None and run.has_model]
+if not runs:
+    st.info("No trained run to export yet: train one on the Train page (finished and stopped runs can be exported).")
+    st.stop()
+run = widgets.run_choice_ui(runs, key="export_run")
+if run.broken:
+    st.warning(f"This run has a problem: {run.broken}")
+trajectory = st.toggle(
+    "Add the sentiment-over-time output (step_probability)",
+    value=True,
+    key="export_trajectory",
+    help="A second output with the probability after every word, which the Classify page charts.",
+)
+left, right = st.columns([1, 2], vertical_alignment="center")
+export_clicked = left.button("Export to ONNX", key="export_start", type="primary", icon=":material/conversion_path:")
+with right:
+    st.download_button(
+        "Download the run as a zip",
+        data=resources.run_archive(run.path),
+        file_name=f"{run.run_id}.zip",
+        mime="application/zip",
+        key="export_download_zip",
+        on_click="ignore",
+        icon=":material/folder_zip:",
+        help="config.json, vocab.json, metrics.json, history as JSON and CSV, model.keras and model.onnx when exported",
+    )
+
+# One call into core: conversion, native-op rewrite, parity check and atomic write all happen in export_run.
+if export_clicked:
+    from core.export import export_run
+
+    with st.spinner("Converting with tf2onnx, rewriting to native recurrent ops, checking parity with Keras..."):
+        try:
+            result = export_run(run.path, trajectory=trajectory)
+        except ValueError as error:
+            st.error(str(error))
+            st.stop()
+    st.session_state[LAST_EXPORT_KEY] = {
+        "run": run.run_id,
+        "seconds": result.seconds,
+        "parity_inputs": result.parity_inputs,
+    }
+    st.rerun()  # the zip above now holds the new model.onnx
+
+onnx_path = run.path / "model.onnx"
+if not onnx_path.is_file():
+    st.info("This run has no model.onnx yet: press Export to ONNX.")
+    st.stop()
+try:
+    predictor = resources.predictor(onnx_path)
+except ValueError as error:
+    st.error(f"{error}. Export the run again to replace it.")
+    st.stop()
+
+# Render: what the file holds.
+last = st.session_state.get(LAST_EXPORT_KEY)
+if last and last["run"] == run.run_id:
+    st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {last['parity_inputs'] or 'random ids'}.")
+counts = resources.onnx_op_counts(onnx_path)
+recurrent = {name: counts[name] for name in RECURRENT_OPS if name in counts}
+loops = sum(counts.get(name, 0) for name in GENERIC_LOOPS)
+parity = predictor.metadata.parity_max_abs_diff
+columns = st.columns(4)
+columns[0].metric("File size", f"{onnx_path.stat().st_size / 1024:,.1f} KiB", border=True)
+columns[1].metric(
+    "Parity (max difference)",
+    f"{parity:.1e}",
+    border=True,
+    help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_BOUND:.0e}.",
+)
+columns[2].metric(
+    "Native recurrent nodes", ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none", border=True
+)
+columns[3].metric("Loop or Scan nodes", f"{loops}", border=True)
+if loops:
+    st.error("This file still holds generic Loop or Scan nodes: export the run again with this version.")
+elif parity > PARITY_BOUND:
+    st.error(f"Parity {parity:.1e} is above {PARITY_BOUND:.0e}: do not trust this file; export the run again.")
+st.download_button(
+    "Download model.onnx",
+    data=onnx_path.read_bytes(),
+    file_name=f"{run.run_id}.onnx",
+    mime="application/octet-stream",
+    key="export_download_onnx",
+    on_click="ignore",
+    type="primary",
+    icon=":material/download:",
+)
+
+st.subheader("Op histogram")
+st.plotly_chart(_op_figure(counts), key="export_ops")
+
+st.subheader("Inputs and outputs")
+# The session with every output: plain predictions use a copy of the graph without step_probability.
+session = getattr(predictor, "trajectory_session", None) or predictor.session
+st.dataframe(
+    [
+        {"name": item.name, "direction": direction, "type": item.type, "shape": _shape(item.shape)}
+        for direction, items in (("input", session.get_inputs()), ("output", session.get_outputs()))
+        for item in items
+    ],
+    hide_index=True,
+    key="export_io",
+)
+
+st.subheader("Metadata")
+props = predictor.metadata.to_props()
+rows = _metadata_rows(props)
+st.dataframe(rows, hide_index=True, key="export_metadata", height=36 * (len(rows) + 1))
+config_column, metrics_column, versions_column = st.columns(3)
+with config_column:
+    st.caption("config")
+    st.json(predictor.metadata.config, expanded=False)
+with metrics_column:
+    st.caption("metrics")
+    st.json(predictor.metadata.metrics, expanded=True)
+with versions_column:
+    st.caption("versions")
+    st.json(predictor.metadata.versions, expanded=True)

@@ -1,5 +1,156 @@
-"""Placeholder page: train (being written)."""
+"""Train page: train the configured model on a background thread and follow it live; one training per server."""
+
+from dataclasses import replace
 
 import streamlit as st
 
-st.info("This page is being written.")
+from core.data import DataError
+from core.jobs import JobSnapshot
+from dashboard import resources, widgets
+
+# How often the live part of the page asks the training thread where it stands.
+REFRESH_SECONDS = 1.0
+DEMO_REVIEWS = 5_000
+DEMO_EPOCHS = 3
+
+
+def _progress_text(state: JobSnapshot) -> str:
+    if state.status == "starting":
+        return "Starting: loading TensorFlow and building the model..."
+    text = f"Epoch {max(state.epoch, 1)} of {state.epochs_total}: {state.epoch_fraction:.0%} of its batches"
+    if state.seconds_left_in_epoch is not None and state.epoch_fraction < 1.0:
+        text += f", about {state.seconds_left_in_epoch:,.0f} s left in this epoch"
+    elif state.epoch_fraction >= 1.0:
+        text += ", validating"
+    return text
+
+
+def _show_ended(state: JobSnapshot) -> None:
+    """The outcome of the latest training: where its run is, or why it failed."""
+    run_name = state.run_dir.name if state.run_dir else None
+    if state.status == "failed":
+        st.error(f"Training failed: {state.error}", icon=":material/error:")
+    elif state.status == "cancelled":
+        st.warning(
+            f"Stopped after {state.epochs_done} of {state.epochs_total} epochs; run {run_name} is kept.",
+            icon=":material/stop_circle:",
+        )
+    else:
+        test_accuracy = (state.run.metrics or {}).get("test_accuracy") if state.run else None
+        tested = f", test accuracy {test_accuracy:.1%}" if isinstance(test_accuracy, (int, float)) else ""
+        st.success(f"Finished run {run_name}{tested}.", icon=":material/check_circle:")
+    if run_name:
+        st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
+
+
+st.title("Train")
+experiment = resources.current_experiment()
+model_config = experiment.model
+st.text(widgets.architecture_label(model_config))
+settings = experiment.train
+st.caption(
+    f"{settings.optimizer}, learning rate {settings.learning_rate:g}, batch size {settings.batch_size}, "
+    f"validation split {settings.validation_split:g}, early stopping patience {settings.early_stopping_patience} "
+    "(change them on Build)."
+)
+
+# Guards: a classifier to train, and reviews to train it on.
+if not model_config.is_classifier:
+    st.warning(
+        "The model configured on Build has no Dense(1, sigmoid) on its final state, so it cannot learn sentiment. "
+        "Turn the output layer on and 'returns every step' off, or pick seed, book-lstm or book-gru.",
+        icon=":material/info:",
+    )
+    st.stop()
+source = resources.data_source()
+try:
+    dataset = resources.dataset(source, model_config.vocabulary_size)
+except DataError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+
+slot = resources.training_slot()
+
+# Inputs: how much to train, so that a demo ends in about a minute.
+limit_column, epochs_column, start_column = st.columns([2, 1, 1], vertical_alignment="bottom")
+with limit_column:
+    if "train_limit" not in st.session_state:
+        st.session_state["train_limit"] = min(DEMO_REVIEWS, len(dataset.train))
+    # Another source may hold fewer reviews than the number kept from the last one.
+    st.session_state["train_limit"] = min(st.session_state["train_limit"], len(dataset.train))
+    limit = st.number_input(
+        f"Train on the first N reviews (of {len(dataset.train):,}; 0 for all)",
+        min_value=0,
+        max_value=len(dataset.train),
+        step=500,
+        key="train_limit",
+    )
+with epochs_column:
+    if "train_epochs" not in st.session_state:
+        st.session_state["train_epochs"] = min(settings.epochs, DEMO_EPOCHS)
+    epochs = st.number_input(
+        "Epochs", min_value=1, max_value=1_000, step=1, key="train_epochs", help=f"Build says {settings.epochs}"
+    )
+with start_column:
+    start = st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:")
+st.caption(f"Reviews from {resources.describe_source(source)}; one training at a time on this server.")
+
+if start:
+    try:
+        slot.start(
+            model_config,
+            replace(settings, epochs=int(epochs)),
+            dataset,
+            store=resources.run_store(),
+            limit=int(limit) or None,
+        )
+    except ValueError as error:
+        # Another tab's training, or settings that do not fit the data: one line, and the page goes on.
+        st.error(str(error), icon=":material/block:")
+
+job = slot.job
+if job is None:
+    st.info("No training yet on this server. Press Start training.", icon=":material/info:")
+    st.stop()
+
+# The live part reruns alone every REFRESH_SECONDS while a training runs; every tab reads the same job.
+running = job.snapshot().active
+
+
+@st.fragment(run_every=REFRESH_SECONDS if running else None)
+def live_training() -> None:
+    state = job.snapshot()
+    if running and not state.active:
+        # The training ended since the page was drawn: redraw it whole, which also stops the refresh.
+        st.rerun(scope="app")
+    if state.active:
+        progress_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
+        with progress_column:
+            st.progress(min(max(state.epoch_fraction, 0.0), 1.0), text=_progress_text(state))
+        with stop_column:
+            st.button(
+                "Stop",
+                key="train_stop",
+                on_click=job.stop,
+                icon=":material/stop:",
+                help="Ends after the current batch and keeps the run",
+            )
+    else:
+        _show_ended(state)
+    if state.history.get("loss"):
+        loss_column, accuracy_column = st.columns(2)
+        with loss_column:
+            st.plotly_chart(
+                widgets.history_figure(state.history, "loss", "Training and validation loss"),
+                key="train_loss_chart",
+            )
+        with accuracy_column:
+            st.plotly_chart(
+                widgets.history_figure(state.history, "accuracy", "Training and validation accuracy"),
+                key="train_accuracy_chart",
+            )
+    elif state.active:
+        st.caption("The curves appear when the first epoch ends.")
+
+
+live_training()

@@ -1,0 +1,277 @@
+"""Train a classifier with model.fit into a run folder, reporting progress through plain callables."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core import runs
+from core.config import ExperimentConfig, ModelConfig, TrainConfig
+from core.data import Dataset, Split
+from core.runs import RunInfo, RunStore
+
+
+@dataclass(frozen=True)
+class TrainingCallbacks:
+    """How a caller follows and stops a training; every callable is optional. Epochs count from 1."""
+
+    on_run_created: Callable[[Path], None] | None = None  # the run folder, before the first batch
+    on_epoch_end: Callable[[int, dict], None] | None = None  # epoch, its logs (loss, accuracy, val_loss, ...)
+    on_batch_end: Callable[[int, float], None] | None = None  # epoch, fraction of the epoch done
+    cancel: threading.Event = field(default_factory=threading.Event)  # set it to stop after the current batch
+
+
+class _Cancelled(Exception):
+    """Raised inside fit when cancel is set, so that fit stops at once instead of validating first."""
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of reviews, got {limit!r}")
+
+
+def training_arrays(model_config: ModelConfig, split: Split, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The padded ids and float labels fit sees: the first limit reviews of split, in its order."""
+    _check_limit(limit)
+    if limit is not None:
+        split = split.subset(np.arange(min(limit, len(split))))
+    ids = split.padded(model_config.sequence_length, model_config.padding, model_config.truncating)
+    return ids, split.labels.astype("float32")
+
+
+def validation_start(reviews: int, validation_split: float) -> int:
+    """Where Keras's validation_split cuts: reviews before it train, the rest validate."""
+    return int(math.floor(reviews * (1.0 - validation_split)))
+
+
+def steps_per_epoch(reviews: int, train_config: TrainConfig) -> int:
+    """Batches in one epoch of fit on reviews training reviews (validation share removed)."""
+    return math.ceil(validation_start(reviews, train_config.validation_split) / train_config.batch_size)
+
+
+def _check_trainable(model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset, reviews: int) -> None:
+    if not model_config.is_classifier:
+        raise ValueError(
+            "only a classifier can be trained: turn model.output_layer on and model.last_return_sequences off"
+        )
+    if dataset.vocabulary.num_words > model_config.vocabulary_size:
+        raise ValueError(
+            f"the data was encoded with {dataset.vocabulary.num_words:,} words but model.vocabulary_size is "
+            f"{model_config.vocabulary_size:,}; load the data with num_words={model_config.vocabulary_size}"
+        )
+    cut = validation_start(reviews, train_config.validation_split)
+    if reviews < 2 or cut == 0 or (train_config.validation_split and cut == reviews):
+        raise ValueError(
+            f"{reviews} training review(s) cannot be split with train.validation_split="
+            f"{train_config.validation_split}; use more reviews or another split"
+        )
+
+
+def _optimizer(train_config: TrainConfig):
+    import keras
+
+    classes = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
+
+
+def _best_epoch(history: dict) -> tuple[int | None, float | None, float | None]:
+    """The epoch (from 1) with the lowest val_loss, as EarlyStopping picks it, with its val_loss and val_accuracy."""
+    losses = history.get("val_loss") or []
+    if not losses:
+        return None, None, None
+    index = int(np.argmin(losses))  # the first of equal minima, as EarlyStopping keeps the first
+    accuracies = history.get("val_accuracy") or []
+    return index + 1, float(losses[index]), float(accuracies[index]) if index < len(accuracies) else None
+
+
+def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
+    """A Keras callback that writes history.json after every epoch and forwards progress to callbacks."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        # Keras may run batch hooks on a helper thread; these only read a counter and an Event, so that is safe,
+        # and it keeps fit's loop exactly as fast as a bare fit.
+        async_safe = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: dict[str, list[float]] = {key: [] for key in runs.HISTORY_KEYS}
+            self.epoch = 1
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            if callbacks.on_batch_end is not None:
+                steps = self.params.get("steps") or 1
+                callbacks.on_batch_end(self.epoch, min((batch + 1) / steps, 1.0))
+            if callbacks.cancel.is_set():
+                self.model.stop_training = True
+                raise _Cancelled()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {key: float(value) for key, value in (logs or {}).items()}
+            for key, value in logs.items():
+                self.history.setdefault(key, []).append(value)
+            runs.write_history(run_dir, self.history)
+            if callbacks.on_epoch_end is not None:
+                callbacks.on_epoch_end(epoch + 1, logs)
+
+    return Recorder()
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    dataset: Dataset,
+    callbacks: TrainingCallbacks | None = None,
+    *,
+    store: RunStore | None = None,
+    limit: int | None = None,
+) -> RunInfo:
+    """Train on dataset.train (the first limit reviews), test on dataset.test, and return the finished run.
+
+    A cancelled run is kept with its finished epochs; an exception marks the run failed and is raised again.
+    """
+    callbacks = callbacks or TrainingCallbacks()
+    _check_limit(limit)
+    reviews = min(limit, len(dataset.train)) if limit else len(dataset.train)
+    _check_trainable(model_config, train_config, dataset, reviews)
+    x, y = training_arrays(model_config, dataset.train, limit)
+    store = store or RunStore()
+    data = {"source": dataset.source, "kind": dataset.kind, "limit": limit, "path": dataset.location, "reviews": len(y)}
+    run_dir = store.create(ExperimentConfig(model_config, train_config), dataset.vocabulary, data)
+    try:
+        if callbacks.on_run_created is not None:
+            callbacks.on_run_created(run_dir)
+        return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y)
+    except BaseException as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, KeyboardInterrupt):
+            message = "interrupted by the user"
+        record = runs.read_json(run_dir / runs.RUN_FILE)
+        # _fit may have ended the run itself (Ctrl-C during fit is a cancel with weights saved); keep its word.
+        if isinstance(record, dict) and record.get("status") == "running":
+            try:
+                runs.set_status(run_dir, "failed", message)
+            except ValueError:
+                pass  # the disk that made training fail may refuse this too; the original error matters more
+        raise
+
+
+def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunInfo:
+    import keras
+
+    from core.model import build_model
+
+    keras.utils.set_random_seed(train_config.seed)
+    model = build_model(model_config)
+    model.compile(optimizer=_optimizer(train_config), loss="binary_crossentropy", metrics=["accuracy"])
+    recorder = _recorder(run_dir, callbacks)
+    early_stopping = None
+    fit_callbacks = [recorder]
+    if train_config.early_stopping_patience:
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True
+        )
+        fit_callbacks.append(early_stopping)
+
+    status = "finished"
+    interrupted = None  # a Ctrl-C during fit: the run is saved as cancelled, then the interrupt goes on
+    started = time.perf_counter()
+    try:
+        model.fit(
+            x,
+            y,
+            batch_size=train_config.batch_size,
+            epochs=train_config.epochs,
+            validation_split=train_config.validation_split,
+            callbacks=fit_callbacks,
+            verbose=0,
+        )
+    except (_Cancelled, KeyboardInterrupt) as stop:
+        status = "cancelled"
+        interrupted = stop if isinstance(stop, KeyboardInterrupt) else None
+        # fit stopped before EarlyStopping's own restore at train end; do it here.
+        if early_stopping is not None and early_stopping.best_weights is not None:
+            model.set_weights(early_stopping.best_weights)
+    train_seconds = time.perf_counter() - started
+    runs.save_model(run_dir, model)
+
+    history = recorder.history
+    best_epoch, best_val_loss, best_val_accuracy = _best_epoch(history)
+    metrics = {
+        "test_accuracy": None,
+        "test_loss": None,
+        "test_n": 0,
+        "best_epoch": best_epoch,
+        "best_val_accuracy": best_val_accuracy,
+        "best_val_loss": best_val_loss,
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": round(train_seconds, 3),
+        # True when model.keras holds best_epoch's weights rather than the last epoch's.
+        "restored_best_weights": early_stopping is not None and early_stopping.best_weights is not None,
+    }
+    # A cancelled run stops now: testing on every review would make Stop slow.
+    if status == "finished" and len(dataset.test):
+        result = _evaluate_model(model, model_config, dataset.test, train_config.batch_size)
+        metrics.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_n=result["n"])
+    runs.write_metrics(run_dir, metrics)
+    runs.set_status(run_dir, status, "interrupted by the user" if interrupted else None)
+    if interrupted is not None:
+        raise interrupted
+    return runs.read_run(run_dir)
+
+
+def _evaluate_model(model, model_config: ModelConfig, split: Split, batch_size: int = 128) -> dict:
+    x, y = training_arrays(model_config, split)
+    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {"accuracy": float(result["accuracy"]), "loss": float(result["loss"]), "n": len(y)}
+
+
+def load_run_model(run: RunInfo):
+    """The Keras model of a run, compiled for evaluation; ValueError when the run has no usable weights."""
+    import keras
+
+    problem = runs.model_problem(run.model_path)
+    if problem or run.config is None:
+        reason = problem or f"{runs.CONFIG_FILE} is missing or invalid"
+        raise ValueError(f"run {run.run_id} cannot be loaded: {reason}")
+    try:
+        model = keras.models.load_model(run.model_path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged file; all mean the same to a user.
+        raise ValueError(f"run {run.run_id} cannot be loaded: {error}") from None
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def evaluate_run(run_dir: str | Path, dataset: Dataset) -> dict:
+    """Accuracy, loss and count of a run's model on dataset.test: {"accuracy", "loss", "n"}."""
+    run = runs.read_run(run_dir)
+    model = load_run_model(run)
+    split = _test_split_for(run, dataset)
+    if not len(split):
+        raise ValueError(f"{dataset.source} has no test reviews to evaluate on")
+    return _evaluate_model(model, run.config.model, split, run.config.train.batch_size)
+
+
+def _test_split_for(run: RunInfo, dataset: Dataset) -> Split:
+    """dataset.test in the ids of the run's vocabulary: as loaded when the vocabularies agree, else re-encoded."""
+    vocabulary = runs.read_vocabulary(run.path)
+    if vocabulary == dataset.vocabulary:
+        return dataset.test
+    if dataset.location is None:
+        raise ValueError(
+            f"{dataset.source} holds ids of another vocabulary than run {run.run_id}'s and no raw text to re-encode"
+        )
+    from core.data import read_reviews
+
+    # Another source (a user's CSV, say): its ids mean other words, so encode its raw text with the run's words.
+    reviews = read_reviews(dataset.location, "test")
+    return Split.from_lists([vocabulary.encode(review.text).ids for review in reviews], [r.label for r in reviews])

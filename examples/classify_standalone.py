@@ -1,0 +1,28 @@
+"""Classify reviews with an exported .onnx file and nothing else: python classify_standalone.py MODEL.onnx TEXT..."""
+
+import json
+import re
+import sys
+
+import numpy as np
+import onnxruntime
+
+session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+meta = session.get_modelmeta().custom_metadata_map
+if meta.get("normalization") != "imdb-v1":
+    sys.exit(f"unknown text rule {meta.get('normalization')!r}: this script implements imdb-v1")
+index_from, length = int(meta["index_from"]), int(meta["sequence_length"])
+word_ids = {word: index + index_from for index, word in enumerate(json.loads(meta["vocabulary"])) if index}
+labels, threshold = json.loads(meta["labels"]), float(meta["threshold"])
+token = re.compile(r"[^\W_]+(?:'[^\W_]+)*")  # imdb-v1: letters and digits, apostrophes inside words
+
+for text in sys.argv[2:]:
+    # imdb-v1: '<br />' becomes a space, curly apostrophes straight ones, then lower case.
+    text = re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE).replace("\u2019", "'").replace("\u2018", "'")
+    ids = [int(meta["start_id"])] + [word_ids.get(word, int(meta["oov_id"])) for word in token.findall(text.lower())]
+    ids = ids[-length:] if meta["truncating"] == "pre" else ids[:length]
+    padding = [int(meta["pad_id"])] * (length - len(ids))
+    row = padding + ids if meta["padding"] == "pre" else ids + padding
+    inputs = {session.get_inputs()[0].name: np.array([row], dtype=np.int32)}
+    score = float(session.run(["probability"], inputs)[0][0, 0])
+    print(json.dumps({"label": labels[1 if score >= threshold else 0], "score": score}))

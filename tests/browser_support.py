@@ -1,0 +1,107 @@
+"""Helpers for the dashboard tests: made-up reviews, a tiny trained and exported run, a Streamlit server on a free port."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboard" / "app.py"
+
+GOOD_WORDS = "great wonderful superb loved brilliant moving".split()
+BAD_WORDS = "awful boring terrible waste dull wooden".split()
+FILLER_WORDS = "the movie film was a and it this plot acting story of".split()
+
+_TINY_RUNS: dict[str, Path] = {}
+
+
+def write_reviews_csv(path: Path, reviews: int = 240, seed: int = 7) -> Path:
+    """Made-up reviews (never IMDB's) whose label shows in a few words, so a tiny model learns it in a few epochs."""
+    generator = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label"])
+        for index in range(reviews):
+            label = index % 2
+            words = [generator.choice(FILLER_WORDS) for _ in range(generator.randint(5, 30))]
+            words += [generator.choice(GOOD_WORDS if label else BAD_WORDS) for _ in range(3)]
+            generator.shuffle(words)
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+def tiny_exported_run(root: Path) -> Path:
+    """A tiny SimpleRNN run under root/runs, trained on made-up reviews and exported with --trajectory (once a process)."""
+    key = str(root)
+    if key in _TINY_RUNS:
+        return _TINY_RUNS[key]
+    from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
+    from core.data import load_dataset
+    from core.export import export_run
+    from core.runs import RunStore
+    from core.train import train
+
+    root.mkdir(parents=True, exist_ok=True)
+    reviews = write_reviews_csv(root / "reviews.csv", reviews=300)
+    dataset = load_dataset(reviews, num_words=200, cache_dir=root / "cache")
+    model = ModelConfig(
+        vocabulary_size=200, sequence_length=60, embedding_dim=8, recurrent_layers=(RecurrentLayerConfig(units=8),)
+    )
+    settings = TrainConfig(epochs=4, batch_size=32, learning_rate=0.01)
+    run = train(model, settings, dataset, store=RunStore(root / "runs"))
+    export_run(run.path, trajectory=True)
+    _TINY_RUNS[key] = run.path
+    return run.path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class StreamlitServer:
+    """`streamlit run dashboard/app.py` in a subprocess on a free port, with its own environment and log file."""
+
+    def __init__(self, environment: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.environment = environment
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(self.port)]
+        command += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **environment}, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Seconds until /_stcore/health answers ok; fails with the server's log when it never does."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:  # noqa: S310 - localhost
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"streamlit did not become healthy:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()

@@ -1,0 +1,232 @@
+"""The train, evaluate and runs commands: exit codes, `error:` lines, the run folder last, a killed training."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.config import ExperimentConfig
+from core.data import load_dataset
+from core.runs import RunStore, read_run
+from core.train import train
+
+PROJECT = Path(__file__).resolve().parent.parent
+TINY_CONFIG = {
+    "model": {"vocabulary_size": 60, "sequence_length": 20, "embedding_dim": 8, "recurrent_layers": [{"units": 8}]},
+    "train": {"batch_size": 16, "epochs": 3, "learning_rate": 0.01},
+}
+
+
+def build_archive(path: Path, per_class: int, seed: int = 0) -> Path:
+    """A small aclImdb_v1.tar.gz of made-up reviews: positive ones say "great", negative ones "awful"."""
+    rng = random.Random(seed)
+    filler = [f"word{i}" for i in range(40)]
+    with tarfile.open(path, "w:gz") as archive:
+        for split in ("train", "test"):
+            for folder, word, rating in (("pos", "great", 8), ("neg", "awful", 2)):
+                for index in range(per_class):
+                    words = [rng.choice(filler) for _ in range(rng.randint(5, 15))]
+                    words.insert(rng.randint(0, len(words)), word)
+                    data = " ".join(words).encode()
+                    member = tarfile.TarInfo(f"aclImdb/{split}/{folder}/{index}_{rating}.txt")
+                    member.size = len(data)
+                    archive.addfile(member, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny archive and config, a cache of their own, and one CLI training on them run as a real process."""
+    folder = tmp_path_factory.mktemp("cli")
+    archive = build_archive(folder / "aclImdb_v1.tar.gz", per_class=60)
+    config = folder / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "IMDB_CACHE": str(folder / "cache")}
+    env["IMDB_RUNS"] = str(folder / "runs")
+    finished = subprocess.run(
+        [sys.executable, "-m", "core", "train", "--config", str(config), "--data", str(archive), "--epochs", "2"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    return {"folder": folder, "archive": archive, "config": config, "env": env, "finished": finished}
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# ---- user mistakes: one `error:` line, exit status 2, nothing written ----------------------------------------------
+
+
+def test_bad_preset(capsys, tmp_path):
+    status, out, err = run_cli(capsys, "train", "--preset", "seed-xxl", "--runs", str(tmp_path))
+    assert_one_error_line(status, err, "unknown preset 'seed-xxl'", "seed-rnn")
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"model": {"units": 3}}', "unknown field(s) units"),
+        ('{"model": {"recurrent_layers": [{"cell": "rnn"}]}}', "cell must be one of"),
+        ('{"train": {"epochs": -2}}', "train.epochs"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_bad_config_file(capsys, tmp_path, text, fragment):
+    config = tmp_path / "config.json"
+    config.write_text(text)
+    status, _, err = run_cli(capsys, "train", "--config", str(config), "--runs", str(tmp_path / "runs"))
+    assert_one_error_line(status, err, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_config_file(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "train", "--config", str(tmp_path / "nope.json"))
+    assert_one_error_line(status, err, "does not exist")
+
+
+def test_missing_data_path(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "aclImdb.tar.gz"), "--runs", str(tmp_path / "r"))
+    assert_one_error_line(status, err, "aclImdb.tar.gz")
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3", "1001"])
+def test_bad_epochs(capsys, tmp_path, epochs):
+    status, _, err = run_cli(capsys, "train", "--epochs", epochs, "--data", str(tmp_path))
+    assert_one_error_line(status, err, "train.epochs must be between 1 and 1,000")
+
+
+def test_epochs_that_are_not_a_number_exit_2(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--epochs", "ten"])
+    assert stopped.value.code == 2
+    assert "invalid int value: 'ten'" in capsys.readouterr().err
+
+
+def test_bad_limit(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "train", "--limit", "0", "--data", str(tmp_path))
+    assert_one_error_line(status, err, "--limit must be a positive number")
+
+
+def test_a_model_without_a_classifier_cannot_be_trained(capsys):
+    status, _, err = run_cli(capsys, "train", "--preset", "seed-rnn")
+    assert_one_error_line(status, err, "cannot be trained")
+
+
+def test_an_unwritable_runs_folder(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, _, err = run_cli(capsys, "train", "--runs", str(blocker / "runs"), "--data", str(tmp_path))
+    assert_one_error_line(status, err, "cannot create the runs folder")
+
+
+def test_evaluate_needs_a_run(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "evaluate")
+    assert_one_error_line(status, err, "give a run folder")
+    status, _, err = run_cli(capsys, "evaluate", str(tmp_path / "no-such-run"))
+    assert_one_error_line(status, err, "no run folder at")
+
+
+def test_runs_on_an_empty_folder(capsys, tmp_path):
+    status, out, _ = run_cli(capsys, "runs", "--runs", str(tmp_path))
+    assert status == 0 and out.strip() == f"no runs in {tmp_path}"
+    status, out, _ = run_cli(capsys, "runs", "--runs", str(tmp_path), "--json")
+    assert status == 0 and out == ""
+
+
+# ---- a real training through the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_prints_epochs_and_the_run_folder_last(tiny):
+    finished = tiny["finished"]
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.strip().splitlines()
+    run_dir = Path(lines[-1])
+    assert run_dir.parent == tiny["folder"] / "runs" and run_dir.is_dir()
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert "val_accuracy" in finished.stdout and "test accuracy" in finished.stdout
+    run = read_run(run_dir)
+    assert run.status == "finished" and run.epochs_done == 2 and run.data["path"] == str(tiny["archive"])
+    assert run.config.train.epochs == 2  # --epochs overrode the file's 3
+
+
+@pytest.mark.slow
+def test_evaluate_json_and_runs_listing(tiny, capsys, monkeypatch):
+    monkeypatch.setenv("IMDB_CACHE", tiny["env"]["IMDB_CACHE"])
+    run_dir = Path(tiny["finished"].stdout.strip().splitlines()[-1])
+    status, out, _ = run_cli(capsys, "evaluate", str(run_dir), "--json")
+    result = json.loads(out)
+    assert status == 0 and set(result) == {"accuracy", "loss", "n"}
+    assert result["n"] == 120
+    assert result["accuracy"] == pytest.approx(read_run(run_dir).metrics["test_accuracy"], abs=1e-6)
+    status, out, _ = run_cli(capsys, "runs", "--runs", str(run_dir.parent), "--json")
+    (listed,) = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and listed["run_id"] == run_dir.name and listed["status"] == "finished"
+    status, out, _ = run_cli(capsys, "runs", "--runs", str(run_dir.parent))
+    assert status == 0 and run_dir.name in out and "finished" in out and "2/2" in out
+
+
+@pytest.mark.slow
+def test_a_training_killed_mid_epoch_is_listed_as_interrupted(tiny, tmp_path):
+    runs_root = tmp_path / "runs"
+    config = tmp_path / "slow.json"
+    # Many small batches make an epoch last long enough to be killed inside it.
+    config.write_text(json.dumps({**TINY_CONFIG, "train": {"batch_size": 2, "epochs": 200, "learning_rate": 0.01}}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", "--config", str(config), "--data", str(tiny["archive"])]
+        + ["--runs", str(runs_root)],
+        cwd=PROJECT, env=tiny["env"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = RunStore(runs_root).list()
+            if found and found[0].epochs_done >= 1:
+                break
+            assert process.poll() is None, "the training ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no epoch finished within 120 s")
+        time.sleep(0.2)  # into the next epoch
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    (run,) = RunStore(runs_root).list()
+    assert run.status == "interrupted" and run.broken is None
+    assert 1 <= run.epochs_done < 200 and len(run.history["val_loss"]) == run.epochs_done
+    # Nothing rewrote the record: the store tells a dead process from a live one when it reads the folder.
+    assert json.loads((run.path / "run.json").read_text())["status"] == "running"
+
+    # The store is still usable: a new training starts and finishes beside the interrupted one.
+    experiment = ExperimentConfig.from_dict(TINY_CONFIG)
+    dataset = load_dataset(tiny["archive"], num_words=60, cache_dir=Path(tiny["env"]["IMDB_CACHE"]))
+    again = train(experiment.model, replace(experiment.train, epochs=1), dataset, store=RunStore(runs_root))
+    assert again.status == "finished"
+    assert sorted(run.status for run in RunStore(runs_root).list()) == ["finished", "interrupted"]

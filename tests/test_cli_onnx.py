@@ -1,0 +1,182 @@
+"""The ONNX commands of `python -m core`: export, predict, evaluate --model, bench; JSON shapes and exit codes."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import paths
+from core.cli import main
+from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
+from core.examples import EXAMPLE_REVIEWS
+from core.inference import Predictor
+from core.text import Vocabulary, tokenize
+
+PREDICTION_KEYS = {"label", "score", "tokens", "unknown_tokens", "truncated"}
+CONFIG = ModelConfig(
+    vocabulary_size=200, sequence_length=40, embedding_dim=8, recurrent_layers=(RecurrentLayerConfig("simple_rnn", 8),)
+)
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _write_run(folder: Path) -> Path:
+    """A run folder as core.runs leaves it, after a few training steps on random ids."""
+    from core.model import build_model
+
+    folder.mkdir(parents=True)
+    model = build_model(CONFIG)
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+    generator = np.random.default_rng(0)
+    ids = generator.integers(1, CONFIG.vocabulary_size, size=(64, CONFIG.sequence_length), dtype=np.int32)
+    model.fit(ids, generator.integers(0, 2, 64), epochs=1, batch_size=16, verbose=0)
+    model.save(folder / "model.keras")
+    vocabulary = Vocabulary.build([tokenize(text) for _, text in EXAMPLE_REVIEWS], CONFIG.vocabulary_size)
+    (folder / "config.json").write_text(ExperimentConfig(CONFIG, TrainConfig(epochs=1)).to_json())
+    (folder / "vocab.json").write_text(json.dumps(vocabulary.to_dict()))
+    (folder / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "test_loss": 0.7, "test_n": 64}))
+    (folder / "history.json").write_text(json.dumps({"loss": [0.7], "accuracy": [0.5]}))
+    (folder / "run.json").write_text(json.dumps({"status": "finished", "data": {"source": "random ids", "path": None}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One run exported through the CLI: (run folder, the export command's stdout, its exit status)."""
+    run_dir = _write_run(tmp_path_factory.mktemp("runs") / "run-1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("IMDB_DATA", raising=False)  # parity on the example reviews: no archive tokenizing here
+        status = main(["export", str(run_dir), "--trajectory"])
+    return run_dir, status
+
+
+@pytest.mark.slow
+def test_export_writes_the_file_and_prints_its_path_last(exported, capsys, monkeypatch, tmp_path):
+    run_dir, status = exported
+    assert status == 0 and (run_dir / "model.onnx").is_file()
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    out = tmp_path / "copy.onnx"
+    status, stdout, _ = _run(["export", str(run_dir), "--out", str(out)], capsys)
+    lines = stdout.strip().splitlines()
+    assert status == 0 and lines[-1] == str(out) and out.is_file()
+    assert any("1 RNN" in line for line in lines) and any("parity" in line for line in lines)
+    assert not Predictor.from_file(out).has_trajectory and Predictor.from_run(run_dir).has_trajectory
+
+
+@pytest.mark.slow
+def test_predict_prints_one_json_line_a_review_in_input_order(exported, capsys):
+    run_dir, _ = exported
+    model = str(run_dir / "model.onnx")
+    texts = [text for _, text in EXAMPLE_REVIEWS[:5]]
+    status, stdout, _ = _run(["predict", "--model", model, *texts], capsys)
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert status == 0 and len(lines) == 5
+    assert all(set(line) == PREDICTION_KEYS for line in lines)
+    expected = Predictor.from_file(model).predict(texts)
+    assert [line["score"] for line in lines] == pytest.approx([p.score for p in expected], abs=1e-6)
+    assert [line["label"] for line in lines] == [p.label for p in expected]
+
+
+@pytest.mark.slow
+def test_predict_a_csv_to_a_file_keeps_row_order_and_flags_empty_rows(exported, capsys, tmp_path):
+    run_dir, _ = exported
+    reviews = tmp_path / "reviews.csv"
+    with reviews.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "comment"])
+        for index in range(30):
+            writer.writerow([index, "" if index == 4 else f"{EXAMPLE_REVIEWS[index % 12][1]} ({index})"])
+    out = tmp_path / "out" / "predictions.jsonl"
+    argv = ["predict", "--model", str(run_dir / "model.onnx"), "--csv", str(reviews), "--text-column", "comment"]
+    status, stdout, stderr = _run([*argv, "--out", str(out)], capsys)
+    assert status == 0 and stdout.strip() == str(out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["row"] for line in lines] == list(range(1, 31))
+    assert lines[4]["error"] == "review is empty" and lines[4]["score"] is None
+    assert all(set(line) == PREDICTION_KEYS | {"row"} for index, line in enumerate(lines) if index != 4)
+    assert "1 of 30 rows" in stderr
+
+
+@pytest.mark.slow
+def test_evaluate_model_reports_accuracy_loss_and_count_on_the_test_split(exported, capsys, tmp_path, monkeypatch):
+    run_dir, _ = exported
+    monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "labelled.csv"
+    rows = [(f"{text} {title}", index % 2, "test" if index >= 8 else "train") for index, (title, text) in
+            enumerate(EXAMPLE_REVIEWS * 2)]
+    with data.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["text", "label", "split"])
+        writer.writerows(rows)
+    model = str(run_dir / "model.onnx")
+    status, stdout, _ = _run(["evaluate", "--model", model, "--data", str(data), "--json"], capsys)
+    result = json.loads(stdout)
+    assert status == 0 and set(result) == {"accuracy", "loss", "n"}
+    test = [(text, label) for text, label, split in rows if split == "test"]
+    assert result["n"] == len(test)
+    predictions = Predictor.from_file(model).predict([text for text, _ in test])
+    expected = np.mean([(p.label == "positive") == bool(label) for p, (_, label) in zip(predictions, test)])
+    assert result["accuracy"] == pytest.approx(expected)
+    scores = np.clip([p.score for p in predictions], 1e-7, 1 - 1e-7)
+    labels = np.array([label for _, label in test])
+    cross_entropy = -np.mean(labels * np.log(scores) + (1 - labels) * np.log(1 - scores))
+    assert result["loss"] == pytest.approx(cross_entropy, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_bench_json_has_the_documented_shape(exported, capsys):
+    run_dir, _ = exported
+    status, stdout, _ = _run(["bench", "--model", str(run_dir / "model.onnx"), "--json"], capsys)
+    result = json.loads(stdout)
+    implementations = {"keras_predict", "keras_function", "onnx_loop", "onnx_native", "numpy"}
+    assert status == 0
+    assert set(result) == {"single_review_ms", "batch_reviews_per_s", "batch_size", "sequence_length"}
+    assert set(result["single_review_ms"]) == implementations == set(result["batch_reviews_per_s"])
+    assert all(value > 0 for value in [*result["single_review_ms"].values(), *result["batch_reviews_per_s"].values()])
+    assert (result["batch_size"], result["sequence_length"]) == (1024, CONFIG.sequence_length)
+
+
+@pytest.mark.slow
+def test_an_empty_review_argument_exits_2_with_one_line(exported, capsys):
+    run_dir, _ = exported
+    status, stdout, stderr = _run(["predict", "--model", str(run_dir / "model.onnx"), "good", "  "], capsys)
+    assert (status, stdout) == (2, "")
+    assert stderr == "error: review 2 is empty\n"
+
+
+def test_without_a_shipped_model_predict_says_how_to_make_one(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "DEFAULT_MODEL", tmp_path / "models" / "imdb_simplernn.onnx")
+    for argv in (["predict", "a fine film"], ["bench"]):
+        status, _, stderr = _run(argv, capsys)
+        assert status == 2
+        assert stderr.startswith("error: no model at ") and "python -m core export RUN_DIR" in stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "--model", "{bad}"], "give at least one review"),
+        (["predict", "--model", "{bad}", "text", "--csv", "x.csv"], "not both"),
+        (["predict", "--model", "{bad}", "text", "--text-column", "body"], "--text-column only applies"),
+        (["predict", "--model", "{bad}", "--csv", "{missing}"], "no CSV file"),
+        (["predict", "--model", "{bad}", "a review"], "is not an ONNX file"),
+        (["predict", "--model", "{missing}", "a review"], "no model file"),
+        (["bench", "--model", "{bad}"], "is not an ONNX file"),
+        (["evaluate", "--model", "{bad}"], "is not an ONNX file"),
+        (["evaluate", "somerun", "--model", "{bad}"], "not both"),
+        (["export", "{missing}"], "no run folder"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_error_line(argv, message, capsys, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    argv = [item.format(bad=bad, missing=tmp_path / "missing") for item in argv]
+    status, stdout, stderr = _run(argv, capsys)
+    assert status == 2 and stdout == ""
+    assert stderr.startswith("error: ") and message in stderr and stderr.count("\n") == 1

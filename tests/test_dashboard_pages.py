@@ -1,0 +1,206 @@
+"""AppTest checks of the Build, Data, Train and Runs pages: each renders, shows the right numbers and explains bad input."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def _open(page: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.switch_page(f"views/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _isolated_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "runs"))
+
+
+def _metric(app: AppTest, label: str) -> str:
+    return next(metric.value for metric in app.metric if metric.label == label)
+
+
+@pytest.mark.parametrize(
+    ("preset", "total"), [("seed-rnn", "322,080"), ("seed-stacked", "328,320"), ("seed", "322,113")]
+)
+def test_build_shows_the_seed_parameter_counts(preset, total):
+    app = _open("build")
+    app.selectbox(key="build_preset").set_value(preset).run()
+    assert not app.exception
+    assert _metric(app, "Total parameters") == total
+    table = app.dataframe[0].value
+    assert f"{sum(int(cell.replace(',', '')) for cell in table['Parameters']):,}" == total
+
+
+def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
+    app = _open("build")
+    app.number_input(key="build_layer_0_units").set_value(0).run()
+    assert not app.exception
+    assert [error.value for error in app.error] == ["recurrent layer.units must be between 1 and 4,096, got 0"]
+    assert not app.metric, "no summary while a field is wrong"
+    app.number_input(key="build_layer_0_units").set_value(16).run()
+    assert not app.error
+    assert _metric(app, "Total parameters") == f"{320_000 + 16 * (32 + 16 + 1) + 17:,}"
+
+
+def test_build_adds_and_removes_layers_and_keeps_the_config_for_train():
+    app = _open("build")
+    app.button(key="build_add_layer").click().run()
+    assert _metric(app, "Total parameters") == f"{322_113 + 32 * (32 + 32 + 1):,}"
+    assert len(app.session_state["experiment_config"].model.recurrent_layers) == 2
+    app.button(key="build_layer_0_remove").click().run()
+    assert _metric(app, "Total parameters") == "322,113"
+    app.number_input(key="build_vocabulary_size").set_value(5).run()
+    assert "model.vocabulary_size must be between 10 and 200,000, got 5" in [error.value for error in app.error]
+    # The last valid config is what Train would use.
+    assert app.session_state["experiment_config"].model.vocabulary_size == 10_000
+
+
+def _write_tiny_csv(path: Path, reviews: int = 240) -> Path:
+    """Made-up reviews whose label shows in a few words, so a tiny model learns something in one epoch."""
+    import csv
+    import random
+
+    generator = random.Random(7)
+    good, bad = "great wonderful superb loved".split(), "awful boring terrible waste".split()
+    filler = "the movie film was a and it this plot acting story of".split()
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label"])
+        for index in range(reviews):
+            label = index % 2
+            words = [generator.choice(filler) for _ in range(generator.randint(5, 40))]
+            words += [generator.choice(good if label else bad) for _ in range(3)]
+            generator.shuffle(words)
+            writer.writerow([" ".join(words) + " <script>alert(1)</script>", label])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory) -> Path:
+    return _write_tiny_csv(tmp_path_factory.mktemp("data") / "tiny.csv")
+
+
+def test_data_shows_counts_lengths_and_a_review_for_a_tiny_source(tiny_csv, monkeypatch):
+    monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
+    app = _open("data")
+    counts = app.dataframe[0].value.set_index("Split")
+    assert counts.loc["train", "Total"] + counts.loc["test", "Total"] == 240
+    assert counts.loc["test", "Total"] == 48, "a CSV without a split column holds out 20%"
+    assert counts.loc["train", "negative"] + counts.loc["train", "positive"] == counts.loc["train", "Total"]
+    assert _metric(app, "Reviews cut") == "0.0%"
+    # The raw text is shown as text, tags and all, never as HTML.
+    assert "<script>alert(1)</script>" in app.code[0].value
+    seen = app.markdown[-1].value
+    assert seen.startswith(":blue[\\<start\\>]") and "script" in seen and "<script>" not in seen
+    app.number_input(key="data_review_index").set_value(5).run()
+    assert not app.exception
+
+
+def test_data_explains_a_missing_source_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMDB_DATA", str(tmp_path / "nowhere.tar.gz"))
+    app = _open("data")
+    assert len(app.error) == 1
+    assert "does not exist" in app.error[0].value and "\n" not in app.error[0].value
+    assert not app.dataframe
+
+
+def _tiny_experiment():
+    from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
+
+    return ExperimentConfig(
+        ModelConfig(vocabulary_size=100, sequence_length=40, embedding_dim=8, recurrent_layers=(RecurrentLayerConfig(units=8),)),
+        TrainConfig(batch_size=32, epochs=2),
+    )
+
+
+def _open_train(tiny_csv, monkeypatch) -> AppTest:
+    monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    app.session_state["experiment_config"] = _tiny_experiment()
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _run_until(app: AppTest, done, seconds: float = 120.0) -> None:
+    """AppTest does not tick run_every: rerun the page until done(app), as the browser's refresh would."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.run()
+        assert not app.exception, app.exception
+        if done(app):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"the page did not reach the expected state in {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_train_finishes_a_tiny_run_that_runs_then_lists(tiny_csv, monkeypatch):
+    app = _open_train(tiny_csv, monkeypatch)
+    assert app.button(key="train_start").label == "Start training"
+    app.number_input(key="train_epochs").set_value(2).run()
+    app.button(key="train_start").click().run()
+    assert not app.error, [error.value for error in app.error]
+    # A second tab sees the same training and is refused a second one.
+    other = _open_train(tiny_csv, monkeypatch)
+    other.button(key="train_start").click().run()
+    assert any("already running" in error.value for error in other.error)
+    _run_until(app, lambda page: bool(page.success or page.error))
+    assert not app.error
+    assert app.success[0].value.startswith("Finished run ")
+    assert len(app.get("plotly_chart")) == 2, "loss and accuracy curves"
+
+    app.switch_page("views/runs.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["Status"]) == ["finished"]
+    assert table["Epochs"][0] == "2/2"
+    assert table["Architecture"][0] == "Embedding(100, 8) > SimpleRNN(8) > Dense(1)"
+    titles = [chart.proto.spec for chart in app.get("plotly_chart")]
+    assert any("Training and validation accuracy" in spec for spec in titles)
+    assert any("Training and validation loss" in spec for spec in titles)
+
+
+@pytest.mark.slow
+def test_stop_ends_the_training_and_keeps_the_run(tiny_csv, monkeypatch):
+    app = _open_train(tiny_csv, monkeypatch)
+    app.number_input(key="train_epochs").set_value(200).run()
+    app.button(key="train_start").click().run()
+    _run_until(app, lambda page: bool(page.get("plotly_chart")))
+    app.button(key="train_stop").click().run()
+    _run_until(app, lambda page: bool(page.warning or page.success or page.error))
+    assert app.warning[0].value.startswith("Stopped after "), [element.value for element in app.warning]
+    app.switch_page("views/runs.py").run()
+    assert list(app.dataframe[0].value["Status"]) == ["cancelled"]
+    # Delete it, behind the confirmation.
+    assert app.button(key="runs_delete").disabled
+    app.checkbox(key="runs_delete_confirm").check().run()
+    app.button(key="runs_delete").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith("Deleted run ")
+    assert app.info[0].value.startswith("No runs yet")
+
+
+def test_runs_lists_a_broken_run_with_its_reason(tmp_path):
+    import json
+
+    from core.config import PRESETS
+
+    run = tmp_path / "runs" / "20260101-000000-seed-abcdef"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(PRESETS["seed"].to_dict()))
+    (run / "run.json").write_text(json.dumps({"status": "finished", "created": "2026-01-01T00:00:00+00:00"}))
+    (run / "history.json").write_text('{"loss": [0.6, 0.')
+    app = _open("runs")
+    table = app.dataframe[0].value
+    assert list(table["Run"]) == [run.name]
+    assert "history.json is missing or corrupt" in table["Broken"][0]
+    assert any("This run is broken" in warning.value for warning in app.warning)

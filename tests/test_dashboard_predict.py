@@ -1,0 +1,312 @@
+"""AppTest checks of the Classify, Export and Inside-the-RNN pages: results shown, bad input explained, nothing run as HTML."""
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import paths
+from core.examples import EXAMPLE_REVIEWS
+from core.text import tokenize
+from tests.browser_support import APP, tiny_exported_run
+
+# A tiny model is trained and converted once for the module: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
+UPLOAD = "Upload an .onnx file"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    return tiny_exported_run(tmp_path_factory.getbasetemp() / "tiny-dashboard-run")
+
+
+@pytest.fixture()
+def tiny_default(tiny_run, tmp_path, monkeypatch) -> Path:
+    """The tiny run's runs folder in use, and its model.onnx standing in for the shipped default model."""
+    monkeypatch.setenv("IMDB_RUNS", str(tiny_run.parent))
+    monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(paths, "DEFAULT_MODEL", tiny_run / "model.onnx")
+    return tiny_run
+
+
+def _open(page: str) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    if page != "classify":
+        app.switch_page(f"views/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _plain(markdown: str) -> str:
+    """A message as people read it: the page escapes markdown characters in messages that quote user input."""
+    return markdown.replace("\\", "")
+
+
+def _metric(app: AppTest, label: str) -> str:
+    return next(metric.value for metric in app.metric if metric.label == label)
+
+
+def _classify(app: AppTest, text: str) -> AppTest:
+    app.text_area(key="classify_review").input(text)
+    app.button(key="classify_run").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _no_html(app: AppTest) -> None:
+    assert not app.get("html"), "no page element may render HTML"
+    assert all(not markdown.proto.allow_html for markdown in [*app.markdown, *app.caption])
+
+
+@pytest.mark.parametrize("page", ["classify", "export", "inside"])
+def test_page_renders_without_exception(tiny_default, page):
+    app = _open(page)
+    assert app.title[0].value
+
+
+@pytest.mark.parametrize("page", ["classify", "export", "inside"])
+def test_page_explains_when_there_is_no_model_or_run(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "no-runs"))
+    monkeypatch.setattr(paths, "DEFAULT_MODEL", tmp_path / "missing.onnx")
+    app = _open(page)
+    assert app.info, "an empty runs folder gets a friendly note"
+
+
+def test_classify_an_example_in_one_click(tiny_default):
+    app = _open("classify")
+    assert app.selectbox(key="classify_model").value == "Shipped default model"
+    app.button_group(key="classify_example").set_value("Warm and funny").run()
+    assert not app.exception, app.exception
+    assert app.text_area(key="classify_review").value.startswith("I went in expecting nothing")
+    probability = _metric(app, "Positive probability")
+    assert probability.endswith("%") and 0.0 <= float(probability[:-1]) <= 100.0
+    assert _metric(app, "Label") in ("negative", "positive")
+    assert _metric(app, "Latency").endswith(" ms")
+    assert int(_metric(app, "Tokens used")) == len(tokenize(EXAMPLE_REVIEWS[0][1]))
+    figure = json.loads(app.get("plotly_chart")[0].proto.spec)
+    steps = figure["data"][0]["y"]
+    assert len(steps) == len(tokenize(EXAMPLE_REVIEWS[0][1])), "one point a word on the sentiment-over-time chart"
+    assert steps[-1] == pytest.approx(float(probability[:-1]) / 100, abs=0.0006), "the last step is the prediction"
+    _no_html(app)
+
+
+def test_classify_separates_the_made_up_signal(tiny_default):
+    app = _open("classify")
+    positive = float(_metric(_classify(app, "superb wonderful great loved brilliant"), "Positive probability")[:-1])
+    negative = float(_metric(_classify(app, "awful boring terrible waste dull"), "Positive probability")[:-1])
+    assert positive > 50.0 > negative
+
+
+def test_classify_with_the_shipped_default_model(tmp_path, monkeypatch):
+    if not paths.DEFAULT_MODEL.is_file():
+        pytest.fail(f"{paths.DEFAULT_MODEL} is missing: the default model is shipped with the project (make default-model)")
+    monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "runs"))
+    app = _open("classify")
+    assert app.selectbox(key="classify_model").value == "Shipped default model"
+    app.button_group(key="classify_example").set_value("Warm and funny").run()
+    assert _metric(app, "Label") == "positive"
+    app.button_group(key="classify_example").set_value("A waste of two hours").run()
+    assert _metric(app, "Label") == "negative"
+
+
+def test_empty_review_gets_a_message_not_an_exception(tiny_default):
+    app = _open("classify")
+    for text in ("", "   \n\t "):
+        _classify(app, text)
+        assert [warning.value for warning in app.warning] == [
+            "The review is empty: type or paste some text, or pick an example above."
+        ]
+        assert not app.metric
+    _classify(app, "great")
+    assert _metric(app, "Label") in ("negative", "positive"), "the page keeps working after the message"
+
+
+def test_script_tags_are_shown_as_text_never_run(tiny_default):
+    app = _open("classify")
+    review = "<script>alert('owned')</script><b>great</b> <img src=x onerror=alert(1)> movie"
+    _classify(app, review)
+    assert app.text_area(key="classify_review").value == review
+    assert _metric(app, "Tokens used") == str(len(tokenize(review)))
+    _no_html(app)
+    words = app.markdown[-1].value
+    assert "<" not in words.replace("\\<", "") and "script" in words
+
+
+def test_long_unknown_emoji_and_control_character_reviews(tiny_default):
+    app = _open("classify")
+    _classify(app, "great movie " * 500_000)  # about 6 MB of text
+    assert _metric(app, "Tokens used") == "60" and int(_metric(app, "Cut off").replace(",", "")) == 1_000_000 - 60
+    _classify(app, "zyxwv qqqqq blorft")
+    assert any("None of the review's words" in warning.value for warning in app.warning)
+    _classify(app, "😀🎬🍿 !!! ???")
+    assert any("holds no words" in info.value for info in app.info)
+    _classify(app, "gr\x00eat\x07 \x1b[31mmovie\r\n\u202e")
+    assert _metric(app, "Label") in ("negative", "positive")
+    _classify(app, "Très bien! 素晴らしい映画 великолепно")
+    assert _metric(app, "Label") in ("negative", "positive")
+    _no_html(app)
+
+
+def _no_metadata_model() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _external_data_model(tiny_run: Path) -> bytes:
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.load(tiny_run / "model.onnx")
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../../../../etc/passwd"
+    return model.SerializeToString()
+
+
+def test_bad_model_uploads_get_one_clear_message(tiny_default):
+    app = _open("classify")
+    app.selectbox(key="classify_model").set_value(UPLOAD).run()
+    assert not app.exception and not app.error, "no message before a file is given"
+    cases = [
+        (b"this is not a model at all", "is not an ONNX"),
+        (bytes(range(256)) * 40, "ONNX"),
+        (_no_metadata_model(), "not one exported by this project"),
+        (_external_data_model(tiny_default), "external data"),
+    ]
+    for data, expected in cases:
+        app.file_uploader(key="classify_model_upload").set_value(("model.onnx", data, "application/octet-stream")).run()
+        assert not app.exception, app.exception
+        assert len(app.error) == 1 and expected in _plain(app.error[0].value), [error.value for error in app.error]
+        assert "uploads" not in app.error[0].value, "the server-side path of the upload is not shown"
+    good = (tiny_default / "model.onnx").read_bytes()
+    app.file_uploader(key="classify_model_upload").set_value(("mine.onnx", good, "application/octet-stream")).run()
+    assert not app.error
+    _classify(app, "great superb")
+    assert _metric(app, "Label") in ("negative", "positive")
+
+
+def _upload_csv(app: AppTest, data: bytes, name: str = "reviews.csv") -> AppTest:
+    app.file_uploader(key="classify_csv").set_value((name, data, "text/csv")).run()
+    app.button(key="classify_csv_run").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_batch_csv_table_and_download(tiny_default):
+    app = _open("classify")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "review"])
+    writer.writerows([[1, "great superb wonderful"], [2, "awful boring"], [3, "   "], [4, "<script>x</script> loved it"]])
+    _upload_csv(app, buffer.getvalue().encode("utf-8"))
+    table = app.dataframe[0].value
+    assert list(table["row"]) == [1, 2, 3, 4]
+    assert table["label"].isna().tolist() == [False, False, True, False]
+    assert table["error"].tolist()[2] == "review is empty"
+    assert _plain(app.success[0].value).startswith("4 reviews from reviews.csv: ")
+    assert app.get("download_button")[0].proto.label == "Download predictions as CSV"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"title,stars\nnice,5\n", "no text or review column"),
+        (b"", "is empty"),
+        (b"text\n\xff\xfe\xfa bad bytes\n", "not UTF-8"),
+        (bytes(range(256)) * 20, "UTF-8"),
+        (b"[click me](http://example.invalid),**stars**\nnice,5\n", "no text or review column"),
+    ],
+)
+def test_bad_csvs_get_one_clear_message(tiny_default, data, expected):
+    app = _open("classify")
+    _upload_csv(app, data, "mine.csv")
+    message = _plain(app.error[0].value)
+    assert len(app.error) == 1 and expected in message, [error.value for error in app.error]
+    assert "uploads" not in message and "mine.csv" in message
+    if b"[click me]" in data:
+        assert "\\[click me\\]" in app.error[0].value and "\\*\\*stars" in app.error[0].value, "no link, no bold"
+    assert not app.dataframe
+    _classify(app, "great")
+    assert _metric(app, "Label") in ("negative", "positive"), "the page keeps working"
+
+
+def test_export_shows_native_ops_parity_and_downloads(tiny_default):
+    app = _open("export")
+    app.toggle(key="export_trajectory").set_value(True)
+    app.button(key="export_start").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, [error.value for error in app.error]
+    assert "Exported in" in app.success[0].value
+    assert _metric(app, "Native recurrent nodes") == "1 RNN"
+    assert _metric(app, "Loop or Scan nodes") == "0"
+    assert float(_metric(app, "Parity (max difference)")) <= 1e-5
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert sorted(labels) == ["Download model.onnx", "Download the run as a zip"]
+    metadata = next(frame.value for frame in app.dataframe if "key" in frame.value.columns)
+    keys = set(metadata["key"])
+    assert {"vocabulary", "sequence_length", "normalization", "threshold", "parity_max_abs_diff"} <= keys
+
+
+def test_run_zip_holds_config_history_csv_and_both_models(tiny_default):
+    from dashboard.resources import run_archive
+
+    with zipfile.ZipFile(io.BytesIO(run_archive(tiny_default))) as archive:
+        names = {name.split("/", 1)[1] for name in archive.namelist()}
+        history = list(csv.reader(io.StringIO(archive.read(f"{tiny_default.name}/history.csv").decode())))
+    assert {"config.json", "vocab.json", "history.csv", "model.keras", "model.onnx"} <= names
+    assert history[0][:3] == ["epoch", "loss", "accuracy"] and len(history) == 5
+
+
+def test_inside_moves_through_steps_and_matches_keras_and_onnxruntime(tiny_default):
+    app = _open("inside")
+    app.selectbox(key="inside_review").set_value("My own review").run()
+    app.text_area(key="inside_review_text").input("the plot was great and moving").run()
+    assert _metric(app, "Token at this step") == "moving", "a new review starts at its last step"
+    app.slider(key="inside_step").set_value(2).run()
+    assert not app.exception
+    assert _metric(app, "Token at this step") == "the"
+    assert app.dataframe[0].value["tanh(sum)"].round(4).tolist() == app.dataframe[0].value["state_t (loop)"].round(4).tolist()
+    app.button(key="inside_compare").click().run()
+    assert not app.exception, app.exception
+    table = app.dataframe[-1].value
+    assert table["implementation"].tolist() == ["NumPy (this page)", "Keras", "onnxruntime"]
+    assert float(_metric(app, "Largest difference")) <= 1e-5
+    per_word = next(caption.value for caption in app.caption if "step_probability" in caption.value)
+    assert float(per_word.rstrip(".").rsplit(" ", 1)[1]) <= 1e-5
+
+
+def test_inside_own_review_and_empty_review(tiny_default):
+    app = _open("inside")
+    app.selectbox(key="inside_review").set_value("My own review").run()
+    assert app.info and not app.exception
+    app.text_area(key="inside_review_text").input("great").run()
+    assert _metric(app, "Token at this step") == "great"
+
+
+def test_numpy_weights_read_without_tensorflow_match_keras(tiny_default):
+    import keras
+
+    from core.reference import extract_weights, run_reference
+    from dashboard.resources import read_keras_weights
+
+    ids = np.random.default_rng(0).integers(0, 200, size=(4, 60))
+    mine = run_reference(read_keras_weights(tiny_default / "model.keras"), ids)
+    theirs = run_reference(extract_weights(keras.models.load_model(tiny_default / "model.keras", compile=False)), ids)
+    np.testing.assert_array_equal(mine.probability, theirs.probability)
+    np.testing.assert_array_equal(mine.states[0], theirs.states[0])

@@ -1,0 +1,148 @@
+"""The NumPy reference loop against Keras: random weights for every cell and stack, and a briefly trained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig, preset
+from core.data import Dataset, Split
+from core.model import build_model
+from core.reference import extract_weights, run_reference
+from core.runs import RunStore
+from core.text import Vocabulary, pad_sequences
+from core.train import load_run_model, train, training_arrays
+
+TOLERANCE = 1e-5
+
+
+def _layers(*cells: str, units: int = 7) -> tuple[RecurrentLayerConfig, ...]:
+    return tuple(RecurrentLayerConfig(cell=cell, units=units) for cell in cells)
+
+
+def pre_padded_ids(rng: np.random.Generator, vocabulary_size: int, length: int, count: int = 5) -> np.ndarray:
+    """Reviews of several lengths, pre-padded as pad_sequences does; one longer than length is cut."""
+    reviews = [[1, *rng.integers(2, vocabulary_size, size=size).tolist()] for size in (1, 3, length // 2, length - 1)]
+    reviews.append([1, *rng.integers(2, vocabulary_size, size=length + 5).tolist()])
+    return pad_sequences(reviews[:count], length)
+
+
+def randomize(model, rng: np.random.Generator) -> None:
+    """Weights far from Keras's small initial ones, so that every nonlinearity is exercised."""
+    model.set_weights([rng.normal(0.0, 0.4, weight.shape).astype("float32") for weight in model.get_weights()])
+
+
+def recurrent_outputs(model, ids: np.ndarray) -> list[np.ndarray]:
+    """What every recurrent layer of a Keras model outputs for ids."""
+    import keras
+
+    recurrent = [layer for layer in model.layers if type(layer).__name__ in ("SimpleRNN", "LSTM", "GRU")]
+    probe = keras.Model(model.inputs[0], [layer.output for layer in recurrent])
+    outputs = probe(ids)
+    return [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def _small(*cells: str, **fields) -> ModelConfig:
+    layers = _layers(*cells)
+    return ModelConfig(vocabulary_size=40, sequence_length=12, embedding_dim=6, recurrent_layers=layers, **fields)
+
+
+CONFIGS = {
+    "seed classifier": _small("simple_rnn"),
+    "stacked simple_rnn": _small("simple_rnn", "simple_rnn", "simple_rnn"),
+    "lstm": _small("lstm"),
+    "gru with hidden dense": _small("gru", hidden_dense_units=5),
+    "mixed stack, masked": _small("lstm", "gru", "simple_rnn", mask_padding=True),
+    "sequences out, no classifier": _small("gru", "lstm", output_layer=False, last_return_sequences=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_reference_equals_keras_on_random_weights(name):
+    config = CONFIGS[name]
+    rng = np.random.default_rng(len(name))
+    model = build_model(config)
+    randomize(model, rng)
+    ids = pre_padded_ids(rng, config.vocabulary_size, config.sequence_length)
+    result = run_reference(extract_weights(model), ids)
+    keras_output = np.asarray(model(ids))
+    if config.output_layer:
+        np.testing.assert_allclose(result.probability, keras_output[:, 0], atol=TOLERANCE)
+    else:
+        assert result.probability is None
+        np.testing.assert_allclose(result.outputs, keras_output, atol=TOLERANCE)
+    # Every layer's state at every step, not only the answer.
+    for states, layer_output in zip(result.states, recurrent_outputs(model, ids)):
+        expected_last = layer_output if layer_output.ndim == 2 else layer_output[:, -1]
+        np.testing.assert_allclose(states[:, -1], expected_last, atol=TOLERANCE)
+        if layer_output.ndim == 3:
+            np.testing.assert_allclose(states, layer_output, atol=TOLERANCE)
+    assert [states.shape for states in result.states] == [
+        (len(ids), config.sequence_length, layer.units) for layer in config.recurrent_layers
+    ]
+
+
+def test_masked_padding_leaves_the_state_unchanged():
+    config = CONFIGS["mixed stack, masked"]
+    rng = np.random.default_rng(3)
+    model = build_model(config)
+    randomize(model, rng)
+    ids = pre_padded_ids(rng, config.vocabulary_size, config.sequence_length)
+    states = run_reference(extract_weights(model), ids).states
+    # The first review has two real ids: every state before them stays the zero initial state.
+    assert np.all(states[0][0, :-2] == 0.0) and np.any(states[0][0, -1] != 0.0)
+
+
+def test_the_seed_preset_at_full_length():
+    config = preset("seed").model
+    rng = np.random.default_rng(0)
+    model = build_model(config)
+    ids = pre_padded_ids(rng, config.vocabulary_size, config.sequence_length, count=4)
+    result = run_reference(extract_weights(model), ids)
+    np.testing.assert_allclose(result.probability, np.asarray(model(ids))[:, 0], atol=TOLERANCE)
+    assert result.states[0].shape == (4, 500, 32)
+
+
+def test_extracted_weights_are_the_models_arrays():
+    config = CONFIGS["gru with hidden dense"]
+    model = build_model(config)
+    weights = extract_weights(model)
+    assert weights.embedding.shape == (40, 6) and weights.mask_zero is False
+    (gru,) = weights.recurrent
+    assert gru.cell == "gru" and gru.units == 7 and gru.bias.shape == (2, 21) and gru.return_sequences is False
+    assert weights.hidden.kernel.shape == (7, 5) and weights.hidden.activation == "relu"
+    assert weights.output.kernel.shape == (5, 1) and weights.output.activation == "sigmoid"
+    np.testing.assert_array_equal(weights.embedding, model.get_layer("embedding").get_weights()[0])
+
+
+def test_bad_ids_are_refused():
+    weights = extract_weights(build_model(CONFIGS["lstm"]))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 40\)"):
+        run_reference(weights, np.array([[1, 40]]))
+    with pytest.raises(ValueError, match="integers"):
+        run_reference(weights, np.array([[1.0, 2.0]]))
+    assert run_reference(weights, np.array([1, 2, 3])).probability.shape == (1,)  # one review without a batch axis
+
+
+@pytest.mark.slow
+def test_reference_equals_a_briefly_trained_model(tmp_path):
+    rng = np.random.default_rng(1)
+    sequences, labels = [], []
+    for index in range(300):
+        ids = rng.integers(6, 60, size=int(rng.integers(4, 30)))
+        if index % 2:
+            ids[0] = 5
+        sequences.append([1, *ids.tolist()])
+        labels.append(index % 2)
+    vocabulary = Vocabulary(words=("<unused>", *[f"w{i}" for i in range(1, 57)]), num_words=60)
+    split = Split.from_lists(sequences, labels)
+    dataset = Dataset("toy", "csv", vocabulary, split, split.subset(np.arange(40)))
+    layers = _layers("simple_rnn", "lstm")
+    config = ModelConfig(vocabulary_size=60, sequence_length=24, embedding_dim=8, recurrent_layers=layers)
+    run = train(config, TrainConfig(epochs=2, batch_size=32, learning_rate=0.01), dataset, store=RunStore(tmp_path))
+    model = load_run_model(run)
+    ids, _ = training_arrays(config, dataset.test)  # pre-padded, some reviews cut
+    expected = model.predict(ids, verbose=0)[:, 0]
+    result = run_reference(extract_weights(model), ids)
+    np.testing.assert_allclose(result.probability, expected, atol=TOLERANCE)
+    assert np.ptp(expected) > 0.01  # training moved the outputs apart: the check is not between two constants

@@ -1,0 +1,418 @@
+"""Configs, describe() against Keras, and training: a toy signal learned, cancel, early stopping, failures, jobs."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.config import (
+    PRESETS,
+    ExperimentConfig,
+    ModelConfig,
+    RecurrentLayerConfig,
+    TrainConfig,
+    preset,
+)
+from core.data import Dataset, Split
+from core.jobs import JobSlot, TrainingJob
+from core.model import build_model, describe
+from core.runs import RunStore, read_run
+from core.text import Vocabulary
+from core.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
+
+MARKER = 5  # a review is positive exactly when it holds this word id
+
+
+def toy_split(count: int, rng: np.random.Generator, length: tuple[int, int] = (5, 20)) -> Split:
+    sequences, labels = [], []
+    for index in range(count):
+        ids = rng.integers(MARKER + 1, 50, size=int(rng.integers(*length)))
+        label = index % 2
+        if label:
+            ids[rng.integers(0, len(ids))] = MARKER
+        sequences.append([1, *ids.tolist()])
+        labels.append(label)
+    return Split.from_lists(sequences, labels)
+
+
+def toy_dataset(train_count: int = 600, test_count: int = 200, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    vocabulary = Vocabulary(words=("<unused>", *[f"w{i}" for i in range(1, 47)]), num_words=50)
+    return Dataset("toy reviews", "csv", vocabulary, toy_split(train_count, rng), toy_split(test_count, rng))
+
+
+TOY_MODEL = ModelConfig(
+    vocabulary_size=50, sequence_length=20, embedding_dim=8, recurrent_layers=(RecurrentLayerConfig(units=8),)
+)
+TOY_TRAIN = TrainConfig(epochs=5, batch_size=32, learning_rate=0.01)
+
+
+# ---- configs -------------------------------------------------------------------------------------------------------
+
+BAD_FIELDS = [
+    (RecurrentLayerConfig, "cell", "rnn"),
+    (RecurrentLayerConfig, "units", 0),
+    (RecurrentLayerConfig, "units", -3),
+    (RecurrentLayerConfig, "units", 2.5),
+    (RecurrentLayerConfig, "dropout", 1.0),
+    (RecurrentLayerConfig, "dropout", -0.1),
+    (RecurrentLayerConfig, "recurrent_dropout", 1.5),
+    (RecurrentLayerConfig, "recurrent_dropout", "a"),
+    (ModelConfig, "vocabulary_size", 9),
+    (ModelConfig, "vocabulary_size", 200_001),
+    (ModelConfig, "vocabulary_size", True),
+    (ModelConfig, "sequence_length", 0),
+    (ModelConfig, "sequence_length", 5_001),
+    (ModelConfig, "embedding_dim", 0),
+    (ModelConfig, "recurrent_layers", ()),
+    (ModelConfig, "recurrent_layers", tuple(RecurrentLayerConfig() for _ in range(9))),
+    (ModelConfig, "recurrent_layers", "simple_rnn"),
+    (ModelConfig, "hidden_dense_units", -1),
+    (ModelConfig, "output_layer", "yes"),
+    (ModelConfig, "last_return_sequences", 1),
+    (ModelConfig, "mask_padding", None),
+    (ModelConfig, "padding", "middle"),
+    (ModelConfig, "truncating", "both"),
+    (TrainConfig, "optimizer", "adagrad"),
+    (TrainConfig, "learning_rate", 0),
+    (TrainConfig, "learning_rate", "fast"),
+    (TrainConfig, "batch_size", 0),
+    (TrainConfig, "epochs", 0),
+    (TrainConfig, "epochs", 1.5),
+    (TrainConfig, "validation_split", 1.0),
+    (TrainConfig, "early_stopping_patience", -1),
+    (TrainConfig, "seed", -1),
+]
+
+
+@pytest.mark.parametrize(("cls", "name", "value"), BAD_FIELDS, ids=lambda item: str(getattr(item, "__name__", item)))
+def test_every_bad_field_value_raises_a_value_error_naming_the_field(cls, name, value):
+    with pytest.raises(ValueError, match=name):
+        cls(**{name: value})
+
+
+def test_conflicting_fields_are_refused_with_their_names():
+    with pytest.raises(ValueError, match="last_return_sequences"):
+        ModelConfig(last_return_sequences=True)  # the output layer is on by default
+    with pytest.raises(ValueError, match="early_stopping_patience"):
+        TrainConfig(validation_split=0.0, early_stopping_patience=2)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"model": {"units": 3}},
+        {"train": {"epoch": 3}},
+        {"model": {"recurrent_layers": [{"cell": "lstm", "size": 3}]}},
+        {"extra": {}},
+    ],
+)
+def test_unknown_keys_are_refused(data):
+    with pytest.raises(ValueError, match="unknown field"):
+        ExperimentConfig.from_dict(data)
+
+
+def test_bad_json_and_missing_files_are_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ExperimentConfig.from_json("{model:")
+    with pytest.raises(ValueError, match="does not exist"):
+        ExperimentConfig.from_file(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("seed-xl")
+
+
+def _random_model_config(rng: random.Random) -> ModelConfig:
+    layers = tuple(
+        RecurrentLayerConfig(cell=rng.choice(["simple_rnn", "lstm", "gru"]), units=rng.randint(1, 24))
+        for _ in range(rng.randint(1, 3))
+    )
+    output = rng.random() < 0.8
+    return ModelConfig(
+        vocabulary_size=rng.randint(10, 500),
+        sequence_length=rng.randint(1, 40),
+        embedding_dim=rng.randint(1, 16),
+        recurrent_layers=layers,
+        hidden_dense_units=rng.choice([0, 0, rng.randint(1, 16)]) if output else 0,
+        output_layer=output,
+        last_return_sequences=not output and rng.random() < 0.5,
+        mask_padding=rng.random() < 0.3,
+    )
+
+
+def test_configs_survive_a_json_round_trip():
+    rng = random.Random(7)
+    experiments = list(PRESETS.values()) + [
+        ExperimentConfig(_random_model_config(rng), TrainConfig(optimizer="adam", epochs=3, seed=5)) for _ in range(10)
+    ]
+    for experiment in experiments:
+        assert ExperimentConfig.from_json(experiment.to_json()) == experiment
+        assert json.loads(experiment.to_json()) == experiment.to_dict()
+
+
+# ---- describe() against Keras --------------------------------------------------------------------------------------
+
+
+def _assert_describe_matches_keras(config: ModelConfig) -> None:
+    model = build_model(config)
+    description = describe(config)
+    assert description.total_params == model.count_params()
+    assert [row.name for row in description.layers] == [layer.name for layer in model.layers]
+    for row, layer in zip(description.layers, model.layers):
+        assert row.params == layer.count_params(), row.name
+        assert row.output_shape == tuple(layer.output.shape), row.name
+    assert description.size_bytes == 4 * model.count_params()
+
+
+@pytest.mark.slow  # builds 60 Keras models: several seconds on two cores
+def test_describe_equals_keras_on_60_random_configs():
+    rng = random.Random(2024)
+    configs = [_random_model_config(rng) for _ in range(60)]
+    # Every cell type, stacks, a hidden Dense and both output settings must be among them.
+    cells = {layer.cell for config in configs for layer in config.recurrent_layers}
+    assert cells == {"simple_rnn", "lstm", "gru"}
+    assert any(len(c.recurrent_layers) > 1 for c in configs) and any(c.hidden_dense_units for c in configs)
+    assert any(not c.output_layer for c in configs) and any(c.last_return_sequences for c in configs)
+    for config in configs:
+        _assert_describe_matches_keras(config)
+
+
+@pytest.mark.parametrize(("name", "total"), [("seed-rnn", 322_080), ("seed-stacked", 328_320), ("seed", 322_113)])
+def test_seed_presets_have_the_books_parameter_counts(name, total):
+    config = preset(name).model
+    assert describe(config).total_params == total
+    _assert_describe_matches_keras(config)
+
+
+def test_seed_rnn_shows_the_right_shape_for_return_sequences():
+    rows = describe(preset("seed-rnn").model).layers
+    assert rows[1].output_shape == (None, 500, 32)
+
+
+# ---- training ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """One toy training shared by the tests below, with every callback recorded."""
+    dataset = toy_dataset()
+    seen = {"created": [], "epochs": [], "batches": []}
+    callbacks = TrainingCallbacks(
+        on_run_created=seen["created"].append,
+        on_epoch_end=lambda epoch, logs: seen["epochs"].append((epoch, logs)),
+        on_batch_end=lambda epoch, fraction: seen["batches"].append((epoch, fraction)),
+    )
+    store = RunStore(tmp_path_factory.mktemp("toy_runs"))
+    run = train(TOY_MODEL, TOY_TRAIN, dataset, callbacks, store=store)
+    return run, dataset, seen
+
+
+@pytest.mark.slow
+def test_a_tiny_model_learns_the_toy_signal(toy_run):
+    run, dataset, _ = toy_run
+    assert run.status == "finished" and run.broken is None and run.error is None
+    assert run.metrics["test_accuracy"] > 0.9
+    assert run.metrics["test_n"] == len(dataset.test)
+    assert run.metrics["epochs_run"] == 5 == run.epochs_done
+    assert run.history["val_accuracy"][-1] > 0.9
+
+
+@pytest.mark.slow
+def test_the_run_folder_holds_everything_downstream_needs(toy_run):
+    run, dataset, _ = toy_run
+    names = {path.name for path in run.path.iterdir()}
+    assert {"config.json", "vocab.json", "history.json", "model.keras", "metrics.json", "run.json"} <= names
+    assert not [name for name in names if name.startswith(".")]  # no temporary file left
+    assert run.config == ExperimentConfig(TOY_MODEL, TOY_TRAIN)
+    assert Vocabulary.from_dict(json.loads((run.path / "vocab.json").read_text())) == dataset.vocabulary
+    assert run.data == {"source": "toy reviews", "kind": "csv", "limit": None, "path": None, "reviews": 600}
+    assert set(run.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(run.metrics) >= {
+        "test_accuracy", "test_loss", "test_n", "best_epoch", "best_val_accuracy", "best_val_loss", "epochs_run",
+        "train_seconds",
+    }
+    best = int(np.argmin(run.history["val_loss"]))
+    assert run.metrics["best_epoch"] == best + 1
+    assert run.metrics["best_val_loss"] == pytest.approx(run.history["val_loss"][best])
+    assert run.created and run.finished
+
+
+@pytest.mark.slow
+def test_callbacks_hear_every_epoch_and_batch(toy_run):
+    run, _, seen = toy_run
+    assert seen["created"] == [run.path]
+    assert [epoch for epoch, _ in seen["epochs"]] == [1, 2, 3, 4, 5]
+    assert seen["epochs"][0][1]["val_loss"] == pytest.approx(run.history["val_loss"][0])
+    # 600 reviews, 20% held out: 480 train in 15 batches of 32 per epoch.
+    assert len(seen["batches"]) == 5 * 15
+    assert seen["batches"][14] == (1, 1.0) and seen["batches"][15][0] == 2
+
+
+@pytest.mark.slow
+def test_evaluate_run_reproduces_the_test_metrics(toy_run):
+    run, dataset, _ = toy_run
+    result = evaluate_run(run.path, dataset)
+    assert result["n"] == len(dataset.test)
+    assert result["accuracy"] == pytest.approx(run.metrics["test_accuracy"], abs=1e-6)
+    assert result["loss"] == pytest.approx(run.metrics["test_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_training_is_repeatable_with_the_same_seed(toy_run, tmp_path):
+    run, dataset, _ = toy_run
+    again = train(TOY_MODEL, replace(TOY_TRAIN, epochs=2), dataset, store=RunStore(tmp_path))
+    assert again.history["loss"] == pytest.approx(run.history["loss"][:2], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_cancel_after_one_batch_keeps_a_cancelled_run(tmp_path):
+    cancel = threading.Event()
+    batches = []
+
+    def on_batch_end(epoch, fraction):
+        batches.append((epoch, fraction))
+        cancel.set()
+
+    run = train(
+        TOY_MODEL,
+        replace(TOY_TRAIN, epochs=50),
+        toy_dataset(),
+        TrainingCallbacks(on_batch_end=on_batch_end, cancel=cancel),
+        store=RunStore(tmp_path),
+    )
+    assert run.status == "cancelled" and run.broken is None
+    assert run.epochs_done == 0 and run.metrics["epochs_run"] == 0
+    # Keras may hand batch hooks to a helper thread, so the stop lands after this batch or, at worst, the next.
+    assert len(batches) <= 2 and all(epoch == 1 for epoch, _ in batches)
+    assert run.has_model and run.metrics["test_accuracy"] is None
+
+
+@pytest.mark.slow
+def test_cancel_after_an_epoch_keeps_that_epoch(tmp_path):
+    cancel = threading.Event()
+    run = train(
+        TOY_MODEL,
+        replace(TOY_TRAIN, epochs=50),
+        toy_dataset(),
+        TrainingCallbacks(on_epoch_end=lambda epoch, logs: cancel.set(), cancel=cancel),
+        store=RunStore(tmp_path),
+    )
+    assert run.status == "cancelled"
+    assert run.epochs_done == 1 and len(run.history["val_loss"]) == 1
+
+
+def _diverging_dataset() -> Dataset:
+    """The validation share (the last 20%) has every label flipped: the better the fit, the worse val_loss gets."""
+    dataset = toy_dataset(train_count=500)
+    labels = dataset.train.labels.copy()
+    labels[400:] = 1 - labels[400:]
+    return replace(dataset, train=replace(dataset.train, labels=labels))
+
+
+@pytest.mark.slow
+def test_early_stopping_restores_the_best_epochs_weights(tmp_path):
+    dataset = _diverging_dataset()
+    train_config = replace(TOY_TRAIN, epochs=20, early_stopping_patience=2)
+    run = train(TOY_MODEL, train_config, dataset, store=RunStore(tmp_path))
+    losses = run.history["val_loss"]
+    best = int(np.argmin(losses)) + 1
+    assert run.status == "finished"
+    assert run.epochs_done < 20, "val_loss kept falling: the toy data no longer diverges"
+    assert run.epochs_done == best + 2  # stopped after `patience` epochs without a better val_loss
+    assert run.metrics["best_epoch"] == best and run.metrics["restored_best_weights"] is True
+    # The saved weights are the best epoch's: they give its val_loss again on the validation share.
+    model = load_run_model(run)
+    x, y = training_arrays(TOY_MODEL, dataset.train)
+    result = model.evaluate(x[400:], y[400:], batch_size=32, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(losses[best - 1], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_limit_trains_on_the_first_n_reviews(tmp_path):
+    run = train(TOY_MODEL, replace(TOY_TRAIN, epochs=1), toy_dataset(), store=RunStore(tmp_path), limit=100)
+    assert run.data["limit"] == 100 and run.data["reviews"] == 100
+
+
+@pytest.mark.slow
+def test_an_exception_marks_the_run_failed_and_is_raised_again(tmp_path):
+    def explode(epoch, logs):
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(TOY_MODEL, TOY_TRAIN, toy_dataset(), TrainingCallbacks(on_epoch_end=explode), store=RunStore(tmp_path))
+    (run,) = RunStore(tmp_path).list()
+    assert run.status == "failed" and run.error == "disk on fire"
+    assert run.epochs_done == 1  # history.json was written before the callback ran
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_fit_saves_a_cancelled_run_then_goes_on(tmp_path):
+    def interrupt(epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TOY_MODEL, TOY_TRAIN, toy_dataset(), TrainingCallbacks(on_epoch_end=interrupt), store=RunStore(tmp_path))
+    (run,) = RunStore(tmp_path).list()
+    assert run.status == "cancelled" and run.error == "interrupted by the user"
+    assert run.has_model and run.broken is None and run.epochs_done == 1
+
+
+def test_only_classifiers_and_matching_data_can_be_trained(tmp_path):
+    dataset = toy_dataset(train_count=20, test_count=4)
+    with pytest.raises(ValueError, match="only a classifier"):
+        train(replace(TOY_MODEL, output_layer=False), TOY_TRAIN, dataset, store=RunStore(tmp_path))
+    with pytest.raises(ValueError, match="num_words=20"):
+        train(replace(TOY_MODEL, vocabulary_size=20), TOY_TRAIN, dataset, store=RunStore(tmp_path))
+    with pytest.raises(ValueError, match="limit"):
+        train(TOY_MODEL, TOY_TRAIN, dataset, store=RunStore(tmp_path), limit=0)
+    with pytest.raises(ValueError, match="cannot be split"):
+        train(TOY_MODEL, TOY_TRAIN, dataset, store=RunStore(tmp_path), limit=1)
+    assert RunStore(tmp_path).list() == []  # refused before any folder was made
+
+
+def test_training_arrays_pad_and_cut_as_configured():
+    split = Split.from_lists([[1, 7, 8, 9], [1, 6]], [1, 0])
+    x, y = training_arrays(replace(TOY_MODEL, sequence_length=3), split)
+    assert x.tolist() == [[7, 8, 9], [0, 1, 6]] and y.dtype == np.float32
+    x, _ = training_arrays(replace(TOY_MODEL, sequence_length=3, padding="post", truncating="post"), split)
+    assert x.tolist() == [[1, 7, 8], [1, 6, 0]]
+
+
+# ---- the dashboard's background job --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_job_reports_progress_and_finishes(tmp_path):
+    job = TrainingJob(TOY_MODEL, replace(TOY_TRAIN, epochs=2), toy_dataset(), store=RunStore(tmp_path)).start()
+    assert job.join(timeout=120)
+    state = job.snapshot()
+    assert state.status == "finished" and not state.active and state.error is None
+    assert state.epochs_done == 2 == state.epochs_total and len(state.history["val_loss"]) == 2
+    assert state.run.status == "finished" and state.run_dir == state.run.path
+    assert state.seconds_per_batch is not None and state.seconds_per_batch > 0
+
+
+@pytest.mark.slow
+def test_the_slot_refuses_a_second_training_and_stop_cancels_the_first(tmp_path):
+    slot = JobSlot()
+    first = slot.start(TOY_MODEL, replace(TOY_TRAIN, epochs=500), toy_dataset(), store=RunStore(tmp_path))
+    with pytest.raises(ValueError, match=r"a training is already running \(run .*, epoch \d+ of 500\)"):
+        slot.start(TOY_MODEL, TOY_TRAIN, toy_dataset(), store=RunStore(tmp_path))
+    first.stop()
+    assert first.join(timeout=60)
+    assert first.snapshot().status == "cancelled"
+    assert len(RunStore(tmp_path).list()) == 1  # the refused training wrote nothing
+    second = slot.start(TOY_MODEL, replace(TOY_TRAIN, epochs=1), toy_dataset(), store=RunStore(tmp_path))
+    assert second.join(timeout=120) and second.snapshot().status == "finished"
+    assert read_run(first.snapshot().run_dir).status == "cancelled"
+
+
+def test_a_job_that_cannot_start_reports_failed(tmp_path):
+    job = TrainingJob(replace(TOY_MODEL, output_layer=False), TOY_TRAIN, toy_dataset(20, 4), store=RunStore(tmp_path))
+    assert job.start().join(timeout=30)
+    state = job.snapshot()
+    assert state.status == "failed" and "only a classifier" in state.error and state.run_dir is None
