@@ -10,7 +10,8 @@ if str(_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="IMDB RNN lab", page_icon=":material/neurology:", layout="wide")
+# No page_icon: a material icon there makes the browser fetch a font from the internet, which offline users lack.
+st.set_page_config(page_title="IMDB RNN lab", layout="wide")
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 pages = [

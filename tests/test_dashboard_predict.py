@@ -3,6 +3,9 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -122,7 +125,7 @@ def test_empty_review_gets_a_message_not_an_exception(tiny_default):
         assert [warning.value for warning in app.warning] == [
             "The review is empty: type or paste some text, or pick an example above."
         ]
-        assert not app.metric
+        assert not [metric for metric in app.metric if metric.label == "Positive probability"]
     _classify(app, "great")
     assert _metric(app, "Label") in ("negative", "positive"), "the page keeps working after the message"
 
@@ -154,7 +157,6 @@ def test_long_unknown_emoji_and_control_character_reviews(tiny_default):
 
 
 def _no_metadata_model() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -246,6 +248,12 @@ def test_bad_csvs_get_one_clear_message(tiny_default, data, expected):
     assert _metric(app, "Label") in ("negative", "positive"), "the page keeps working"
 
 
+def test_csv_with_a_header_and_no_rows_gets_a_warning(tiny_default):
+    app = _upload_csv(_open("classify"), b"text,label\n\n", "header-only.csv")
+    assert [_plain(warning.value) for warning in app.warning] == ["header-only.csv has a header but no reviews."]
+    assert not app.dataframe and not app.error
+
+
 def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     app = _open("export")
     app.toggle(key="export_trajectory").set_value(True)
@@ -310,3 +318,22 @@ def test_numpy_weights_read_without_tensorflow_match_keras(tiny_default):
     theirs = run_reference(extract_weights(keras.models.load_model(tiny_default / "model.keras", compile=False)), ids)
     np.testing.assert_array_equal(mine.probability, theirs.probability)
     np.testing.assert_array_equal(mine.states[0], theirs.states[0])
+
+
+def test_classify_page_never_imports_tensorflow(tiny_run, tmp_path):
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file({str(APP)!r}, default_timeout=60).run()
+app.text_area(key="classify_review").input("a great superb film")
+app.button(key="classify_run").click().run()
+assert not app.exception, app.exception
+assert [metric.value for metric in app.metric if metric.label == "Positive probability"], "no result"
+print(sorted(name for name in ("tensorflow", "keras", "tf2onnx") if name in sys.modules))
+"""
+    environment = {**os.environ, "IMDB_RUNS": str(tiny_run.parent), "IMDB_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment, cwd=APP.parent.parent
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

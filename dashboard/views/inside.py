@@ -1,6 +1,7 @@
 """Inside the RNN page: the seed's NumPy loop run live on a trained model's own weights, step by step."""
 
 import hashlib
+import html
 
 import numpy as np
 import plotly.graph_objects as go
@@ -62,8 +63,8 @@ def _heatmap(states: np.ndarray, tokens: list[str], step: int) -> go.Figure:
             zmin=-1,
             zmax=1,
             colorscale="RdBu",
-            # Tokens are decoded vocabulary words or markers like <unk>: plain text in hover labels, never markup.
-            customdata=np.tile(np.array(tokens, dtype=object), (states.shape[1], 1)),
+            # Plotly reads a few HTML tags in hover text; escaped, markers like <unk> show as they are.
+            customdata=np.tile(np.array([html.escape(token) for token in tokens], dtype=object), (states.shape[1], 1)),
             hovertemplate="step %{x} (%{customdata}), unit %{y}: %{z:.3f}<extra></extra>",
         )
     )
@@ -178,9 +179,10 @@ if numpy_steps is not None:
     )
     columns[3].metric("Final probability (NumPy)", f"{reference.probability[0]:.1%}", border=True)
 if len(positions) < len(ids[0]):
+    effect = "leave the state as it is (mask_padding)" if weights.mask_zero else "run through the loop too"
     st.caption(
         f"{len(ids[0]) - len(positions)} padding steps come {'before' if config.padding == 'pre' else 'after'} "
-        "the review; they run through the loop too but are not shown."
+        f"the review; they {effect} but are not shown."
     )
 
 state_column, heatmap_column = st.columns([1, 2])

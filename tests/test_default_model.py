@@ -1,0 +1,69 @@
+"""The shipped default model: native RNN graph, complete metadata, and its stated accuracy on the real test split."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from core import paths
+from core.data import load_dataset
+from core.inference import METADATA_KEYS, Predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Predictor:
+    if not paths.DEFAULT_MODEL.is_file():
+        pytest.fail(f"{paths.DEFAULT_MODEL} is missing: rebuild it with make default-model")
+    return Predictor.from_file(paths.DEFAULT_MODEL)
+
+
+def test_the_shipped_file_is_the_seed_with_one_native_rnn_node_and_no_loop():
+    model = onnx.load(str(paths.DEFAULT_MODEL))
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("RNN") == 1
+    assert not {"Loop", "Scan", "GRU", "LSTM"} & set(ops)
+    assert [o.name for o in model.graph.output] == ["probability", "step_probability"]
+    assert paths.DEFAULT_MODEL.stat().st_size < 2_000_000
+    props = {p.key: p.value for p in model.metadata_props}
+    assert set(METADATA_KEYS) <= set(props)
+    config = json.loads(props["config"])
+    assert config["model"]["recurrent_layers"] == [
+        {"cell": "simple_rnn", "units": 32, "dropout": 0.0, "recurrent_dropout": 0.0}
+    ]
+    assert (config["model"]["vocabulary_size"], config["model"]["embedding_dim"]) == (10_000, 32)
+    assert float(props["parity_max_abs_diff"]) <= 1e-5
+
+
+@pytest.mark.data
+def test_test_split_accuracy_is_at_least_082_and_equals_the_metadata(shipped, imdb_archive):
+    dataset = load_dataset(imdb_archive, num_words=shipped.vocabulary.num_words)
+    assert dataset.vocabulary.words == shipped.vocabulary.words, "the model's vocabulary is the archive's training split"
+    ids = dataset.test.padded(shipped.sequence_length, "pre", "pre")
+    scores = shipped.probabilities(ids)
+    accuracy = float(np.mean((scores >= shipped.threshold) == (dataset.test.labels == 1)))
+    assert len(ids) == 24_996
+    assert accuracy >= 0.82
+    assert abs(accuracy - shipped.metrics["test_accuracy"]) <= 0.002
+
+
+def test_the_readme_standalone_script_is_the_tested_file_and_agrees_with_the_predictor(shipped):
+    script = (ROOT / "examples" / "classify_standalone.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert script in blocks, "README's standalone script must be examples/classify_standalone.py verbatim"
+    texts = ["A moving, beautifully acted film.", "Dull and far too long; I walked out.", "Don't<br />miss it"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "classify_standalone.py"), str(paths.DEFAULT_MODEL), *texts],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for line, prediction in zip(lines, shipped.predict(texts), strict=True):
+        assert line["label"] == prediction.label
+        assert line["score"] == pytest.approx(prediction.score, abs=1e-6)
