@@ -97,7 +97,8 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Measure every implementation on the same random full-length reviews, with the weights of the file."""
-    from core.inference import Predictor, session_options
+    from core.inference import Predictor
+    from core.model_file import session_options
 
     # The file is checked before TensorFlow's seconds-long start-up, so a bad path fails at once.
     predictor = Predictor.from_file(model_path)
@@ -107,7 +108,8 @@ def run_bench(
     import tensorflow as tf
 
     from core.config import ModelConfig
-    from core.export import convert, keras_weights
+    from core.export import convert
+    from core.onnx_graph import keras_weights
     from core.model import build_model
 
     def say(message: str) -> None:

@@ -4,8 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+from pathlib import Path
 
 from core.config import ExperimentConfig, preset
+
+# What evaluate says when the data's ids can only be translated word by word into the model's vocabulary.
+MAPPED_NOTE = (
+    "note: Keras's imdb.npz has no raw text to encode with the model's vocabulary; its ids are mapped word by word, "
+    "so words its own vocabulary lacks count as unknown"
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up lines hidden: they ignore TF_CPP_MIN_LOG_LEVEL and would bury ours."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -70,7 +94,6 @@ class _ProgressLine:
 
 def train(args: argparse.Namespace) -> int:
     import dataclasses
-    import sys
     import time
 
     from core.data import load_dataset
@@ -91,10 +114,12 @@ def train(args: argparse.Namespace) -> int:
     store = RunStore(args.runs)
     store.check_writable()  # before the data, which can take half a minute to load the first time
     progress = _ProgressLine(sys.stderr, train_config.epochs)
-    dataset = load_dataset(
-        args.data or data_source(), num_words=experiment.model.vocabulary_size, progress=progress.loading
-    )
+    source = args.data or data_source()
+    if source is None:
+        _import_tensorflow_quietly()  # Keras's imdb.npz is read through Keras
+    dataset = load_dataset(source, num_words=experiment.model.vocabulary_size, progress=progress.loading)
     progress.clear()
+    _import_tensorflow_quietly()
     print(f"data: {dataset.source}: {len(dataset.train):,} training and {len(dataset.test):,} test reviews")
     epoch_started = [time.perf_counter()]
 
@@ -128,78 +153,61 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_evaluation(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  on {result['n']:,} test reviews")
+
+
 def evaluate(args: argparse.Namespace) -> int:
-    if args.model:
-        return _evaluate_onnx(args)
-    from core.data import load_dataset
-    from core.paths import data_source
-    from core.runs import RunStore
-    from core.train import evaluate_run
-
-    if not args.run_dir:
-        raise ValueError("give a run folder to evaluate, or --model FILE.onnx")
-    run = RunStore().load(args.run_dir)
-    if run.config is None:
-        raise ValueError(f"run {run.run_id} cannot be evaluated: {run.broken}")
-    # The run remembers where its reviews came from; --data and then IMDB_DATA take over when told or when it cannot.
-    source = args.data or run.data.get("path") or data_source()
-    dataset = load_dataset(source, num_words=run.config.model.vocabulary_size)
-    result = evaluate_run(run.path, dataset)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  on {result['n']:,} test reviews")
-    return 0
-
-
-def _evaluate_onnx(args: argparse.Namespace) -> int:
-    import sys
-
-    import numpy as np
-
-    from core.data import DataError, Split, load_dataset, read_reviews
-    from core.inference import Predictor, model_path, vocabulary_map
+    from core.data import load_dataset, split_for_vocabulary
     from core.paths import data_source
 
-    if args.run_dir:
+    if args.model and args.run_dir:
         raise ValueError("give a run folder or --model FILE.onnx, not both")
-    predictor = Predictor.from_file(model_path(args.model))
-    vocabulary, metadata = predictor.vocabulary, predictor.metadata
-    source = args.data or data_source()
-    dataset = load_dataset(source, num_words=vocabulary.num_words)
-    test = dataset.test
-    if not len(test):
-        raise ValueError(f"{dataset.source} has no test reviews")
-    if dataset.vocabulary != vocabulary:
-        # The data's vocabulary comes from its own training split. Re-encoding the raw text with the model's is
-        # exact; mapping ids word by word loses the words the data's vocabulary lacks, so it is the fallback.
-        try:
-            reviews = read_reviews(dataset.location or source, "test")
-            encoded = [vocabulary.encode(review.text).ids for review in reviews]
-            test = Split.from_lists(encoded, [review.label for review in reviews])
-        except DataError:
-            note = "note: the data's vocabulary differs from the model's; its ids are mapped word by word"
-            print(note, file=sys.stderr)
-            test = Split(vocabulary_map(dataset.vocabulary, vocabulary)[test.values], test.offsets, test.labels)
-    scores = predictor.probabilities(test.padded(metadata.sequence_length, metadata.padding, metadata.truncating))
-    labels = test.labels.astype(np.float64)
-    clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
-    result = {
-        "accuracy": float(np.mean((scores >= predictor.threshold) == (labels == 1))),
-        "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-        "n": int(len(labels)),
-    }
-    if args.json:
-        print(json.dumps(result))
+    # Neither: the model shipped with the project.
+    onnx_model = not args.run_dir
+    if onnx_model:
+        from core.inference import Predictor, model_path
+
+        predictor = Predictor.from_file(model_path(args.model))
+        vocabulary, source = predictor.vocabulary, args.data or data_source()
     else:
-        print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  on {result['n']:,} test reviews")
+        from core.runs import RunStore, read_vocabulary
+
+        if args.run_dir.endswith(".onnx") and Path(args.run_dir).is_file():
+            raise ValueError(f"{args.run_dir} is an exported model, not a run folder: use --model {args.run_dir}")
+        run = RunStore().load(args.run_dir)
+        if run.config is None or not run.has_model:
+            raise ValueError(f"run {run.run_id} cannot be evaluated: {run.broken or 'it has no model.keras'}")
+        vocabulary = read_vocabulary(run.path)
+        # The run remembers where its reviews came from; --data overrides it, IMDB_DATA stands in when it has none.
+        source = args.data or run.data.get("path") or data_source()
+    if source is None:
+        _import_tensorflow_quietly()  # Keras's imdb.npz is read through Keras
+    dataset = load_dataset(source, num_words=vocabulary.num_words)
+    split, exact = split_for_vocabulary(dataset, vocabulary)
+    if not exact:
+        print(MAPPED_NOTE, file=sys.stderr)
+    if onnx_model:
+        result = predictor.evaluate(split)
+    else:
+        _import_tensorflow_quietly()
+        from core.train import evaluate_split
+
+        result = evaluate_split(run.path, split)
+    _print_evaluation(result, args.json)
     return 0
 
 
 def runs(args: argparse.Namespace) -> int:
     from core.runs import RunStore
 
-    found = RunStore(args.runs).list()
+    store = RunStore(args.runs)
+    if store.root.exists() and not store.root.is_dir():
+        raise ValueError(f"{store.root} is a file, not a runs folder")
+    found = store.list()
     if args.json:
         for run in found:
             print(
@@ -223,7 +231,7 @@ def runs(args: argparse.Namespace) -> int:
             )
         return 0
     if not found:
-        print(f"no runs in {RunStore(args.runs).root}")
+        print(f"no runs in {store.root}")
         return 0
     rows = [("Run", "Status", "Epochs", "Best val acc", "Test acc", "Note")]
     for run in found:
@@ -250,6 +258,8 @@ def runs(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from core.export import export_run
 
+    if Path(args.run_dir).is_dir():
+        _import_tensorflow_quietly()
     result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
     native = ", ".join(f"{count} {op}" for op, count in result.op_counts.items() if op in ("RNN", "GRU", "LSTM"))
     print(f"recurrent ops: {native}; nodes: {sum(result.op_counts.values())}")
@@ -260,11 +270,9 @@ def export(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    import os
-    import sys
-    import tempfile
-    from pathlib import Path
+    from contextlib import nullcontext
 
+    from core.atomic import atomic_path
     from core.inference import Predictor, model_path
 
     if args.csv and args.texts:
@@ -273,39 +281,40 @@ def predict(args: argparse.Namespace) -> int:
         raise ValueError("give at least one review to classify, or --csv FILE")
     if args.text_column and not args.csv:
         raise ValueError("--text-column only applies with --csv FILE")
+    if args.csv and Path(args.csv).is_dir():
+        raise ValueError(f"{args.csv} is a folder, not a CSV file")
     if args.csv and not Path(args.csv).is_file():
         raise ValueError(f"no CSV file at {args.csv}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise ValueError(f"{out} is a folder: give the path of the file to write, such as {out / 'predictions.jsonl'}")
     predictor = Predictor.from_file(model_path(args.model))
     # Text arguments are classified before --out is opened, so an empty review leaves no file behind.
     lines = [json.dumps(item.to_dict()) for item in predictor.predict(args.texts)] if args.texts else None
-    out = Path(args.out) if args.out else None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        stream = os.fdopen(handle, "w", encoding="utf-8")
-    else:
-        stream, temporary = sys.stdout, None
     failed = rows = 0
-    try:
-        if lines is not None:
-            stream.writelines(line + "\n" for line in lines)
-        else:
-            for result in predictor.predict_csv(args.csv, text_column=args.text_column):
-                rows += 1
-                if result.prediction is None:
-                    failed += 1
-                    empty = {"label": None, "score": None, "tokens": 0, "unknown_tokens": 0, "truncated": False}
-                    record = {"row": result.row, **empty, "error": result.error}
-                else:
-                    record = {"row": result.row, **result.prediction.to_dict()}
-                stream.write(json.dumps(record) + "\n")
-        if temporary is not None:
-            stream.close()
-            os.replace(temporary, out)
-    finally:
-        if temporary is not None and Path(temporary).exists():
-            stream.close()
-            Path(temporary).unlink()
+    # --out is written to a temporary file renamed into place at the end: a failure leaves no half-written file.
+    with atomic_path(out) if out is not None else nullcontext() as temporary:
+        stream = open(temporary, "w", encoding="utf-8") if temporary is not None else sys.stdout
+        try:
+            if lines is not None:
+                stream.writelines(line + "\n" for line in lines)
+            else:
+                for result in predictor.predict_csv(args.csv, text_column=args.text_column):
+                    rows += 1
+                    if result.prediction is None:
+                        failed += 1
+                        empty = {"label": None, "score": None, "tokens": 0, "unknown_tokens": 0, "truncated": False}
+                        record = {"row": result.row, **empty, "error": result.error}
+                    else:
+                        record = {"row": result.row, **result.prediction.to_dict()}
+                    stream.write(json.dumps(record) + "\n")
+                if rows == 0:
+                    raise ValueError(f"{args.csv} has a header but no rows to classify")
+        finally:
+            if temporary is not None:
+                stream.close()
     if failed:
         print(f"{failed:,} of {rows:,} rows had no review text (an \"error\" line each)", file=sys.stderr)
     if out is not None:
@@ -314,11 +323,12 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    import sys
-
     from core.bench import run_bench
     from core.inference import model_path
 
-    result = run_bench(model_path(args.model), progress=lambda message: print(message, file=sys.stderr, flush=True))
+    path = model_path(args.model)
+    if path.is_file():
+        _import_tensorflow_quietly()
+    result = run_bench(path, progress=lambda message: print(message, file=sys.stderr, flush=True))
     print(json.dumps(result.to_dict()) if args.json else result.table())
     return 0

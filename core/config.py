@@ -154,9 +154,9 @@ class TrainConfig:
         _check_int("train", "batch_size", self.batch_size, 1, 65_536)
         _check_int("train", "epochs", self.epochs, 1, 1_000)
         _check_fraction("train", "validation_split", self.validation_split)
+        _check_int("train", "early_stopping_patience", self.early_stopping_patience, 0, 1_000)
         if self.validation_split == 0.0 and self.early_stopping_patience:
             raise ValueError("train.early_stopping_patience needs a validation_split above 0")
-        _check_int("train", "early_stopping_patience", self.early_stopping_patience, 0, 1_000)
         _check_int("train", "seed", self.seed, 0, 2**31 - 1)
 
     def to_dict(self) -> dict:
@@ -189,23 +189,27 @@ class ExperimentConfig:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ExperimentConfig":
+    def from_json(cls, text: str, source: str = "config") -> "ExperimentConfig":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"config is not valid JSON: {error}") from None
+            raise ValueError(f"{source} is not valid JSON: {error}") from None
         return cls.from_dict(data)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ExperimentConfig":
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder, not a JSON file")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ValueError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ValueError(f"cannot read config file {path}: {error}") from None
-        return cls.from_json(text)
+        except UnicodeDecodeError:
+            raise ValueError(f"config file {path} is not UTF-8 text: is it a JSON file?") from None
+        except OSError as error:
+            raise ValueError(f"cannot read config file {path}: {error.strerror or error}") from None
+        return cls.from_json(text, f"config file {path}")
 
 
 def _layers(*specs: tuple[str, int]) -> tuple[RecurrentLayerConfig, ...]:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,31 +12,27 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_bytes
 from core.config import ExperimentConfig, ModelConfig
-from core.inference import (
+from core.model import layer_names
+from core.model_file import (
     DEFAULT_THRESHOLD,
     INPUT_NAME,
-    LABELS,
     OUTPUT_NAME,
     TRAJECTORY_NAME,
     ModelMetadata,
     session_options,
-    outer_references,
-    prune_graph,
 )
-from core.model import layer_names
+from core.onnx_graph import ExportError, keras_weights, op_counts, use_native_ops
+from core.reviews import LABELS
 from core.text import Vocabulary, pad_sequences
+
+__all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "keras_weights", "op_counts"]
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-5
 PARITY_REVIEWS = 300  # real test reviews checked at export, when the run's data can be read
 RANDOM_PARITY_ROWS = 64  # rows of random ids checked at every export
-NATIVE_OPS = {"simple_rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
-FORBIDDEN_OPS = ("Loop", "Scan")
-
-
-class ExportError(ValueError):
-    """The export cannot be made or failed its checks: one line says why."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +45,6 @@ class ExportResult:
     size_bytes: int
     seconds: float  # conversion, checks and writing
     parity_inputs: str = ""  # which inputs the parity check used, for people
-
-
-# Conversion -----------------------------------------------------------------------------------------------------
 
 
 def _layers(model, config: ModelConfig):
@@ -110,227 +100,6 @@ def _forward_function(model, config: ModelConfig, trajectory: bool):
     return forward
 
 
-def _native_node(layer, cell: str, sequence: str, output: str):
-    """The native ONNX node of one Keras recurrent layer, its weights, and a Squeeze to [seq, batch, units]."""
-    from onnx import helper, numpy_helper
-
-    weights = layer.get_weights()
-    kernel, recurrent_kernel, bias = (np.asarray(weight, dtype=np.float32) for weight in weights)
-    units = recurrent_kernel.shape[0]
-    attributes = {"hidden_size": units}
-    if cell == "simple_rnn":
-        if layer.activation.__name__ != "tanh":
-            raise ExportError(f"{layer.name}: only tanh SimpleRNN layers can be exported")
-        op_type = "RNN"
-        attributes["activations"] = ["Tanh"]
-        packed_bias = np.concatenate([bias, np.zeros_like(bias)])
-    elif cell == "gru":
-        op_type = "GRU"
-        # Keras 3's GRU applies the reset gate after the recurrent matmul and keeps two biases: ONNX's
-        # linear_before_reset=1 form, with B = [input bias, recurrent bias].
-        if bias.ndim == 2:
-            attributes["linear_before_reset"] = 1
-            packed_bias = bias.reshape(-1)
-        else:
-            packed_bias = np.concatenate([bias, np.zeros_like(bias)])
-    else:
-        raise ExportError(f"{layer.name}: no native rewrite for {cell}")
-    prefix = layer.name
-    initializers = [
-        numpy_helper.from_array(kernel.T[np.newaxis].copy(), f"{prefix}/W"),
-        numpy_helper.from_array(recurrent_kernel.T[np.newaxis].copy(), f"{prefix}/R"),
-        numpy_helper.from_array(packed_bias[np.newaxis].astype(np.float32), f"{prefix}/B"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), f"{prefix}/direction_axis"),
-    ]
-    nodes = [
-        helper.make_node(
-            op_type, [sequence, f"{prefix}/W", f"{prefix}/R", f"{prefix}/B"], [f"{prefix}/Y"], name=prefix, **attributes
-        ),
-        # Y is [seq, directions, batch, units]; the Loop it replaces produced [seq, batch, units].
-        helper.make_node("Squeeze", [f"{prefix}/Y", f"{prefix}/direction_axis"], [output], name=f"{prefix}/squeeze"),
-    ]
-    return nodes, initializers
-
-
-def _replace_loops(proto, config: ModelConfig, recurrent) -> None:
-    """Swap each Loop tf2onnx made for a SimpleRNN or GRU layer for one native node fed by that layer's weights."""
-    graph = proto.graph
-    producers = {output: node for node in graph.node for output in node.output}
-    consumed = Counter(name for node in graph.node for name in node.input)
-    consumed.update(output.name for output in graph.output)
-    loops = [node for node in graph.node if node.op_type == "Loop"]
-    looped = [(layer, spec.cell) for layer, spec in zip(recurrent, config.recurrent_layers) if spec.cell != "lstm"]
-    if len(loops) != len(looped):
-        raise ExportError(
-            f"expected {len(looped)} Loop nodes from tf2onnx, found {len(loops)}: the native rewrite needs updating"
-        )
-    # ONNX nodes are topologically sorted, so the k-th Loop is the k-th SimpleRNN/GRU layer of the stack.
-    for loop, (layer, cell) in zip(loops, looped):
-        body = next(attribute.g for attribute in loop.attribute if attribute.name == "body")
-        sequences = [
-            name
-            for name in outer_references(body)
-            if name in producers and producers[name].op_type == "Transpose"
-        ]
-        if len(sequences) != 1:
-            raise ExportError(f"{layer.name}: cannot find the Loop's time-major input (found {sequences})")
-        carried = len(loop.input) - 2
-        scan_outputs = list(loop.output[carried:])
-        if len(scan_outputs) != 1 or any(consumed[name] for name in loop.output[:carried]):
-            raise ExportError(f"{layer.name}: the Loop's outputs are not the one sequence the rewrite expects")
-        nodes, initializers = _native_node(layer, cell, sequences[0], scan_outputs[0])
-        position = list(graph.node).index(loop)
-        graph.node.remove(loop)
-        for offset, node in enumerate(nodes):
-            graph.node.insert(position + offset, node)
-        graph.initializer.extend(initializers)
-
-
-def _constants(graph) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
-def _consumers(graph) -> dict[str, list]:
-    """Tensor name -> the nodes that read it (None for a graph output)."""
-    found: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    for output in graph.output:
-        found.setdefault(output.name, []).append(None)
-    return found
-
-
-def _perm(node) -> list[int]:
-    return next((list(attribute.ints) for attribute in node.attribute if attribute.name == "perm"), [])
-
-
-def _cancel_transposes(graph) -> None:
-    """Skip Transpose pairs that undo each other (a stacked layer's output turned batch-major and back)."""
-    producers = {output: node for node in graph.node for output in node.output}
-    outputs = {output.name for output in graph.output}
-    replace: dict[str, str] = {}
-    for node in graph.node:
-        first = producers.get(node.input[0]) if node.op_type == "Transpose" else None
-        if first is None or first.op_type != "Transpose" or node.output[0] in outputs:
-            continue
-        outer, inner = _perm(first), _perm(node)
-        if [outer[axis] for axis in inner] == list(range(len(inner))):
-            replace[node.output[0]] = first.input[0]
-    for node in graph.node:
-        for index, name in enumerate(node.input):
-            if name in replace:
-                node.input[index] = replace[name]
-
-
-def _embed_time_major(graph) -> None:
-    """Gather the vectors of transposed ids instead of transposing the gathered vectors: the same tensor, but the
-    transpose moves 4 bytes a token instead of embedding_dim * 4."""
-    from onnx import helper
-
-    producers = {output: node for node in graph.node for output in node.output}
-    consumers = _consumers(graph)
-    for node in list(graph.node):
-        if node.op_type not in NATIVE_OPS.values():
-            continue
-        transpose = producers.get(node.input[0])
-        if transpose is None or transpose.op_type != "Transpose" or _perm(transpose) != [1, 0, 2]:
-            continue
-        gather = producers.get(transpose.input[0])
-        if gather is None or gather.op_type != "Gather" or len(consumers[gather.output[0]]) != 1:
-            continue
-        if any(attribute.name == "axis" and attribute.i != 0 for attribute in gather.attribute):
-            continue
-        time_major_ids = f"{gather.name}/time_major_ids"
-        flip = helper.make_node("Transpose", [gather.input[1]], [time_major_ids], name=time_major_ids, perm=[1, 0])
-        gather.input[1] = time_major_ids
-        gather.output[0] = transpose.output[0]
-        graph.node.remove(transpose)
-        graph.node.insert(list(graph.node).index(gather), flip)
-
-
-def _final_state_outputs(graph) -> None:
-    """Read a classifier's final state from the op's Y_h output instead of slicing the last step out of Y: without
-    a trajectory output, onnxruntime then never writes the whole [seq, batch, units] sequence."""
-    from onnx import helper, numpy_helper
-
-    constants = _constants(graph)
-    consumers = _consumers(graph)
-
-    def constant(node, index: int) -> list | None:
-        if len(node.input) <= index or node.input[index] not in constants:
-            return None
-        return [int(value) for value in np.ravel(constants[node.input[index]])]
-
-    def takes_last_step(node, time_axis: int) -> bool:
-        """A Slice that keeps the last step of time_axis and everything of every other axis."""
-        if node.op_type != "Slice":
-            return False
-        starts, ends, axes = constant(node, 1), constant(node, 2), constant(node, 3)
-        steps = constant(node, 4) if len(node.input) > 4 and node.input[4] else [1] * len(starts or [])
-        if starts is None or ends is None or axes is None or steps is None or time_axis not in axes:
-            return False
-        whole = all(end >= 2**31 - 1 for end in ends) and all(step == 1 for step in steps)
-        return whole and all(start == (-1 if axis == time_axis else 0) for start, axis in zip(starts, axes))
-
-    def last_step_reads(sequence: str):
-        """(Slice, Squeeze) pairs that take the last step of a time-major sequence, directly or batch-major."""
-        for reader in consumers.get(sequence, []):
-            if reader is not None and reader.op_type == "Transpose" and _perm(reader) == [1, 0, 2]:
-                candidates = [(item, 1) for item in consumers.get(reader.output[0], []) if item is not None]
-            else:
-                candidates = [(reader, 0)] if reader is not None else []
-            for last, axis in candidates:
-                finals = consumers.get(last.output[0], [])
-                if takes_last_step(last, axis) and len(finals) == 1 and finals[0] is not None:
-                    if finals[0].op_type == "Squeeze" and constant(finals[0], 1) == [axis]:
-                        yield last, finals[0]
-
-    for node in list(graph.node):
-        if node.op_type not in NATIVE_OPS.values() or not node.output[0]:
-            continue
-        readers = consumers.get(node.output[0], [])
-        if len(readers) != 1 or readers[0] is None or readers[0].op_type != "Squeeze":
-            continue
-        squeeze = readers[0]
-        if constant(squeeze, 1) != [1]:
-            continue
-        for last, final in list(last_step_reads(squeeze.output[0])):
-            final_state = f"{node.name}/Y_h"
-            if len(node.output) < 2 or node.output[1] != final_state:
-                outputs = list(node.output) + [""] * (2 - len(node.output))
-                outputs[1] = final_state
-                del node.output[:]
-                node.output.extend(outputs)
-            axis = f"{node.name}/state_axis"
-            graph.initializer.append(numpy_helper.from_array(np.array([0], dtype=np.int64), axis))
-            replacement = helper.make_node("Squeeze", [final_state, axis], [final.output[0]], name=f"{node.name}/final")
-            graph.node.remove(last)
-            graph.node.remove(final)
-            graph.node.insert(list(graph.node).index(node) + 1, replacement)
-
-
-def op_counts(proto) -> dict[str, int]:
-    """ONNX op type -> number of nodes, in the main graph and every subgraph."""
-    counts: Counter[str] = Counter()
-
-    def visit(graph) -> None:
-        for node in graph.node:
-            counts[node.op_type] += 1
-            for attribute in node.attribute:
-                for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-                    visit(subgraph)
-
-    visit(proto.graph)
-    return dict(sorted(counts.items()))
-
-
 def convert(model, config: ModelConfig, *, trajectory: bool = False, native: bool = True):
     """The ONNX ModelProto of a build_model model; native=False keeps tf2onnx's plain Loop graph (for the benchmark)."""
     import logging
@@ -345,82 +114,8 @@ def convert(model, config: ModelConfig, *, trajectory: bool = False, native: boo
     if not native:
         return proto
     _, recurrent, _ = _layers(model, config)
-    graph = proto.graph
-    _replace_loops(proto, config, recurrent)
-    prune_graph(graph)
-    _cancel_transposes(graph)
-    prune_graph(graph)
-    _embed_time_major(graph)
-    _final_state_outputs(graph)
-    prune_graph(graph)
-    counts = op_counts(proto)
-    for cell, op_type in NATIVE_OPS.items():
-        expected = sum(spec.cell == cell for spec in config.recurrent_layers)
-        if counts.get(op_type, 0) != expected:
-            raise ExportError(f"the graph has {counts.get(op_type, 0)} {op_type} nodes, expected {expected}")
-    leftover = [op_type for op_type in FORBIDDEN_OPS if counts.get(op_type)]
-    if leftover:
-        raise ExportError(f"the graph still has {', '.join(leftover)} nodes after the native rewrite")
+    use_native_ops(proto, config, recurrent)
     return proto
-
-
-# Weights back out of a file (the benchmark rebuilds the Keras model from a .onnx alone) -------------------------------
-
-
-def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
-    """The Keras weights (model.get_weights() order) of a file made by convert(), read from its initializers."""
-    from onnx import numpy_helper
-
-    graph = proto.graph
-    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    producers = {output: node for node in graph.node for output in node.output}
-    gathers = [node for node in graph.node if node.op_type == "Gather" and node.input[0] in constants]
-    if len(gathers) != 1:
-        raise ValueError("cannot find the embedding matrix in the file")
-    weights = [constants[gathers[0].input[0]]]
-    natives = [node for node in graph.node if node.op_type in ("RNN", "GRU", "LSTM")]
-    for node, spec in zip(natives, config.recurrent_layers, strict=True):
-        packed_kernel, packed_recurrent, packed_bias = (constants[name][0] for name in node.input[1:4])
-        units = spec.units
-        if node.op_type == "LSTM":
-            # ONNX orders the gates i, o, f, c; Keras i, f, c, o.
-            order = [0, 2, 3, 1]
-
-            def keras_order(matrix):
-                return np.concatenate([np.split(matrix, 4)[gate] for gate in order])
-
-            bias = packed_bias[: 4 * units] + packed_bias[4 * units :]
-            weights += [keras_order(packed_kernel).T, keras_order(packed_recurrent).T, keras_order(bias)]
-        elif node.op_type == "GRU":
-            weights += [packed_kernel.T, packed_recurrent.T, packed_bias.reshape(2, 3 * units)]
-        else:
-            weights += [packed_kernel.T, packed_recurrent.T, packed_bias[:units] + packed_bias[units:]]
-    # The head, walked back from the probability output: Sigmoid <- [Add bias] <- MatMul kernel [<- Relu <- ...].
-    head: list[np.ndarray] = []
-    tensor = producers[OUTPUT_NAME].input[0]
-    dense_count = 1 + (config.hidden_dense_units > 0)
-    for _ in range(dense_count):
-        node = producers[tensor]
-        bias = None
-        if node.op_type == "Add":
-            constant = [name for name in node.input if name in constants]
-            bias = constants[constant[0]]
-            tensor = next(name for name in node.input if name not in constants)
-            node = producers[tensor]
-        if node.op_type != "MatMul" or node.input[1] not in constants:
-            raise ValueError("cannot find the Dense layers in the file")
-        kernel = constants[node.input[1]]
-        head = [kernel, np.zeros(kernel.shape[1], np.float32) if bias is None else bias.reshape(-1)] + head
-        tensor = node.input[0]
-        if producers.get(tensor) is not None and producers[tensor].op_type == "Relu":
-            tensor = producers[tensor].input[0]
-    return [np.asarray(weight, dtype=np.float32) for weight in weights + head]
-
-
-# Parity ---------------------------------------------------------------------------------------------------------
 
 
 def random_ids(config: ModelConfig, rows: int, seed: int = 0) -> np.ndarray:
@@ -471,9 +166,6 @@ def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bo
     return worst
 
 
-# Export -----------------------------------------------------------------------------------------------------------
-
-
 def _versions() -> dict[str, str]:
     import keras
     import onnx
@@ -491,20 +183,6 @@ def _versions() -> dict[str, str]:
         "onnxruntime": onnxruntime.__version__,
         "opset": str(OPSET),
     }
-
-
-def _write_atomically(data: bytes, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def export_model(
@@ -566,7 +244,8 @@ def export_model(
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     out = Path(out)
-    _write_atomically(data, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(out, data)
     return ExportResult(
         path=out,
         parity_max_abs_diff=difference,
@@ -580,8 +259,10 @@ def export_model(
 def _read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"cannot read the {what} {path}: {error}") from None
+    except OSError as error:
+        raise ExportError(f"cannot read the {what} {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"the {what} {path} is not valid JSON: {error}") from None
 
 
 def _real_review_ids(run_info: dict, vocabulary: Vocabulary, config: ModelConfig) -> tuple[np.ndarray, str] | None:
@@ -592,7 +273,7 @@ def _real_review_ids(run_info: dict, vocabulary: Vocabulary, config: ModelConfig
     recorded = recorded if isinstance(recorded, dict) else {}
     candidates = [
         source
-        for source in (recorded.get("path"), recorded.get("source"), data_source())
+        for source in (recorded.get("path"), data_source())
         if isinstance(source, str) and source and Path(source).exists()
     ]
     if not candidates:
@@ -622,6 +303,9 @@ def export_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ExportError(f"no run folder at {run_dir}")
+    out = Path(out) if out else run_dir / "model.onnx"
+    if out.is_dir():
+        raise ExportError(f"{out} is a folder: give the path of the .onnx file to write, such as {out / 'model.onnx'}")
     for name in ("config.json", "vocab.json", "model.keras"):
         if not (run_dir / name).is_file():
             raise ExportError(f"run {run_dir} has no {name}: only finished runs can be exported")
@@ -632,8 +316,13 @@ def export_run(
         # A run whose process died still says "running" in run.json; read_run tells the two apart.
         if read_run(run_dir).status == "running":
             raise ExportError(f"run {run_dir} is still training: export it when it has finished")
-    experiment = ExperimentConfig.from_dict(_read_json(run_dir / "config.json", "run config"))
-    vocabulary = Vocabulary.from_dict(_read_json(run_dir / "vocab.json", "vocabulary"))
+    try:
+        experiment = ExperimentConfig.from_dict(_read_json(run_dir / "config.json", "run config"))
+        vocabulary = Vocabulary.from_dict(_read_json(run_dir / "vocab.json", "vocabulary"))
+    except ExportError:
+        raise
+    except ValueError as error:
+        raise ExportError(f"run {run_dir} cannot be exported: {error}") from None
     metrics = _read_json(run_dir / "metrics.json", "metrics") if (run_dir / "metrics.json").is_file() else {}
     config = experiment.model
     _check_exportable(config)
@@ -660,7 +349,7 @@ def export_run(
         experiment,
         vocabulary,
         metrics,
-        Path(out) if out else run_dir / "model.onnx",
+        out,
         trajectory=trajectory,
         parity_ids=parity_ids,
         parity_inputs=parity_inputs,

@@ -93,9 +93,8 @@ def describe(config: ModelConfig) -> ModelDescription:
         [1] if config.output_layer else []
     ):
         params = width * units + units
-        rows.append(
-            LayerSummary(next(names), "Dense", (None, units), params, f"in*out+out = {width}*{units}+{units} = {params:,}")
-        )
+        formula = f"in*out+out = {width}*{units}+{units} = {params:,}"
+        rows.append(LayerSummary(next(names), "Dense", (None, units), params, formula))
         width = units
     total = sum(row.params for row in rows)
     return ModelDescription(tuple(rows), total, total * BYTES_PER_PARAMETER)

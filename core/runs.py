@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
+from core.atomic import atomic_path
 from core.config import PRESETS, ExperimentConfig, ModelConfig
 
 STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
+# What a run whose process died without recording an end (killed, machine restarted) says about itself.
+DIED_MESSAGE = "the training process ended without saving a result (killed, or the machine restarted)"
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 CONFIG_FILE = "config.json"
@@ -34,7 +37,7 @@ class RunInfo:
 
     run_id: str  # the folder's name
     path: Path
-    status: str  # running, finished, cancelled, failed or interrupted
+    status: str  # running, finished, cancelled, failed, or interrupted (its process died: a failure that keeps its epochs)
     config: ExperimentConfig | None  # None when config.json is missing or invalid
     history: dict  # Keras history so far: {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}
     metrics: dict | None  # metrics.json, written when training ends
@@ -94,21 +97,13 @@ def save_model(run_dir: Path, model) -> None:
 
 def _write_atomically(path: Path, write, suffix: str = ".tmp") -> None:
     path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write in {path.parent}: the folder is gone")
     try:
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-        os.close(handle)
+        with atomic_path(path, suffix) as temporary:
+            write(temporary)
     except OSError as error:
-        raise ValueError(f"cannot write in {path.parent}: {error.strerror or error}") from None
-    temporary = Path(name)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_history(run_dir: Path, history: dict) -> None:
@@ -214,10 +209,12 @@ def read_run(run_dir: str | Path) -> RunInfo:
         problems.append(f"{RUN_FILE} is missing or corrupt")
         record = {}
     status = record.get("status")
+    failure = record.get("error")
     if status not in STATUSES:
         status = "failed"
     if status == "running" and not _process_alive(record):
-        status = "interrupted"
+        # Nothing rewrites run.json: the store tells a dead process from a live one each time it reads the folder.
+        status, failure = "interrupted", DIED_MESSAGE
 
     config = None
     config_data = read_json(run_dir / CONFIG_FILE)
@@ -260,7 +257,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
         data=data if isinstance(data, dict) else {},
         created=record.get("created"),
         finished=record.get("finished"),
-        error=record.get("error"),
+        error=failure,
         broken="; ".join(problems) or None,
     )
 

@@ -164,3 +164,15 @@ def pad_sequences(
         else:
             out[row, : len(kept)] = kept
     return out
+
+
+def vocabulary_map(source: Vocabulary, target: Vocabulary) -> np.ndarray:
+    """A table that turns ids of source into the ids target gives the same words (OOV where target lacks one)."""
+    table = np.full(source.num_words, target.oov_id, dtype=np.int32)
+    table[source.pad_id] = target.pad_id
+    table[source.start_id] = target.start_id
+    for position, word in enumerate(source.words):
+        token_id = position + source.index_from
+        if position and token_id < source.num_words:
+            table[token_id] = target.id_of(word)
+    return table

@@ -13,7 +13,7 @@ import numpy as np
 
 from core import runs
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
-from core.data import Dataset, Split
+from core.data import Dataset, Split, split_for_vocabulary
 from core.runs import RunInfo, RunStore
 
 
@@ -23,7 +23,7 @@ class TrainingCallbacks:
 
     on_run_created: Callable[[Path], None] | None = None  # the run folder, before the first batch
     on_epoch_end: Callable[[int, dict], None] | None = None  # epoch, its logs (loss, accuracy, val_loss, ...)
-    on_batch_end: Callable[[int, float], None] | None = None  # epoch, fraction of the epoch done
+    on_batch_end: Callable[[int, float], None] | None = None  # epoch, fraction of the epoch done (from a helper thread)
     cancel: threading.Event = field(default_factory=threading.Event)  # set it to stop after the current batch
 
 
@@ -60,7 +60,8 @@ def _check_trainable(model_config: ModelConfig, train_config: TrainConfig, datas
         raise ValueError(
             "only a classifier can be trained: turn model.output_layer on and model.last_return_sequences off"
         )
-    if dataset.vocabulary.num_words > model_config.vocabulary_size:
+    # Equal, not merely fitting: the run's vocabulary and its Embedding must agree for the export to accept them.
+    if dataset.vocabulary.num_words != model_config.vocabulary_size:
         raise ValueError(
             f"the data was encoded with {dataset.vocabulary.num_words:,} words but model.vocabulary_size is "
             f"{model_config.vocabulary_size:,}; load the data with num_words={model_config.vocabulary_size}"
@@ -95,14 +96,17 @@ def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
     import keras
 
     class Recorder(keras.callbacks.Callback):
-        # Keras may run batch hooks on a helper thread; these only read a counter and an Event, so that is safe,
-        # and it keeps fit's loop exactly as fast as a bare fit.
+        # async_safe lets Keras run the batch hook on its helper threads instead of waiting for every step's logs:
+        # that keeps fit's loop as fast as a bare fit. The calls can then overlap and arrive out of order, so the
+        # caller's on_batch_end is called under a lock, once per batch, in order (a late, older batch is skipped).
         async_safe = True
 
         def __init__(self) -> None:
             super().__init__()
             self.history: dict[str, list[float]] = {key: [] for key in runs.HISTORY_KEYS}
             self.epoch = 1
+            self.lock = threading.Lock()
+            self.reported = (0, -1)  # (epoch, batch) last handed to on_batch_end
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch + 1
@@ -110,7 +114,10 @@ def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
         def on_train_batch_end(self, batch, logs=None):
             if callbacks.on_batch_end is not None:
                 steps = self.params.get("steps") or 1
-                callbacks.on_batch_end(self.epoch, min((batch + 1) / steps, 1.0))
+                with self.lock:
+                    if (self.epoch, batch) > self.reported:
+                        self.reported = (self.epoch, batch)
+                        callbacks.on_batch_end(self.epoch, min((batch + 1) / steps, 1.0))
             if callbacks.cancel.is_set():
                 self.model.stop_training = True
                 raise _Cancelled()
@@ -246,32 +253,25 @@ def load_run_model(run: RunInfo):
     try:
         model = keras.models.load_model(run.model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged file; all mean the same to a user.
-        raise ValueError(f"run {run.run_id} cannot be loaded: {error}") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"run {run.run_id} cannot be loaded: {reason}") from None
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
 
-def evaluate_run(run_dir: str | Path, dataset: Dataset) -> dict:
-    """Accuracy, loss and count of a run's model on dataset.test: {"accuracy", "loss", "n"}."""
+def evaluate_split(run_dir: str | Path, split: Split) -> dict:
+    """Accuracy, loss and count of a run's model on a split encoded with the run's vocabulary."""
     run = runs.read_run(run_dir)
     model = load_run_model(run)
-    split = _test_split_for(run, dataset)
     if not len(split):
-        raise ValueError(f"{dataset.source} has no test reviews to evaluate on")
+        raise ValueError("there are no test reviews to evaluate on")
     return _evaluate_model(model, run.config.model, split, run.config.train.batch_size)
 
 
-def _test_split_for(run: RunInfo, dataset: Dataset) -> Split:
-    """dataset.test in the ids of the run's vocabulary: as loaded when the vocabularies agree, else re-encoded."""
-    vocabulary = runs.read_vocabulary(run.path)
-    if vocabulary == dataset.vocabulary:
-        return dataset.test
-    if dataset.location is None:
-        raise ValueError(
-            f"{dataset.source} holds ids of another vocabulary than run {run.run_id}'s and no raw text to re-encode"
-        )
-    from core.data import read_reviews
+def evaluate_run(run_dir: str | Path, dataset: Dataset) -> dict:
+    """Accuracy, loss and count of a run's model on dataset.test: {"accuracy", "loss", "n"}.
 
-    # Another source (a user's CSV, say): its ids mean other words, so encode its raw text with the run's words.
-    reviews = read_reviews(dataset.location, "test")
-    return Split.from_lists([vocabulary.encode(review.text).ids for review in reviews], [r.label for r in reviews])
+    A dataset encoded with other words than the run's (another source) is encoded again with the run's vocabulary.
+    """
+    split, _ = split_for_vocabulary(dataset, runs.read_vocabulary(run_dir))
+    return evaluate_split(run_dir, split)

@@ -1,4 +1,4 @@
-"""The train, evaluate and runs commands: exit codes, `error:` lines, the run folder last, a killed training."""
+"""The summary, train, evaluate and runs commands: exit codes, `error:` lines, the run folder last, a killed run."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from core import paths
 from core.cli import main
 from core.config import ExperimentConfig
 from core.data import load_dataset
-from core.runs import RunStore, read_run
+from core.runs import DIED_MESSAGE, RunStore, read_run
 from core.train import train
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,81 @@ def assert_one_error_line(status: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
+# ---- summary -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("preset", "shapes", "total"),
+    [
+        ("seed-rnn", [[None, 500, 32], [None, 500, 32]], 322_080),
+        ("seed-stacked", [[None, 500, 32]] * 4 + [[None, 32]], 328_320),
+        ("seed", [[None, 500, 32], [None, 32], [None, 1]], 322_113),
+    ],
+)
+def test_summary_json_has_the_documented_shape(capsys, preset, shapes, total):
+    status, out, _ = run_cli(capsys, "summary", "--preset", preset, "--json")
+    result = json.loads(out)
+    assert status == 0 and result["total_params"] == total
+    assert [layer["output_shape"] for layer in result["layers"]] == shapes
+    for layer in result["layers"]:
+        assert {"name", "type", "output_shape", "params", "formula"} <= set(layer)
+        assert layer["formula"].endswith(f"= {layer['params']:,}")
+
+
+def test_summary_table_shows_formulas_and_the_total(capsys, tmp_path):
+    config = tmp_path / "gru.json"
+    config.write_text(json.dumps({"model": {"recurrent_layers": [{"cell": "gru", "units": 16}]}}))
+    status, out, _ = run_cli(capsys, "summary", "--config", str(config))
+    assert status == 0
+    assert "gru_1 (GRU)" in out and "3*u*(in+u+2) = 3*16*(32+16+2) = 2,400" in out
+    assert out.strip().splitlines()[-1].startswith("Total params: 322,417 ")
+
+
 # ---- user mistakes: one `error:` line, exit status 2, nothing written ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", ""],
+        ["train", "--data", "  "],
+        ["train", "--runs", ""],
+        ["summary", "--config", ""],
+        ["summary", "--preset", ""],
+        ["evaluate", ""],
+        ["evaluate", "--model", ""],
+        ["export", ""],
+        ["predict", "--model", "", "a review"],
+        ["predict", "--csv", ""],
+        ["runs", "--runs", ""],
+    ],
+)
+def test_an_empty_path_or_name_is_a_mistake_not_the_default(capsys, argv):
+    status, out, err = run_cli(capsys, *argv)
+    assert_one_error_line(status, err, "is empty")
+    assert out == ""
+
+
+def test_a_folder_where_a_file_belongs(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "summary", "--config", str(tmp_path))
+    assert_one_error_line(status, err, "is a folder, not a JSON file")
+    status, _, err = run_cli(capsys, "train", "--config", str(tmp_path), "--runs", str(tmp_path / "runs"))
+    assert_one_error_line(status, err, "is a folder")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_config_that_is_not_json_names_the_file(capsys, tmp_path):
+    config = tmp_path / "notes.txt"
+    config.write_text("hello")
+    status, _, err = run_cli(capsys, "summary", "--config", str(config))
+    assert_one_error_line(status, err, f"config file {config} is not valid JSON")
+
+
+def test_help_exits_0(capsys):
+    assert main(["train", "--help"]) == 0
+    assert "--limit N" in capsys.readouterr().out
+
+
 
 
 def test_bad_preset(capsys, tmp_path):
@@ -120,10 +195,8 @@ def test_bad_epochs(capsys, tmp_path, epochs):
 
 
 def test_epochs_that_are_not_a_number_exit_2(capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "--epochs", "ten"])
-    assert stopped.value.code == 2
-    assert "invalid int value: 'ten'" in capsys.readouterr().err
+    status, _, err = run_cli(capsys, "train", "--epochs", "ten")
+    assert_one_error_line(status, err, "argument --epochs: invalid int value: 'ten'")
 
 
 def test_bad_limit(capsys, tmp_path):
@@ -143,11 +216,26 @@ def test_an_unwritable_runs_folder(capsys, tmp_path):
     assert_one_error_line(status, err, "cannot create the runs folder")
 
 
-def test_evaluate_needs_a_run(capsys, tmp_path):
+def test_evaluate_without_a_run_uses_the_shipped_model(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "DEFAULT_MODEL", tmp_path / "models" / "imdb_simplernn.onnx")
     status, _, err = run_cli(capsys, "evaluate")
-    assert_one_error_line(status, err, "give a run folder")
+    assert_one_error_line(status, err, "no model at", "python -m core export RUN_DIR")
     status, _, err = run_cli(capsys, "evaluate", str(tmp_path / "no-such-run"))
     assert_one_error_line(status, err, "no run folder at")
+
+
+def test_evaluate_points_an_onnx_file_at_model(capsys, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"onnx")
+    status, _, err = run_cli(capsys, "evaluate", str(model))
+    assert_one_error_line(status, err, f"use --model {model}")
+
+
+def test_runs_refuses_a_file_as_its_folder(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    status, _, err = run_cli(capsys, "runs", "--runs", str(blocker))
+    assert_one_error_line(status, err, "is a file, not a runs folder")
 
 
 def test_runs_on_an_empty_folder(capsys, tmp_path):
@@ -191,7 +279,7 @@ def test_evaluate_json_and_runs_listing(tiny, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_training_killed_mid_epoch_is_listed_as_interrupted(tiny, tmp_path):
+def test_a_training_killed_mid_epoch_is_listed_as_failed(tiny, tmp_path):
     runs_root = tmp_path / "runs"
     config = tmp_path / "slow.json"
     # Many small batches make an epoch last long enough to be killed inside it.
@@ -219,14 +307,14 @@ def test_a_training_killed_mid_epoch_is_listed_as_interrupted(tiny, tmp_path):
             process.kill()
             process.wait()
     (run,) = RunStore(runs_root).list()
-    assert run.status == "interrupted" and run.broken is None
+    assert run.status == "interrupted" and run.error == DIED_MESSAGE and run.broken is None
     assert 1 <= run.epochs_done < 200 and len(run.history["val_loss"]) == run.epochs_done
     # Nothing rewrote the record: the store tells a dead process from a live one when it reads the folder.
     assert json.loads((run.path / "run.json").read_text())["status"] == "running"
 
-    # The store is still usable: a new training starts and finishes beside the interrupted one.
+    # The store is still usable: a new training starts and finishes beside the dead one.
     experiment = ExperimentConfig.from_dict(TINY_CONFIG)
     dataset = load_dataset(tiny["archive"], num_words=60, cache_dir=Path(tiny["env"]["IMDB_CACHE"]))
     again = train(experiment.model, replace(experiment.train, epochs=1), dataset, store=RunStore(runs_root))
     assert again.status == "finished"
-    assert sorted(run.status for run in RunStore(runs_root).list()) == ["finished", "interrupted"]
+    assert sorted(run.status for run in RunStore(runs_root).list()) == ["failed", "finished"]

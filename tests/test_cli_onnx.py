@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, Tra
 from core.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
 from core.text import Vocabulary, tokenize
+from test_inference import build_model as build_tiny_model  # a hand-built file: no TensorFlow needed
 
 PREDICTION_KEYS = {"label", "score", "tokens", "unknown_tokens", "truncated"}
 CONFIG = ModelConfig(
@@ -180,3 +182,37 @@ def test_user_mistakes_exit_2_with_one_error_line(argv, message, capsys, tmp_pat
     status, stdout, stderr = _run(argv, capsys)
     assert status == 2 and stdout == ""
     assert stderr.startswith("error: ") and message in stderr and stderr.count("\n") == 1
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    import onnx
+
+    path = tmp_path / "tiny.onnx"
+    onnx.save(build_tiny_model(), path)
+    return path
+
+
+def test_predict_csv_mistakes_and_out_file_permissions(tiny_model, capsys, tmp_path):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("text,label\n")
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("review\ngood movie\nbad plot\n")
+    out = tmp_path / "out" / "predictions.jsonl"
+    model = str(tiny_model)
+    for argv, message in [
+        (["--csv", str(tmp_path)], "is a folder, not a CSV file"),
+        (["--csv", str(header_only), "--out", str(out)], "has a header but no rows"),
+        (["--csv", str(reviews), "--out", str(tmp_path)], "is a folder: give the path of the file to write"),
+        (["--csv", str(reviews), "--text-column", "body"], "has no column 'body'"),
+    ]:
+        status, stdout, stderr = _run(["predict", "--model", model, *argv], capsys)
+        assert status == 2 and stdout == "" and stderr.count("\n") == 1 and message in stderr, stderr
+    assert not out.exists() and not list(out.parent.glob(".*"))  # no file, no temporary left behind
+
+    status, stdout, _ = _run(["predict", "--model", model, "--csv", str(reviews), "--out", str(out)], capsys)
+    assert status == 0 and stdout.strip() == str(out)
+    assert [json.loads(line)["row"] for line in out.read_text().splitlines()] == [1, 2]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temporary file

@@ -1,18 +1,18 @@
 """Every data source (aclImdb folders and archives, CSVs, Keras offline), the cache, read_reviews, every DataError."""
 
-import gzip
 import os
 import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core import data
-from core.data import DataError, Review, describe_source, load_dataset, read_reviews
+from core.data import DataError, Review, describe_source, load_dataset, read_reviews, split_for_vocabulary
 from core.text import OOV_ID, START_ID, Vocabulary, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +167,28 @@ def test_read_reviews_matches_the_dataset_order_and_encoding(aclimdb, archive, c
         assert isinstance(first, Review)
 
 
-@pytest.mark.parametrize("name", ["test/pos/999_9.txt", "train/pos/0_7.txt", "test/pos/../../../etc/passwd.txt", "/test/pos/0_7.txt", "x"])
+def test_split_for_vocabulary_encodes_the_raw_text_again_or_maps_ids(aclimdb, cache):
+    dataset = load_dataset(aclimdb, num_words=30, cache_dir=cache)
+    same, exact = split_for_vocabulary(dataset, dataset.vocabulary)
+    assert same is dataset.test and exact
+    other = Vocabulary.build([["zyzzyvatestonly", "film", "great"]], num_words=10)
+    encoded, exact = split_for_vocabulary(dataset, other)
+    reviews = read_reviews(aclimdb, "test")
+    assert exact
+    assert [encoded.ids(i).tolist() for i in range(len(encoded))] == [other.encode(r.text).ids for r in reviews]
+    assert encoded.labels.tolist() == dataset.test.labels.tolist()
+    # Without raw text (Keras's imdb.npz), ids go word by word: words the other vocabulary lacks become OOV.
+    mapped, exact = split_for_vocabulary(replace(dataset, location=None), other)
+    assert not exact and mapped.values.max() < other.num_words
+    for index in range(2):
+        words = dataset.vocabulary.decode(dataset.test.ids(index))
+        expected = [word if word in other.words or word == "<start>" else "<unk>" for word in words]
+        assert other.decode(mapped.ids(index)) == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["test/pos/999_9.txt", "train/pos/0_7.txt", "test/pos/../../../etc/passwd.txt", "/test/pos/0_7.txt", "x"]
+)
 def test_read_reviews_refuses_a_name_not_in_the_split(aclimdb, archive, name):
     for source in (aclimdb, archive):
         with pytest.raises(DataError, match="no review named"):

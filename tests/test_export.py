@@ -159,6 +159,9 @@ def test_the_file_passes_the_full_checker_and_carries_every_metadata_key(exporte
     assert set(METADATA_KEYS) <= set(props)
     assert float(props["parity_max_abs_diff"]) == pytest.approx(result.parity_max_abs_diff)
     assert result.size_bytes == result.path.stat().st_size
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert result.path.stat().st_mode & 0o777 == 0o666 & ~umask  # a normal file, not mkstemp's 0600
 
 
 def test_metadata_round_trip_through_the_predictor(exported):
@@ -286,6 +289,8 @@ def test_export_run_checks_parity_on_given_reviews_and_writes_where_told(run_dir
     assert result.parity_inputs.startswith("2 given reviews")
     with pytest.raises(ExportError, match="no non-empty review"):
         export_run(run_dir, out, parity_reviews=[" "])
+    with pytest.raises(ExportError, match="is a folder"):
+        export_run(run_dir, tmp_path)
 
 
 def test_export_run_refuses_unfinished_or_incomplete_runs(run_dir, tmp_path):

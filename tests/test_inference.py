@@ -22,6 +22,7 @@ from core.inference import (
     model_path,
     vocabulary_map,
 )
+from core.splits import Split
 from core.text import RESERVED_WORD, Vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +197,22 @@ def test_a_review_with_no_words_is_still_classified(predictor):
 def test_empty_reviews_are_refused(predictor, texts, message):
     with pytest.raises(ValueError, match=message):
         predictor.predict(texts)
+
+
+def test_evaluate_gives_keras_accuracy_and_clipped_cross_entropy(predictor):
+    texts = ["good movie", "awful boring plot", "I loved it", "bad actors", "great great great", "boring"]
+    labels = [1, 0, 1, 0, 1, 0]
+    split = Split.from_lists([VOCABULARY.encode(text).ids for text in texts], labels)
+    result = predictor.evaluate(split)
+    scores = np.array([_expected_score(text) for text in texts])
+    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
+    labels = np.array(labels)
+    assert result["n"] == 6
+    assert result["accuracy"] == pytest.approx(np.mean((scores >= 0.5) == (labels == 1)))
+    cross_entropy = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+    assert result["loss"] == pytest.approx(cross_entropy, abs=1e-5)
+    with pytest.raises(ValueError, match="no test reviews"):
+        predictor.evaluate(Split.from_lists([], []))
 
 
 def test_big_batches_are_split_across_threads_without_reordering(predictor):

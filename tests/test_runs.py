@@ -1,4 +1,4 @@
-"""The run store: atomic writes, corrupt and half-written folders, interrupted runs, safe deletion, unwritable roots."""
+"""The run store: atomic writes, corrupt or half-written folders, runs whose process died, deletion, bad roots."""
 
 from __future__ import annotations
 
@@ -81,6 +81,14 @@ def test_json_writes_are_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
+def test_written_files_get_normal_permissions_not_mkstemps_0600(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    run_dir = finished_run(RunStore(tmp_path))
+    modes = {path.name: path.stat().st_mode & 0o777 for path in run_dir.iterdir()}
+    assert modes == {name: 0o666 & ~umask for name in modes}, modes
+
+
 def test_a_write_into_a_missing_folder_is_one_clear_value_error(tmp_path):
     with pytest.raises(ValueError, match=r"^cannot write in .*gone"):
         runs.write_json(tmp_path / "gone" / "history.json", {})
@@ -141,7 +149,7 @@ def _dead_pid() -> int:
         {"process_start": "1"},  # the pid is alive but belongs to a process started later: the pid was reused
     ],
 )
-def test_a_running_run_whose_process_is_gone_is_interrupted(tmp_path, record_change):
+def test_a_running_run_whose_process_is_gone_is_failed(tmp_path, record_change):
     store = RunStore(tmp_path)
     run_dir = store.create(preset("seed"), VOCABULARY, DATA)
     history = {"loss": [0.6, 0.5], "accuracy": [0.6, 0.7], "val_loss": [0.6, 0.55], "val_accuracy": [0.6, 0.7]}
@@ -150,7 +158,7 @@ def test_a_running_run_whose_process_is_gone_is_interrupted(tmp_path, record_cha
     record.update({key: _dead_pid() if value == "dead" else value for key, value in record_change.items()})
     runs.write_json(run_dir / "run.json", record)
     (info,) = store.list()
-    assert info.status == "interrupted" and info.epochs_done == 2
+    assert info.status == "interrupted" and info.error == runs.DIED_MESSAGE and info.epochs_done == 2
     assert info.broken is None  # no model.keras yet is expected of a run that died mid-way
 
 

@@ -247,9 +247,12 @@ def test_callbacks_hear_every_epoch_and_batch(toy_run):
     assert seen["created"] == [run.path]
     assert [epoch for epoch, _ in seen["epochs"]] == [1, 2, 3, 4, 5]
     assert seen["epochs"][0][1]["val_loss"] == pytest.approx(run.history["val_loss"][0])
-    # 600 reviews, 20% held out: 480 train in 15 batches of 32 per epoch.
-    assert len(seen["batches"]) == 5 * 15
-    assert seen["batches"][14] == (1, 1.0) and seen["batches"][15][0] == 2
+    # 600 reviews, 20% held out: 480 train in 15 batches of 32 per epoch. Keras runs the batch hook on helper
+    # threads; the caller hears each batch at most once and in order (a late, older one is skipped), every last one.
+    assert seen["batches"] == sorted(set(seen["batches"])) and len(seen["batches"]) <= 5 * 15
+    for epoch in range(1, 6):
+        fractions = [fraction for heard, fraction in seen["batches"] if heard == epoch]
+        assert fractions[-1] == 1.0 and all(round(fraction * 15, 6).is_integer() for fraction in fractions)
 
 
 @pytest.mark.slow
@@ -367,6 +370,8 @@ def test_only_classifiers_and_matching_data_can_be_trained(tmp_path):
         train(replace(TOY_MODEL, output_layer=False), TOY_TRAIN, dataset, store=RunStore(tmp_path))
     with pytest.raises(ValueError, match="num_words=20"):
         train(replace(TOY_MODEL, vocabulary_size=20), TOY_TRAIN, dataset, store=RunStore(tmp_path))
+    with pytest.raises(ValueError, match="num_words=80"):  # a bigger Embedding would make a run export refuses
+        train(replace(TOY_MODEL, vocabulary_size=80), TOY_TRAIN, dataset, store=RunStore(tmp_path))
     with pytest.raises(ValueError, match="limit"):
         train(TOY_MODEL, TOY_TRAIN, dataset, store=RunStore(tmp_path), limit=0)
     with pytest.raises(ValueError, match="cannot be split"):
