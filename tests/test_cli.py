@@ -279,7 +279,7 @@ def test_evaluate_json_and_runs_listing(tiny, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_training_killed_mid_epoch_is_listed_as_failed(tiny, tmp_path):
+def test_a_training_killed_mid_epoch_is_listed_as_interrupted(tiny, tmp_path):
     runs_root = tmp_path / "runs"
     config = tmp_path / "slow.json"
     # Many small batches make an epoch last long enough to be killed inside it.
@@ -317,4 +317,4 @@ def test_a_training_killed_mid_epoch_is_listed_as_failed(tiny, tmp_path):
     dataset = load_dataset(tiny["archive"], num_words=60, cache_dir=Path(tiny["env"]["IMDB_CACHE"]))
     again = train(experiment.model, replace(experiment.train, epochs=1), dataset, store=RunStore(runs_root))
     assert again.status == "finished"
-    assert sorted(run.status for run in RunStore(runs_root).list()) == ["failed", "finished"]
+    assert sorted(run.status for run in RunStore(runs_root).list()) == ["finished", "interrupted"]
