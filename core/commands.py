@@ -112,7 +112,9 @@ def train(args: argparse.Namespace) -> int:
     if not experiment.model.is_classifier:
         raise ValueError("this model has no classifier on top (a seed-rnn or seed-stacked cell); it cannot be trained")
     store = RunStore(args.runs)
-    store.check_writable()  # before the data, which can take half a minute to load the first time
+    # Both before the data, which can take half a minute to load the first time; train() takes the lock for real.
+    with store.training_lock():
+        pass
     progress = _ProgressLine(sys.stderr, train_config.epochs)
     source = args.data or data_source()
     if source is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from core.text import Vocabulary
 
 # Bump when the cached arrays or their meaning change: older cache files are then simply not found.
 CACHE_FORMAT = "imdb-cache-1"
+# Entries kept per source kind: every new vocabulary size or edited CSV adds one, and the archive's are ~50 MB each.
+KEEP_PER_KIND = 4
 
 
 def cache_file(directory: Path, kind: str, key: str) -> Path:
@@ -48,7 +51,35 @@ def write_cache(file: Path, key: str, dataset: Dataset) -> None:
         with atomic_path(file) as temporary, open(temporary, "wb") as out:
             np.savez(out, **arrays)
     except OSError:
-        pass
+        return
+    prune_cache(file.parent, dataset.kind, keep=file)
+
+
+def prune_cache(directory: Path, kind: str, keep: Path | None = None, limit: int = KEEP_PER_KIND) -> list[Path]:
+    """Delete all but the limit most recently used cache files of one source kind (keep is never deleted).
+
+    A cache hit touches its file, so "recently used" is the modification time. Returns the files deleted.
+    """
+    try:
+        entries = []
+        for path in directory.glob(f"{kind}-*.npz"):
+            try:
+                entries.append((path.stat().st_mtime_ns, path.name, path))
+            except OSError:
+                continue  # removed meanwhile by another process
+    except OSError:
+        return []
+    entries.sort(reverse=True)
+    removed = []
+    for _, _, path in entries[limit:]:
+        if keep is not None and path == keep:
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # a read-only cache folder only costs disk space
+    return removed
 
 
 def _cached_split(archive, split_name: str, num_words: int) -> Split:
@@ -82,7 +113,7 @@ def read_cache(file: Path, key: str, num_words: int) -> Dataset | None:
             if str(archive["key"][()]) != key:
                 return None
             location = str(archive["location"][()])
-            return Dataset(
+            dataset = Dataset(
                 source=str(archive["source"][()]),
                 kind=str(archive["kind"][()]),
                 vocabulary=Vocabulary.from_dict(json.loads(str(archive["vocabulary"][()]))),
@@ -93,3 +124,8 @@ def read_cache(file: Path, key: str, num_words: int) -> Dataset | None:
     # Any unreadable cache file is a miss: the data is read again and the file rewritten.
     except Exception:  # noqa: BLE001
         return None
+    try:
+        os.utime(file)  # marks it recently used, so prune_cache keeps it
+    except OSError:
+        pass
+    return dataset

@@ -75,6 +75,14 @@ class CsvPrediction:
     error: str | None
 
 
+def _text_lines(stream, path: Path) -> Iterator[str]:
+    """The stream's lines; a NUL byte, which text never holds and the csv module would accept, means a binary file."""
+    for number, line in enumerate(stream, start=1):
+        if "\x00" in line:
+            raise ValueError(f"{path} has a NUL byte on line {number}: it is a binary file, not a CSV text file")
+        yield line
+
+
 class Predictor:
     """An exported model ready to classify text: one onnxruntime session, safe to share between threads."""
 
@@ -288,7 +296,7 @@ class Predictor:
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with raw:
             stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(stream)
+            reader = csv.reader(_text_lines(stream, path))
             try:
                 header = next(reader, None)
                 if header is None:

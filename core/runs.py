@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -9,6 +10,8 @@ import shutil
 import socket
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +32,11 @@ HISTORY_FILE = "history.json"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
+# Held (flock) by the process that trains into a runs folder; the kernel releases it when that process dies.
+LOCK_FILE = ".training.lock"
+# Where run.json goes when the disk refuses even the failed status; read_run then reports the run as failed.
+UNWRITABLE_RECORD = ".run.json.unwritable"
+UNWRITABLE_MESSAGE = "training failed and its status could not be saved (is the disk full?)"
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,18 @@ def set_status(run_dir: Path, status: str, error: str | None = None) -> None:
     write_json(path, record)
 
 
+def set_failed_status(run_dir: Path, message: str) -> None:
+    """Record a failure; when even that write fails (a full disk), move run.json aside so the run reads as failed."""
+    try:
+        set_status(run_dir, "failed", message)
+    except ValueError:
+        try:
+            # A rename needs no new data blocks; read_run takes a run.json moved aside for a failed run.
+            os.replace(Path(run_dir) / RUN_FILE, Path(run_dir) / UNWRITABLE_RECORD)
+        except OSError:
+            pass  # the original error matters more than this one
+
+
 def _process_start(pid: int) -> str | None:
     """The start time of process pid (clock ticks since boot), which tells a live run from a reused pid."""
     try:
@@ -205,6 +225,11 @@ def read_run(run_dir: str | Path) -> RunInfo:
     run_dir = Path(run_dir)
     problems = []
     record = read_json(run_dir / RUN_FILE)
+    unwritable = None
+    if record is None and (run_dir / UNWRITABLE_RECORD).is_file():
+        unwritable = read_json(run_dir / UNWRITABLE_RECORD)
+    if isinstance(unwritable, dict):
+        record = {**unwritable, "status": "failed", "error": UNWRITABLE_MESSAGE}
     if not isinstance(record, dict):
         problems.append(f"{RUN_FILE} is missing or corrupt")
         record = {}
@@ -287,6 +312,33 @@ class RunStore:
                 f"the runs folder {self.root} is not writable ({error.strerror or error}); "
                 "choose another with --runs or IMDB_RUNS"
             ) from None
+
+    @contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Hold the runs folder for one training; ValueError at once when another process or thread holds it.
+
+        Two trainings at once would halve each other's speed and compete for memory on a small machine; the second
+        one is refused before it writes anything. The lock is per runs folder, across processes and threads.
+        """
+        self.check_writable()
+        path = self.root / LOCK_FILE
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise ValueError(f"cannot open {path}: {error.strerror or error}; choose another --runs") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                running = [run.run_id for run in self.list() if run.status == "running"]
+                which = f" (run {running[0]})" if running else ""
+                raise ValueError(
+                    f"another training is running in {self.root}{which}; wait for it to end or stop it, "
+                    "or train into another folder with --runs"
+                ) from None
+            yield
+        finally:
+            os.close(handle)  # closing the descriptor releases the lock
 
     def create(self, config: ExperimentConfig, vocabulary, data: dict) -> Path:
         """A new run folder with config, vocabulary, empty history and status running; returns its path.

@@ -153,23 +153,21 @@ def train(
     x, y = training_arrays(model_config, dataset.train, limit)
     store = store or RunStore()
     data = {"source": dataset.source, "kind": dataset.kind, "limit": limit, "path": dataset.location, "reviews": len(y)}
-    run_dir = store.create(ExperimentConfig(model_config, train_config), dataset.vocabulary, data)
-    try:
-        if callbacks.on_run_created is not None:
-            callbacks.on_run_created(run_dir)
-        return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y)
-    except BaseException as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, KeyboardInterrupt):
-            message = "interrupted by the user"
-        record = runs.read_json(run_dir / runs.RUN_FILE)
-        # _fit may have ended the run itself (Ctrl-C during fit is a cancel with weights saved); keep its word.
-        if isinstance(record, dict) and record.get("status") == "running":
-            try:
-                runs.set_status(run_dir, "failed", message)
-            except ValueError:
-                pass  # the disk that made training fail may refuse this too; the original error matters more
-        raise
+    with store.training_lock():
+        run_dir = store.create(ExperimentConfig(model_config, train_config), dataset.vocabulary, data)
+        try:
+            if callbacks.on_run_created is not None:
+                callbacks.on_run_created(run_dir)
+            return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y)
+        except BaseException as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if isinstance(error, KeyboardInterrupt):
+                message = "interrupted by the user"
+            record = runs.read_json(run_dir / runs.RUN_FILE)
+            # _fit may have ended the run itself (Ctrl-C during fit is a cancel with weights saved); keep its word.
+            if isinstance(record, dict) and record.get("status") == "running":
+                runs.set_failed_status(run_dir, message)
+            raise
 
 
 def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunInfo:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import streamlit as st
-
 import hashlib
+import time
 from pathlib import Path
+
+import streamlit as st
 
 from core import paths
 from core.config import PRESETS, ExperimentConfig
-from core.data import Dataset, Review, load_dataset, read_reviews
+from core.data import DataError, Dataset, Review, load_dataset, read_reviews
 from core.jobs import JobSlot
 from core.runs import RunInfo, RunStore, read_run
 
@@ -74,9 +75,28 @@ def _cached_dataset(source: str | None, num_words: int, cache_dir: str, stamp: t
     return load_dataset(source, num_words, cache_dir=Path(cache_dir))
 
 
+# A source that failed to load (the Keras download while offline takes seconds to fail) is not tried again for this
+# long, so that every rerun of every page in every session does not wait for the same failure.
+RETRY_FAILED_SOURCE_SECONDS = 60.0
+
+
+@st.cache_resource
+def _failed_sources() -> dict[tuple, tuple[float, str]]:
+    # Shared by all sessions; each entry is replaced whole, which is safe across threads.
+    return {}
+
+
 def dataset(source: str | None, num_words: int) -> Dataset:
     """The reviews of source encoded with num_words words; DataError (a ValueError) with one line when unreadable."""
-    return _cached_dataset(source, num_words, str(paths.cache_dir()), _source_stamp(source))
+    key = (source, num_words, str(paths.cache_dir()), _source_stamp(source))
+    failed = _failed_sources().get(key)
+    if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_SOURCE_SECONDS:
+        raise DataError(failed[1])
+    try:
+        return _cached_dataset(*key)
+    except DataError as error:
+        _failed_sources()[key] = (time.monotonic(), str(error))
+        raise
 
 
 # An archive must be read from its start to reach any review, so a whole split is read once and kept. Reviews are

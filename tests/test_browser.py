@@ -26,6 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = ROOT / "test-artifacts"
 # Conversion and training load TensorFlow in the server the first time: tens of seconds on a busy 2-core machine.
 SLOW_STEP_MS = 180_000
+# Older than any run a test makes, so that pages still start on the good run.
+INTERRUPTED_RUN = "20000101-000002-simplernn-killed"
+TRUNCATED_RUN = "20000101-000001-simplernn-cutoff"
 
 # Records, in the page's own clock, when the click on Classify happened, when the result for a review of `expected`
 # words showed (the "Tokens used" metric says so), and when the sentiment chart held one point a word.
@@ -54,6 +57,7 @@ def server(tmp_path_factory):
     tiny = tiny_exported_run(tmp_path_factory.getbasetemp() / "tiny-dashboard-run")
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(tiny, root / "runs" / tiny.name)
+    _damaged_copies(tiny, root / "runs")
     environment = {
         "IMDB_RUNS": str(root / "runs"),
         "IMDB_CACHE": str(root / "cache"),
@@ -65,6 +69,17 @@ def server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+def _damaged_copies(run: Path, runs: Path) -> None:
+    """Older copies of run as a crash and a bad disk leave them: one interrupted, one with model.keras cut short."""
+    interrupted = shutil.copytree(run, runs / INTERRUPTED_RUN, ignore=shutil.ignore_patterns("model.*", "metrics.json"))
+    record = json.loads((interrupted / "run.json").read_text())
+    # A pid no process has: the store reads a "running" run whose process is gone as interrupted.
+    record.update(status="running", finished=None, pid=2**22 + 1)
+    (interrupted / "run.json").write_text(json.dumps(record))
+    truncated = shutil.copytree(run, runs / TRUNCATED_RUN, ignore=shutil.ignore_patterns("model.onnx"))
+    (truncated / "model.keras").write_bytes((run / "model.keras").read_bytes()[:2000])
 
 
 @pytest.fixture(scope="module")
@@ -283,9 +298,51 @@ def test_train_live_curves_grow_then_stop(server, page):
         first = page.evaluate(chart_points)
         page.wait_for_function(f"({chart_points})() > {first}", timeout=SLOW_STEP_MS)
         grown = page.evaluate(chart_points)
+        # A reload shows the same live training, and so does a second browser session, whose request for another
+        # training gets one clear message.
+        page.reload()
+        page.get_by_role("button", name="Stop").wait_for(timeout=SLOW_STEP_MS)
+        other = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        try:
+            other.goto(f"{server.url}/train")
+            other.get_by_role("button", name="Stop").wait_for(timeout=SLOW_STEP_MS)
+            other.get_by_role("button", name="Start training").click()
+            other.get_by_text("A training is already running").wait_for()
+            assert other.get_by_test_id("stException").count() == 0
+        finally:
+            other.context.close()
         page.get_by_role("button", name="Stop").click()
         page.get_by_text("Stopped after").wait_for(timeout=SLOW_STEP_MS)
+        page.get_by_role("link", name="See it under Runs").click()
+        page.get_by_role("heading", name="Compare curves").wait_for()
     assert grown > first >= 1
     runs = RunStore(Path(server.environment["IMDB_RUNS"])).list()
     cancelled = [run for run in runs if run.status == "cancelled"]
     assert len(cancelled) == 1 and cancelled[0].epochs_done >= grown and cancelled[0].epochs_done < 40
+
+
+def _choose(page, label: str, text: str) -> None:
+    """Pick the option holding text in the selectbox labelled label, once no script run can redraw it."""
+    _wait_idle(page)
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option").filter(has_text=text).first.click()
+    _wait_idle(page)
+
+
+def test_interrupted_and_broken_runs_in_runs_export_and_inside(server, page):
+    with screenshot_on_failure(page, "damaged-runs"):
+        # The table's cells are drawn on a canvas: the runs are read in the picker and the detail under it.
+        page.goto(f"{server.url}/runs")
+        page.get_by_role("heading", name="One run").wait_for()
+        for run, expected in ((INTERRUPTED_RUN, "was interrupted"), (TRUNCATED_RUN, "This run is broken")):
+            _choose(page, "Run", run)
+            page.get_by_text(expected).first.wait_for()
+        assert page.get_by_test_id("stException").count() == 0
+        for view in ("export", "inside"):
+            page.goto(f"{server.url}/{view}")
+            page.get_by_role("combobox", name="Run", exact=True).wait_for()
+            _choose(page, "Run", TRUNCATED_RUN)
+            page.get_by_text("model.keras is truncated or corrupt").wait_for()
+            _choose(page, "Run", INTERRUPTED_RUN)
+            page.get_by_text("without saving its weights").wait_for()
+            assert page.get_by_test_id("stException").count() == 0

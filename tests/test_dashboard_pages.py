@@ -202,5 +202,130 @@ def test_runs_lists_a_broken_run_with_its_reason(tmp_path):
     app = _open("runs")
     table = app.dataframe[0].value
     assert list(table["Run"]) == [run.name]
-    assert "history.json is missing or corrupt" in table["Broken"][0]
+    assert "history.json is missing or corrupt" in table["Problem"][0]
     assert any("This run is broken" in warning.value for warning in app.warning)
+
+
+def _made_run(root: Path, name: str, status: str, epochs: int, model: bytes | None = None) -> Path:
+    """A run folder written by core's store, then changed into what a crash or a bad disk leaves behind."""
+    import json
+
+    from core.runs import RunStore, write_history
+    from core.text import Vocabulary
+
+    experiment = _tiny_experiment()
+    store = RunStore(root)
+    path = store.create(experiment, Vocabulary.build([["great", "awful"]], 100), {"source": "test", "reviews": 10})
+    history = {key: [0.5 + index / 100 for index in range(epochs)] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    write_history(path, history)
+    record = json.loads((path / "run.json").read_text())
+    # A pid no process has: the store reads a "running" run whose process is gone as interrupted.
+    record.update(status=status, pid=2**22 + 1, finished=None if status == "running" else record["created"])
+    (path / "run.json").write_text(json.dumps(record))
+    if model is not None:
+        (path / "model.keras").write_bytes(model)
+    return path.rename(path.with_name(name))
+
+
+def test_interrupted_and_broken_runs_are_shown_sensibly_and_refused_politely(tmp_path):
+    runs = tmp_path / "runs"
+    interrupted = _made_run(runs, "20260101-000003-seed-interr", "running", epochs=2)
+    truncated = _made_run(runs, "20260101-000002-seed-trunck", "finished", epochs=2, model=b"PK\x03\x04 cut short")
+    corrupt = _made_run(runs, "20260101-000001-seed-badhis", "cancelled", epochs=1, model=b"")
+    (corrupt / "history.json").write_text('{"loss": [0.6, 0.')
+
+    app = _open("runs")
+    table = app.dataframe[0].value.set_index("Run")
+    assert table.loc[interrupted.name, "Status"] == "interrupted"
+    assert table.loc[interrupted.name, "Epochs"] == "2/2"
+    assert table.loc[truncated.name, "Status"] == "finished, broken"
+    assert "model.keras is truncated or corrupt" in table.loc[truncated.name, "Problem"]
+    assert table.loc[corrupt.name, "Status"] == "cancelled, broken"
+    # The newest run, the interrupted one, is shown in detail: a note with its kept epochs, not a failure.
+    assert not app.error, [error.value for error in app.error]
+    assert any("was interrupted" in info.value and "2 of 2 epochs" in info.value for info in app.info)
+    assert len(app.get("plotly_chart")) >= 2, "its curves are drawn"
+
+    for page, action in (("export", "export"), ("inside", "look inside")):
+        app = _open(page)
+        for run, reason in (
+            (interrupted, "without saving its weights"),
+            (truncated, "model.keras is truncated or corrupt"),
+            (corrupt, "history.json is missing or corrupt"),
+        ):
+            app.selectbox(key=f"{page}_run").set_value(run.name).run()
+            assert not app.exception, app.exception
+            assert not app.error, [error.value for error in app.error]
+            warnings = [warning.value.replace("\\", "") for warning in app.warning]
+            assert len(warnings) == 1 and reason in warnings[0] and action in warnings[0], warnings
+            assert not app.get("plotly_chart") and not app.get("download_button")
+
+
+def test_offline_keras_download_is_one_message_and_the_other_pages_work(monkeypatch):
+    from core import data
+
+    calls = []
+
+    def offline(num_words, report):
+        calls.append(num_words)
+        raise data.DataError(data.KERAS_OFFLINE_MESSAGE)
+
+    monkeypatch.delenv("IMDB_DATA", raising=False)
+    monkeypatch.setattr(data, "_load_keras", offline)
+    app = _open("data")
+    assert len(app.error) == 1 and app.error[0].value.startswith("Cannot download Keras")
+    assert app.get("file_uploader"), "a CSV can still be uploaded here"
+    app.switch_page("views/train.py").run()
+    assert not app.exception
+    assert len(app.error) == 1 and "imdb\\.npz" in app.error[0].value
+    assert not app.button, "no Start button without reviews"
+    assert len(calls) == 1, "a failed download is not tried again on every page"
+    for page in ("build", "runs"):
+        app.switch_page(f"views/{page}.py").run()
+        assert not app.exception and not app.error, page
+
+
+def test_every_widget_has_a_key_and_pages_hold_no_bare_strings():
+    import ast
+
+    widgets = {
+        "button", "checkbox", "toggle", "radio", "selectbox", "multiselect", "slider", "select_slider", "text_input",
+        "text_area", "number_input", "date_input", "time_input", "file_uploader", "download_button", "pills",
+        "segmented_control", "color_picker", "data_editor", "chat_input", "feedback", "camera_input", "audio_input",
+    }
+    dashboard = Path(APP).parent
+    for path in sorted(dashboard.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in widgets:
+                keys = [keyword.arg for keyword in node.keywords]
+                assert "key" in keys, f"{path.name}:{node.lineno}: st.{node.func.attr} without a key"
+        # A string statement that is not a docstring would be drawn on the page by Streamlit's magic.
+        functions = [node.body for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+        blocks = [tree.body, *functions, *(node.body for node in ast.walk(tree) if isinstance(node, (ast.If, ast.With, ast.For)))]
+        for body in blocks:
+            for index, statement in enumerate(body):
+                if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+                    docstring = index == 0 and any(body is other for other in [tree.body, *functions])
+                    assert docstring, f"{path.name}:{statement.lineno}: a bare literal in a page body"
+
+
+def test_train_says_when_the_latest_run_was_interrupted(tiny_csv, tmp_path, monkeypatch):
+    interrupted = _made_run(tmp_path / "runs", "20260101-000003-seed-interr", "running", epochs=1)
+    app = _open_train(tiny_csv, monkeypatch)
+    assert any("was interrupted" in warning.value and interrupted.name in warning.value.replace("\\", "") for warning in app.warning)
+    assert app.info[0].value.startswith("No training yet on this server")
+    assert not app.error
+
+
+def test_a_bad_csv_upload_on_data_stays_explained_and_the_page_keeps_working(tiny_csv, monkeypatch):
+    monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
+    app = _open("data")
+    app.file_uploader(key="data_upload").set_value(("mine [x](y).csv", b"title,stars\nnice,5\n", "text/csv")).run()
+    assert not app.exception
+    for _ in range(2):
+        errors = [error.value for error in app.error]
+        assert len(errors) == 1 and "not put in use" in errors[0] and "mine \\[x\\]\\(y\\)\\.csv" in errors[0], errors
+        assert "uploads" not in errors[0], "the server-side path of the upload is not shown"
+        assert app.dataframe, "the reviews in use are still shown"
+        app.number_input(key="data_review_index").set_value(3).run()

@@ -6,25 +6,25 @@ import streamlit as st
 
 from core.config import PRESET_DESCRIPTIONS, PRESETS, ExperimentConfig
 from core.model import describe
-from dashboard import resources, widgets
+from dashboard import build_form, resources, widgets
 
 
 def _apply_preset() -> None:
     name = st.session_state["build_preset"]
     st.session_state[resources.PRESET_KEY] = name
-    widgets.load_experiment_into_widgets(PRESETS[name])
+    build_form.load_experiment_into_widgets(PRESETS[name])
 
 
 def _reset_to_preset() -> None:
-    widgets.load_experiment_into_widgets(PRESETS[st.session_state["build_preset"]])
+    build_form.load_experiment_into_widgets(PRESETS[st.session_state["build_preset"]])
 
 
 st.title("Build")
 st.caption("Change the model and see its layers and parameters at once; Train trains what is configured here.")
 
 # Streamlit forgets widget values when the user is on another page: put the configured experiment back.
-if widgets.build_widgets_missing():
-    widgets.load_experiment_into_widgets(resources.current_experiment())
+if build_form.build_widgets_missing():
+    build_form.load_experiment_into_widgets(resources.current_experiment())
 if "build_preset" not in st.session_state:
     st.session_state["build_preset"] = st.session_state.get(resources.PRESET_KEY, "seed")
 
@@ -51,18 +51,19 @@ with form_column:
             try:
                 loaded = ExperimentConfig.from_json(config_file.getvalue().decode("utf-8", errors="replace"))
             except ValueError as error:
-                widgets.field_error(str(error))
+                # The message may quote the file's own keys: shown literally, never as markdown.
+                build_form.field_error(widgets.message(str(error)))
             else:
                 # Load a file once: later reruns keep the user's edits instead of reloading it.
                 if st.session_state.get("build_config_file_applied") != config_file.file_id:
                     st.session_state["build_config_file_applied"] = config_file.file_id
-                    widgets.load_experiment_into_widgets(loaded)
+                    build_form.load_experiment_into_widgets(loaded)
                 st.caption(f"Loaded {len(loaded.model.recurrent_layers)} recurrent layer(s) from the file.")
 
     st.subheader("Model")
-    model_config = widgets.model_config_ui()
+    model_config = build_form.model_config_ui()
     st.subheader("Training")
-    train_config = widgets.train_config_ui()
+    train_config = build_form.train_config_ui()
 
 with summary_column:
     st.subheader("Summary")

@@ -158,7 +158,7 @@ def _single_review(predictor, model_path) -> None:
             st.session_state[RESULT_KEY] = _classify(predictor, model_path, text)
         except ValueError as error:
             st.session_state.pop(RESULT_KEY, None)
-            st.error(widgets.escape_markdown(str(error)))
+            st.error(widgets.message(str(error)))
             return
     result = st.session_state.get(RESULT_KEY)
     if result is not None and result["model"] == str(model_path):
@@ -235,7 +235,7 @@ def _batch(predictor) -> None:
             st.session_state.pop(BATCH_KEY, None)
             # The stored copy has a hashed name; say the user's own file name instead. The message may quote the
             # file's own column names, so it is shown as plain text, never as markdown.
-            st.error(widgets.escape_markdown(str(error).replace(str(path), uploaded.name)))
+            st.error(widgets.message(str(error).replace(str(path), uploaded.name)))
             return
         finally:
             bar.empty()
@@ -291,7 +291,7 @@ except ValueError as error:
         # An upload is stored under its content hash; that path means nothing to the user.
         for name in (str(model_path.resolve()), str(model_path)):
             message = message.replace(name, "the uploaded file")
-    st.error(widgets.escape_markdown(message))
+    st.error(widgets.message(message))
     st.stop()
 # The model's facts as metrics: besides informing, this has the browser load the metric code before the first click.
 accuracy = (predictor.metrics or {}).get("test_accuracy")

@@ -9,6 +9,9 @@ from core.data import LABELS, DataError, describe_source
 from core.text import OOV_TOKEN, PAD_ID, START_ID
 from dashboard import resources, widgets
 
+# The session key holding why the CSV in the uploader was not put in use.
+UPLOAD_ERROR_KEY = "data_upload_error"
+
 
 def _use_imdb_data() -> None:
     st.session_state.pop(resources.DATA_SOURCE_KEY, None)
@@ -48,19 +51,27 @@ with st.expander("Where the reviews come from", expanded=True):
         "(otherwise 20% of the rows are held out for testing)."
     )
     upload = st.file_uploader("Upload a CSV of reviews", type=["csv"], key="data_upload")
-    if upload is not None:
+    if upload is None:
+        st.session_state.pop(UPLOAD_ERROR_KEY, None)
+    else:
         data = upload.getvalue()
         saved = resources.save_upload(data, ".csv")
         if st.session_state.get(resources.UPLOAD_HASH_KEY) != saved.name:
             st.session_state[resources.UPLOAD_HASH_KEY] = saved.name
+            st.session_state.pop(UPLOAD_ERROR_KEY, None)
             try:
                 resources.dataset(str(saved), model.vocabulary_size)
             except DataError as error:
-                st.error(f"The upload was not put in use: {error}", icon=":material/error:")
+                # The stored copy has a hashed name; say the user's own file name.
+                message = str(error).replace(str(saved), upload.name)
+                st.session_state[UPLOAD_ERROR_KEY] = f"The upload was not put in use: {message}"
             else:
                 st.session_state[resources.DATA_SOURCE_KEY] = str(saved)
                 st.session_state[resources.UPLOAD_NAME_KEY] = upload.name
                 st.rerun()
+    if st.session_state.get(UPLOAD_ERROR_KEY):
+        # Kept while the file stays in the uploader. It may quote the file's column names: shown literally.
+        st.error(widgets.escape_markdown(st.session_state[UPLOAD_ERROR_KEY]), icon=":material/error:")
     if st.session_state.get(resources.DATA_SOURCE_KEY):
         st.button("Use IMDB_DATA again", key="data_use_environment", on_click=_use_imdb_data)
 
@@ -68,7 +79,7 @@ with st.expander("Where the reviews come from", expanded=True):
 try:
     dataset = resources.dataset(source, model.vocabulary_size)
 except DataError as error:
-    st.error(str(error), icon=":material/error:")
+    st.error(widgets.message(str(error)), icon=":material/error:")
     st.stop()
 
 st.caption(
@@ -153,12 +164,12 @@ with raw_column:
         try:
             review = resources.raw_review(source, browse_split, name)
         except DataError as error:
-            st.info(str(error), icon=":material/info:")
+            st.info(widgets.message(str(error)), icon=":material/info:")
         else:
             if review is None:
-                st.warning(f"Review {name} is not in the source any more.")
+                st.warning(widgets.escape_markdown(f"Review {name} is not in the source any more."))
             else:
-                st.caption(name + (f", rated {review.rating}/10" if review.rating else ""))
+                st.caption(widgets.escape_markdown(name + (f", rated {review.rating}/10" if review.rating else "")))
                 st.code(review.text, language=None, wrap_lines=True)
 with model_column:
     st.markdown("**What the model sees**")

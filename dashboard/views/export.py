@@ -42,14 +42,19 @@ def _metadata_rows(props: dict[str, str]) -> list[dict[str, str]]:
 
 st.title("Export a run to ONNX")
 
-# Inputs: a run with trained weights. A run that still trains, or died before saving any, cannot be exported.
-runs = [run for run in resources.list_runs() if run.status != "running" and run.config is not None and run.has_model]
+# Inputs: a run. One that still trains, is broken or died before saving weights is refused with its reason below.
+runs = resources.list_runs()
 if not runs:
     st.info("No trained run to export yet: train one on the Train page (finished and stopped runs can be exported).")
     st.stop()
-run = widgets.run_choice_ui(runs, key="export_run")
-if run.broken:
-    st.warning(f"This run has a problem: {run.broken}")
+run = widgets.run_choice_ui(runs, key="export_run", action="export")
+problem = widgets.run_problem(run, "export")
+if problem:
+    st.warning(widgets.escape_markdown(problem), icon=":material/block:")
+    st.stop()
+note = widgets.status_note(run)
+if note:
+    st.caption(widgets.escape_markdown(note))
 trajectory = st.toggle(
     "Add the sentiment-over-time output (step_probability)",
     value=True,
@@ -78,7 +83,7 @@ if export_clicked:
         try:
             result = export_run(run.path, trajectory=trajectory)
         except ValueError as error:
-            st.error(str(error))
+            st.error(widgets.message(str(error)))
             st.stop()
     st.session_state[LAST_EXPORT_KEY] = {
         "run": run.run_id,
@@ -94,13 +99,14 @@ if not onnx_path.is_file():
 try:
     predictor = resources.predictor(onnx_path)
 except ValueError as error:
-    st.error(f"{error}. Export the run again to replace it.")
+    st.error(widgets.escape_markdown(f"{error}. Export the run again to replace it."))
     st.stop()
 
 # Render: what the file holds.
 last = st.session_state.get(LAST_EXPORT_KEY)
 if last and last["run"] == run.run_id:
-    st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {last['parity_inputs'] or 'random ids'}.")
+    checked_on = widgets.escape_markdown(last["parity_inputs"] or "random ids")
+    st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {checked_on}.")
 counts = resources.onnx_op_counts(onnx_path)
 recurrent = {name: counts[name] for name in RECURRENT_OPS if name in counts}
 loops = sum(counts.get(name, 0) for name in GENERIC_LOOPS)

@@ -18,13 +18,13 @@ STEP_FOR_KEY = "inside_step_review"
 COMPARISON_KEY = "inside_comparison"
 CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
-SEED_PSEUDOCODE = """state_t = 0                     # the state at t
-for input_t in input_sequence:  # one token at a time
+SEED_PSEUDOCODE = """state_t = 0  # the state at t
+for input_t in input_sequence:
     output_t = f(input_t, state_t)
-    state_t = output_t          # the next step's state"""
+    state_t = output_t  # the next state"""
 
 SEED_NUMPY = """state_t = np.zeros((units,))
-for input_t in inputs:          # a token's embedding
+for input_t in inputs:  # embeddings
     output_t = np.tanh(np.dot(W, input_t)
                        + np.dot(U, state_t) + b)
     state_t = output_t"""
@@ -120,17 +120,24 @@ code_left, code_right = st.columns(2)
 code_left.code(SEED_PSEUDOCODE, language="python")
 code_right.code(SEED_NUMPY, language="python")
 
-# Inputs: a run with weights, and a review.
-runs = [run for run in resources.list_runs() if run.config is not None and run.has_model and run.status != "running"]
+# Inputs: a run with weights, and a review. A run without usable weights is refused with its reason.
+runs = resources.list_runs()
 if not runs:
     st.info("No trained run yet: train one on the Train page, then come back to look inside it.")
     st.stop()
-run = widgets.run_choice_ui(runs, key="inside_run")
+run = widgets.run_choice_ui(runs, key="inside_run", action="look inside")
+problem = widgets.run_problem(run, "look inside")
+if problem:
+    st.warning(widgets.escape_markdown(problem), icon=":material/block:")
+    st.stop()
+note = widgets.status_note(run)
+if note:
+    st.caption(widgets.escape_markdown(note))
 try:
     weights = resources.run_weights(run.path)
     vocabulary = read_vocabulary(run.path)
 except ValueError as error:
-    st.error(str(error))
+    st.error(widgets.message(str(error)))
     st.stop()
 text = widgets.review_choice_ui(EXAMPLE_REVIEWS, key="inside_review")
 if not text.strip():
@@ -211,7 +218,7 @@ if st.button("Compare with Keras and onnxruntime", key="inside_compare", icon=":
     try:
         st.session_state[COMPARISON_KEY] = {"id": comparison_id, **_compare(run, text, ids, reference, word_steps)}
     except ValueError as error:
-        st.error(str(error))
+        st.error(widgets.message(str(error)))
 comparison = st.session_state.get(COMPARISON_KEY)
 if comparison and comparison["id"] == comparison_id:
     st.dataframe(

@@ -41,13 +41,14 @@ def _row(run: RunInfo) -> dict:
     return {
         "Run": run.run_id,
         "Architecture": widgets.architecture_label(run.config.model) if run.config else "unknown",
-        "Status": run.status,
+        # A broken run says so in its status, where people look first; the reason is in the Problem column.
+        "Status": f"{run.status}, broken" if run.broken else run.status,
         "Epochs": f"{run.epochs_done}/{planned}" if planned else str(run.epochs_done),
         "Best val accuracy": max(validation) if validation else None,
         "Test accuracy": _test_accuracy(run),
         "Time (s)": _seconds(run),
         "Reviews": run.data.get("reviews") or run.data.get("limit"),
-        "Broken": run.broken or run.error or "",
+        "Problem": run.broken or run.error or "",
     }
 
 
@@ -55,7 +56,7 @@ def _delete(run_id: str) -> None:
     try:
         resources.run_store().delete(run_id)
     except ValueError as error:
-        st.session_state["runs_message"] = ("error", str(error))
+        st.session_state["runs_message"] = ("error", widgets.message(str(error)))
     else:
         st.session_state["runs_message"] = ("success", f"Deleted run {run_id}.")
     st.session_state["runs_delete_confirm"] = False
@@ -112,18 +113,23 @@ if chosen:
         margin={"l": 10, "r": 10, "t": 20, "b": 10},
         legend={"orientation": "h", "y": -0.25},
     )
+    overlay.update_xaxes(dtick=1 if max(by_id[run_id].epochs_done for run_id in chosen) <= 20 else None)
     st.plotly_chart(overlay, key="runs_overlay_chart")
 else:
     st.caption("Choose runs with at least one finished epoch to overlay their curves.")
 
 # One run in detail: the seed's two figures.
 st.subheader("One run")
-detail_id = st.selectbox("Run", list(by_id), key="runs_detail")
+detail_id = st.selectbox(
+    "Run", list(by_id), format_func=lambda run_id: widgets.run_label(by_id[run_id]), key="runs_detail"
+)
 detail = resources.load_run(detail_id)
 if detail.broken:
-    st.warning(f"This run is broken: {detail.broken}", icon=":material/warning:")
-if detail.error:
-    st.error(f"Training failed: {detail.error}", icon=":material/error:")
+    st.warning(widgets.escape_markdown(f"This run is broken: {detail.broken}"), icon=":material/warning:")
+if detail.status == "failed":
+    st.error(widgets.escape_markdown(f"Training failed: {detail.error or 'no reason was recorded'}"), icon=":material/error:")
+elif widgets.status_note(detail):
+    st.info(widgets.escape_markdown(widgets.status_note(detail)), icon=":material/info:")
 if detail.config:
     st.text(widgets.architecture_label(detail.config.model))
 if detail.epochs_done:
@@ -182,7 +188,9 @@ else:
 st.subheader("Delete a run")
 delete_column, confirm_column, button_column = st.columns([3, 2, 1], vertical_alignment="bottom")
 with delete_column:
-    delete_id = st.selectbox("Run to delete", list(by_id), key="runs_delete_id")
+    delete_id = st.selectbox(
+        "Run to delete", list(by_id), format_func=lambda run_id: widgets.run_label(by_id[run_id]), key="runs_delete_id"
+    )
 with confirm_column:
     confirmed = st.checkbox("Yes, delete it for good", key="runs_delete_confirm")
 with button_column:

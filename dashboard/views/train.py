@@ -19,7 +19,8 @@ def _progress_text(state: JobSnapshot) -> str:
         return "Starting: loading TensorFlow and building the model..."
     text = f"Epoch {max(state.epoch, 1)} of {state.epochs_total}: {state.epoch_fraction:.0%} of its batches"
     if state.seconds_left_in_epoch is not None and state.epoch_fraction < 1.0:
-        text += f", about {state.seconds_left_in_epoch:,.0f} s left in this epoch"
+        left = state.seconds_left_in_epoch
+        text += f", about {left:,.0f} s left in this epoch" if left >= 1.0 else ", under a second left in this epoch"
     elif state.epoch_fraction >= 1.0:
         text += ", validating"
     return text
@@ -29,7 +30,7 @@ def _show_ended(state: JobSnapshot) -> None:
     """The outcome of the latest training: where its run is, or why it failed."""
     run_name = state.run_dir.name if state.run_dir else None
     if state.status == "failed":
-        st.error(f"Training failed: {state.error}", icon=":material/error:")
+        st.error(widgets.escape_markdown(f"Training failed: {state.error}"), icon=":material/error:")
     elif state.status == "cancelled":
         st.warning(
             f"Stopped after {state.epochs_done} of {state.epochs_total} epochs; run {run_name} is kept.",
@@ -66,7 +67,9 @@ source = resources.data_source()
 try:
     dataset = resources.dataset(source, model_config.vocabulary_size)
 except DataError as error:
-    st.error(str(error), icon=":material/error:")
+    st.error(widgets.message(str(error)), icon=":material/error:")
+    # The message may speak of the command line; in the dashboard, a CSV upload on the Data page is the quick way.
+    st.page_link("views/data.py", label="Upload a CSV of reviews on the Data page", icon=":material/upload:")
     st.stop()
 
 slot = resources.training_slot()
@@ -93,7 +96,10 @@ with epochs_column:
     )
 with start_column:
     start = st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:")
-st.caption(f"Reviews from {resources.describe_source(source)}; one training at a time on this server.")
+# The source may be an uploaded file's name: shown literally.
+st.caption(
+    f"Reviews from {widgets.escape_markdown(resources.describe_source(source))}; one training at a time on this server."
+)
 
 if start:
     try:
@@ -106,10 +112,15 @@ if start:
         )
     except ValueError as error:
         # Another tab's training, or settings that do not fit the data: one line, and the page goes on.
-        st.error(str(error), icon=":material/block:")
+        st.error(widgets.message(str(error)), icon=":material/block:")
 
 job = slot.job
 if job is None:
+    # A server restarted while it trained leaves that run interrupted: say so rather than nothing.
+    latest = next(iter(resources.list_runs()), None)
+    if latest is not None and latest.status == "interrupted":
+        st.warning(widgets.escape_markdown(widgets.status_note(latest)), icon=":material/warning:")
+        st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
     st.info("No training yet on this server. Press Start training.", icon=":material/info:")
     st.stop()
 
