@@ -50,6 +50,16 @@ def config_error(cls: type, **values: Any) -> str | None:
     return None
 
 
+def _show_row_errors(row: list[str | None]) -> bool:
+    """Show the errors of a row of fields under it, at the form's full width (a column is too narrow for a sentence);
+    empties row; True when there was any."""
+    messages = [message for message in row if message]
+    for message in messages:
+        field_error(message)
+    row.clear()
+    return bool(messages)
+
+
 def _layer_key(index: int, name: str) -> str:
     return f"build_layer_{index}_{name}"
 
@@ -145,15 +155,10 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
                 disabled=count <= 1,
                 icon=":material/delete:",
             )
-        # Errors go under the row, in the column of the field they name.
-        for column, message in (
-            (units_column, units_error),
-            (dropout_column, dropout_error),
-            (recurrent_column, recurrent_error),
-        ):
-            if message:
-                with column:
-                    field_error(message)
+        # Errors go right under the row, at its full width: the row's columns are too narrow to hold a sentence, and
+        # an error in one of them would push the row's other fields out of line.
+        for message in (units_error, dropout_error, recurrent_error):
+            field_error(message and f"Layer {index + 1}: {message}")
         if units_error or dropout_error or recurrent_error:
             valid = False
             continue
@@ -171,28 +176,27 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
 
 
 def model_config_ui() -> ModelConfig | None:
-    """The model half of the Build form; each bad value explained under its field; None while any is bad."""
-    errors = False
+    """The model half of the Build form; each bad value explained under its row of fields; None while any is bad."""
+    errors, row = False, []
     first, second, third = st.columns(3)
     with first:
         vocabulary_size = _int_input(
             "Vocabulary size", "build_vocabulary_size", 1000, "num_words: the most frequent words kept; others are <unk>"
         )
         message = config_error(ModelConfig, vocabulary_size=vocabulary_size)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
     with second:
         sequence_length = _int_input(
             "Sequence length", "build_sequence_length", 50, "Reviews are padded or cut to this many tokens"
         )
         message = config_error(ModelConfig, sequence_length=sequence_length)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
     with third:
         embedding_dim = _int_input("Embedding dim", "build_embedding_dim", 8, "Size of each word vector")
         message = config_error(ModelConfig, embedding_dim=embedding_dim)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
+
+    errors |= _show_row_errors(row)
 
     st.markdown("**Recurrent layers**")
     layers, layers_valid = recurrent_layers_ui()
@@ -205,8 +209,7 @@ def model_config_ui() -> ModelConfig | None:
             "Hidden Dense units (0 for none)", "build_hidden_dense_units", 8, "An extra Dense(relu) before the output"
         )
         message = config_error(ModelConfig, hidden_dense_units=hidden_dense_units)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
     with second:
         output_layer = st.checkbox(
             "Output Dense(1, sigmoid)", key="build_output_layer", help="The classifier on top; the seed's first two cells have none"
@@ -224,8 +227,7 @@ def model_config_ui() -> ModelConfig | None:
         )
         # hidden_dense_units has its own message above; only the combination is reported here.
         if message and "last_return_sequences" in message:
-            field_error(message)
-            errors = True
+            row.append(message)
     with third:
         mask_padding = st.toggle(
             "Mask padding", key="build_mask_padding", help="Embedding(mask_zero=True): padded steps leave the state as it is"
@@ -234,6 +236,7 @@ def model_config_ui() -> ModelConfig | None:
         truncating = st.selectbox(
             "Truncating side", PAD_SIDES, key="build_truncating", help="Which end of a long review is cut"
         )
+    errors |= _show_row_errors(row)
     if errors:
         return None
     try:
@@ -255,32 +258,28 @@ def model_config_ui() -> ModelConfig | None:
 
 
 def train_config_ui() -> TrainConfig | None:
-    """The training half of the Build form; each bad value explained under its field; None while any is bad."""
-    errors = False
+    """The training half of the Build form; each bad value explained under its row of fields; None while any is bad."""
+    errors, row = False, []
     first, second, third = st.columns(3)
     with first:
         optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="build_optimizer")
         learning_rate = st.number_input("Learning rate", step=0.0001, format="%.4f", key="build_learning_rate")
         learning_rate = float(learning_rate) if learning_rate is not None else 0.0
         message = config_error(TrainConfig, learning_rate=learning_rate)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
     with second:
         batch_size = _int_input("Batch size", "build_batch_size", 32)
         message = config_error(TrainConfig, batch_size=batch_size)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
         epochs = _int_input("Epochs", "build_epochs", 1)
         message = config_error(TrainConfig, epochs=epochs)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
     with third:
         validation_split = _fraction_input(
             "Validation split", "build_validation_split", "Share of training reviews held out, from the end"
         )
         message = config_error(TrainConfig, validation_split=validation_split)
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
         patience = _int_input(
             "Early stopping patience (0 for off)",
             "build_early_stopping_patience",
@@ -292,8 +291,8 @@ def train_config_ui() -> TrainConfig | None:
             early_stopping_patience=patience,
             validation_split=validation_split if 0.0 <= validation_split < 1.0 else 0.2,
         )
-        field_error(message)
-        errors |= message is not None
+        row.append(message)
+    errors |= _show_row_errors(row)
     seed = _int_input("Seed", "build_seed", 1, "Seeds Keras, NumPy and the data shuffle")
     message = config_error(TrainConfig, seed=seed)
     field_error(message)

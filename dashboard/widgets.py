@@ -146,7 +146,7 @@ def status_note(run) -> str | None:
     if run.status == "interrupted":
         return (
             f"Run {run.run_id} was interrupted: {run.error or 'its training process ended without saving a result'}. "
-            f"The {run.epochs_done}{planned} epochs it finished are kept."
+            f"It had finished {run.epochs_done}{planned} epochs; their curves are kept."
         )
     if run.status == "cancelled":
         return f"Run {run.run_id} was stopped after {run.epochs_done}{planned} epochs; its weights are kept."

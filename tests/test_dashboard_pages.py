@@ -41,7 +41,7 @@ def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
     app = _open("build")
     app.number_input(key="build_layer_0_units").set_value(0).run()
     assert not app.exception
-    assert [error.value for error in app.error] == ["recurrent layer.units must be between 1 and 4,096, got 0"]
+    assert [error.value for error in app.error] == ["Layer 1: recurrent layer.units must be between 1 and 4,096, got 0"]
     assert not app.metric, "no summary while a field is wrong"
     app.number_input(key="build_layer_0_units").set_value(16).run()
     assert not app.error
@@ -311,7 +311,11 @@ def test_every_widget_has_a_key_and_pages_hold_no_bare_strings():
 
 
 def test_train_says_when_the_latest_run_was_interrupted(tiny_csv, tmp_path, monkeypatch):
+    from dashboard import resources
+
     interrupted = _made_run(tmp_path / "runs", "20260101-000003-seed-interr", "running", epochs=1)
+    # A fresh server: the training slot is shared by the whole process, so other tests' trainings are forgotten.
+    resources.training_slot.clear()
     app = _open_train(tiny_csv, monkeypatch)
     assert any("was interrupted" in warning.value and interrupted.name in warning.value.replace("\\", "") for warning in app.warning)
     assert app.info[0].value.startswith("No training yet on this server")
