@@ -33,8 +33,9 @@ __all__ = [
 ]
 
 KERAS_OFFLINE_MESSAGE = (
-    "cannot download Keras's imdb.npz (no network?): set IMDB_DATA or pass --data with Stanford's aclImdb_v1.tar.gz, "
-    "an extracted aclImdb folder, or a CSV; or put imdb.npz and imdb_word_index.json in ~/.keras/datasets/"
+    "cannot download Keras's imdb.npz (no network?): point IMDB_DATA (or --data on the command line) at Stanford's "
+    "aclImdb_v1.tar.gz, an extracted aclImdb folder or a CSV; or put imdb.npz and imdb_word_index.json in "
+    "$KERAS_HOME/datasets (default ~/.keras/datasets)"
 )
 
 

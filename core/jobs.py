@@ -12,6 +12,8 @@ from core.data import Dataset
 from core.runs import RunInfo, RunStore
 from core.train import TrainingCallbacks, steps_per_epoch, train
 
+MIN_TIMED_BATCHES = 3  # batches an epoch must have run before its time left is estimated
+
 
 @dataclass(frozen=True)
 class JobSnapshot:
@@ -53,7 +55,8 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._state = JobSnapshot("starting", None, 0, train_config.epochs, {}, 0, 0.0, None, None, None, None)
-        self._epoch_clock: tuple[int, float, int] | None = None  # epoch, time and batches at its first batch seen
+        self._epoch_clock: tuple[int, float, int] | None = None  # epoch, and the time and batch count it is timed from
+        self._last_epoch_end: float | None = None
         self._thread = threading.Thread(target=self._run, name="training", daemon=True)
 
     def start(self) -> "TrainingJob":
@@ -84,11 +87,19 @@ class TrainingJob:
         now = time.perf_counter()
         batches = round(fraction * self._steps)
         if self._epoch_clock is None or self._epoch_clock[0] != epoch:
-            self._epoch_clock = (epoch, now, batches)
-            self._update(epoch=epoch, epoch_fraction=fraction)
+            # An epoch after the first starts when the one before it ended (its validation included). The first is
+            # timed from the first batch seen, so that graph tracing does not count as training speed.
+            if self._last_epoch_end is not None:
+                self._epoch_clock = (epoch, self._last_epoch_end, 0)
+            else:
+                self._epoch_clock = (epoch, now, batches)
+        _, start_time, start_batches = self._epoch_clock
+        timed = batches - start_batches
+        if timed < MIN_TIMED_BATCHES:
+            # Too few batches for a rate (and callbacks may arrive in bursts): say nothing rather than "0 s left".
+            self._update(epoch=epoch, epoch_fraction=fraction, seconds_per_batch=None, seconds_left_in_epoch=None)
             return
-        _, first_time, first_batches = self._epoch_clock
-        per_batch = (now - first_time) / max(batches - first_batches, 1)
+        per_batch = (now - start_time) / timed
         self._update(
             epoch=epoch,
             epoch_fraction=fraction,
@@ -102,6 +113,7 @@ class TrainingJob:
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
             self._state = replace(self._state, history=history, epochs_done=epoch, epoch_fraction=1.0)
+        self._last_epoch_end = time.perf_counter()
 
     def _run(self) -> None:
         callbacks = TrainingCallbacks(

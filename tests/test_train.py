@@ -421,3 +421,22 @@ def test_a_job_that_cannot_start_reports_failed(tmp_path):
     assert job.start().join(timeout=30)
     state = job.snapshot()
     assert state.status == "failed" and "only a classifier" in state.error and state.run_dir is None
+
+
+def test_time_left_is_timed_from_the_epoch_start_and_waits_for_enough_batches(monkeypatch):
+    import core.jobs as jobs
+
+    job = TrainingJob(TOY_MODEL, TOY_TRAIN, toy_dataset())
+    job._steps = 100
+    clock = iter([10.0, 10.0, 11.0, 13.0, 20.0])
+    monkeypatch.setattr(jobs.time, "perf_counter", lambda: next(clock))
+    job._on_batch_end(1, 0.01)  # the first batch seen, at 10 s: the first epoch is timed from here
+    job._on_batch_end(1, 0.02)  # two reports at once: one batch is too few for a rate
+    assert job.snapshot().seconds_left_in_epoch is None
+    job._on_batch_end(1, 0.05)  # 4 batches in 1 s
+    assert job.snapshot().seconds_per_batch == pytest.approx(0.25)
+    assert job.snapshot().seconds_left_in_epoch == pytest.approx(0.25 * 95)
+    job._on_epoch_end(1, {"loss": 0.5})  # at 13 s, validation included
+    job._on_batch_end(2, 0.1)  # 10 batches of epoch 2 in the 7 s since epoch 1 ended
+    assert job.snapshot().seconds_per_batch == pytest.approx(0.7)
+    assert job.snapshot().seconds_left_in_epoch == pytest.approx(0.7 * 90)
