@@ -463,7 +463,7 @@ def test_keras_source_offline_ends_with_one_clear_line(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("DataError:")]
     assert result.returncode == 0 and len(lines) == 1, result.stdout + result.stderr
     assert lines[0] == "DataError: " + data.KERAS_OFFLINE_MESSAGE
-    assert "IMDB_DATA" in lines[0] and "aclImdb_v1.tar.gz" in lines[0] and "~/.keras/datasets/" in lines[0]
+    assert "IMDB_DATA" in lines[0] and "aclImdb_v1.tar.gz" in lines[0] and "~/.keras/datasets" in lines[0]
 
 
 # ---- the real archive -----------------------------------------------------------------------------------------------
