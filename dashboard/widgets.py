@@ -61,6 +61,15 @@ def history_figure(history: dict, metric: str, title: str, height: int = 320):
     return figure
 
 
+
+def history_figures_ui(history: dict, key: str) -> None:
+    """The book's two figures side by side: training and validation accuracy, training and validation loss."""
+    accuracy_column, loss_column = st.columns(2)
+    with accuracy_column:
+        st.plotly_chart(history_figure(history, "accuracy", "Training and validation accuracy"), key=f"{key}_accuracy")
+    with loss_column:
+        st.plotly_chart(history_figure(history, "loss", "Training and validation loss"), key=f"{key}_loss")
+
 def flatten_config(config: ExperimentConfig) -> dict[str, object]:
     """Every field of an experiment under a dotted name (model.recurrent_layers[0].units), for comparing two runs."""
     flat: dict[str, object] = {}
@@ -161,6 +170,22 @@ def run_choice_ui(runs: list, key: str, action: str | None = None, label: str = 
         label, list(by_id), index=usable[0] if usable else 0, format_func=lambda value: run_label(by_id[value]), key=key
     )
     return by_id[run_id]
+
+
+def usable_run_ui(runs: list, key: str, action: str, none_message: str):
+    """Pick a run to `action` (export, look inside); stops the page with a friendly line when none is usable."""
+    if not runs:
+        st.info(none_message)
+        st.stop()
+    run = run_choice_ui(runs, key=key, action=action)
+    problem = run_problem(run, action)
+    if problem:
+        st.warning(escape_markdown(problem), icon=":material/block:")
+        st.stop()
+    note = status_note(run)
+    if note:
+        st.caption(escape_markdown(note))
+    return run
 
 
 def review_choice_ui(examples: list, key: str, default_index: int = 0) -> str:

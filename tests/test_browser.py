@@ -325,6 +325,8 @@ def _choose(page, label: str, text: str) -> None:
     """Pick the option holding text in the selectbox labelled label, once no script run can redraw it."""
     _wait_idle(page)
     page.get_by_role("combobox", name=label, exact=True).click()
+    # The option list is virtualized: with many runs the one wanted may not be drawn until the search narrows it.
+    page.keyboard.type(text)
     page.get_by_role("option").filter(has_text=text).first.click()
     _wait_idle(page)
 

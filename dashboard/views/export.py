@@ -43,18 +43,12 @@ def _metadata_rows(props: dict[str, str]) -> list[dict[str, str]]:
 st.title("Export a run to ONNX")
 
 # Inputs: a run. One that still trains, is broken or died before saving weights is refused with its reason below.
-runs = resources.list_runs()
-if not runs:
-    st.info("No trained run to export yet: train one on the Train page (finished and stopped runs can be exported).")
-    st.stop()
-run = widgets.run_choice_ui(runs, key="export_run", action="export")
-problem = widgets.run_problem(run, "export")
-if problem:
-    st.warning(widgets.escape_markdown(problem), icon=":material/block:")
-    st.stop()
-note = widgets.status_note(run)
-if note:
-    st.caption(widgets.escape_markdown(note))
+run = widgets.usable_run_ui(
+    resources.list_runs(),
+    key="export_run",
+    action="export",
+    none_message="No trained run to export yet: train one on the Train page (finished and stopped runs can be exported).",
+)
 trajectory = st.toggle(
     "Add the sentiment-over-time output (step_probability)",
     value=True,

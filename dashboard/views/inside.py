@@ -121,18 +121,12 @@ code_left.code(SEED_PSEUDOCODE, language="python")
 code_right.code(SEED_NUMPY, language="python")
 
 # Inputs: a run with weights, and a review. A run without usable weights is refused with its reason.
-runs = resources.list_runs()
-if not runs:
-    st.info("No trained run yet: train one on the Train page, then come back to look inside it.")
-    st.stop()
-run = widgets.run_choice_ui(runs, key="inside_run", action="look inside")
-problem = widgets.run_problem(run, "look inside")
-if problem:
-    st.warning(widgets.escape_markdown(problem), icon=":material/block:")
-    st.stop()
-note = widgets.status_note(run)
-if note:
-    st.caption(widgets.escape_markdown(note))
+run = widgets.usable_run_ui(
+    resources.list_runs(),
+    key="inside_run",
+    action="look inside",
+    none_message="No trained run yet: train one on the Train page, then come back to look inside it.",
+)
 try:
     weights = resources.run_weights(run.path)
     vocabulary = read_vocabulary(run.path)

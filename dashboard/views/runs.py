@@ -133,16 +133,7 @@ elif widgets.status_note(detail):
 if detail.config:
     st.text(widgets.architecture_label(detail.config.model))
 if detail.epochs_done:
-    accuracy_column, loss_column = st.columns(2)
-    with accuracy_column:
-        st.plotly_chart(
-            widgets.history_figure(detail.history, "accuracy", "Training and validation accuracy"),
-            key="runs_accuracy_figure",
-        )
-    with loss_column:
-        st.plotly_chart(
-            widgets.history_figure(detail.history, "loss", "Training and validation loss"), key="runs_loss_figure"
-        )
+    widgets.history_figures_ui(detail.history, key="runs_figures")
 else:
     st.caption("This run has no finished epoch yet.")
 if detail.metrics:

@@ -149,17 +149,7 @@ def live_training() -> None:
     else:
         _show_ended(state)
     if state.history.get("loss"):
-        loss_column, accuracy_column = st.columns(2)
-        with loss_column:
-            st.plotly_chart(
-                widgets.history_figure(state.history, "loss", "Training and validation loss"),
-                key="train_loss_chart",
-            )
-        with accuracy_column:
-            st.plotly_chart(
-                widgets.history_figure(state.history, "accuracy", "Training and validation accuracy"),
-                key="train_accuracy_chart",
-            )
+        widgets.history_figures_ui(state.history, key="train_figures")
     elif state.active:
         st.caption("The curves appear when the first epoch ends.")
 
