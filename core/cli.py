@@ -9,7 +9,7 @@ import sys
 from core.config import PRESETS
 
 MODEL_HELP = "an exported .onnx file (default: the shipped model, models/imdb_simplernn.onnx)"
-RUNS_HELP = "the runs folder (default: $IMDB_RUNS, else ./runs)"
+RUNS_HELP = "the runs folder (default: $IMDB_RUNS, else runs/ in the project folder)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,6 +23,14 @@ def _given(value: str) -> str:
     """A path or name the user typed: an empty one is a mistake, not a request for the default."""
     if not value.strip():
         raise argparse.ArgumentTypeError("is empty")
+    return value
+
+
+def _output_file(value: str) -> str:
+    """A file to write: a trailing slash means a folder, which pathlib would silently turn into a file name."""
+    value = _given(value)
+    if value.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{value} names a folder: give the path of the file to write")
     return value
 
 
@@ -70,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a run to one self-describing .onnx file")
     export.add_argument("run_dir", type=_given, metavar="RUN_DIR", help="the run folder to export")
     export.add_argument(
-        "--out", type=_given, metavar="FILE", help="where to write the .onnx file (default: RUN_DIR/model.onnx)"
+        "--out", type=_output_file, metavar="FILE", help="where to write the .onnx file (default: RUN_DIR/model.onnx)"
     )
     export.add_argument("--trajectory", action="store_true", help="add a step_probability output for every token")
 
@@ -82,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--text-column", type=_given, metavar="NAME", help="the CSV column with the reviews (default: text or review)"
     )
     predict.add_argument(
-        "--out", type=_given, metavar="FILE", help="write the JSON lines to this file instead of standard output"
+        "--out", type=_output_file, metavar="FILE", help="write the JSON lines to this file instead of standard output"
     )
 
     bench = commands.add_parser("bench", help="measure single-review latency and batch throughput")

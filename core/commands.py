@@ -122,7 +122,10 @@ def train(args: argparse.Namespace) -> int:
     dataset = load_dataset(source, num_words=experiment.model.vocabulary_size, progress=progress.loading)
     progress.clear()
     _import_tensorflow_quietly()
-    print(f"data: {dataset.source}: {len(dataset.train):,} training and {len(dataset.test):,} test reviews")
+    used = ""
+    if args.limit is not None and args.limit < len(dataset.train):
+        used = f" (--limit: the first {args.limit:,} used)"
+    print(f"data: {dataset.source}: {len(dataset.train):,} training{used} and {len(dataset.test):,} test reviews")
     epoch_started = [time.perf_counter()]
 
     def on_run_created(run_dir) -> None:

@@ -301,6 +301,8 @@ def export_run(
 ) -> ExportResult:
     """Export a run's model.keras to out (default RUN_DIR/model.onnx); parity_reviews replaces the checked texts."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ExportError(f"{run_dir} is a file, not a run folder; `python -m core runs` lists the runs")
     if not run_dir.is_dir():
         raise ExportError(f"no run folder at {run_dir}")
     out = Path(out) if out else run_dir / "model.onnx"

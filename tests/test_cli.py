@@ -263,6 +263,16 @@ def test_train_prints_epochs_and_the_run_folder_last(tiny):
 
 
 @pytest.mark.slow
+def test_train_with_limit_says_how_many_training_reviews_it_uses(tiny, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("IMDB_CACHE", tiny["env"]["IMDB_CACHE"])
+    argv = ["train", "--config", str(tiny["config"]), "--data", str(tiny["archive"]), "--epochs", "1", "--limit", "50"]
+    status, out, _ = run_cli(capsys, *argv, "--runs", str(tmp_path))
+    assert status == 0
+    (data_line,) = [line for line in out.splitlines() if line.startswith("data: ")]
+    assert "120 training (--limit: the first 50 used) and 120 test reviews" in data_line
+
+
+@pytest.mark.slow
 def test_evaluate_json_and_runs_listing(tiny, capsys, monkeypatch):
     monkeypatch.setenv("IMDB_CACHE", tiny["env"]["IMDB_CACHE"])
     run_dir = Path(tiny["finished"].stdout.strip().splitlines()[-1])
@@ -318,3 +328,12 @@ def test_a_training_killed_mid_epoch_is_listed_as_interrupted(tiny, tmp_path):
     again = train(experiment.model, replace(experiment.train, epochs=1), dataset, store=RunStore(runs_root))
     assert again.status == "finished"
     assert sorted(run.status for run in RunStore(runs_root).list()) == ["finished", "interrupted"]
+
+
+def test_runs_help_names_the_project_runs_folder_not_the_working_directory(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("IMDB_RUNS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert paths.runs_dir() == PROJECT / "runs"  # what the help must say, wherever the command is run from
+    assert main(["runs", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "else runs/ in the project folder" in help_text and "./runs" not in help_text

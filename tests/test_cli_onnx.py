@@ -205,10 +205,12 @@ def test_predict_csv_mistakes_and_out_file_permissions(tiny_model, capsys, tmp_p
         (["--csv", str(header_only), "--out", str(out)], "has a header but no rows"),
         (["--csv", str(reviews), "--out", str(tmp_path)], "is a folder: give the path of the file to write"),
         (["--csv", str(reviews), "--text-column", "body"], "has no column 'body'"),
+        (["--csv", str(reviews), "--out", f"{tmp_path / 'new'}/"], "names a folder: give the path of the file"),
     ]:
         status, stdout, stderr = _run(["predict", "--model", model, *argv], capsys)
         assert status == 2 and stdout == "" and stderr.count("\n") == 1 and message in stderr, stderr
     assert not out.exists() and not list(out.parent.glob(".*"))  # no file, no temporary left behind
+    assert not (tmp_path / "new").exists()  # a trailing slash is a folder, not a file named "new"
 
     status, stdout, _ = _run(["predict", "--model", model, "--csv", str(reviews), "--out", str(out)], capsys)
     assert status == 0 and stdout.strip() == str(out)
@@ -216,3 +218,17 @@ def test_predict_csv_mistakes_and_out_file_permissions(tiny_model, capsys, tmp_p
     umask = os.umask(0o022)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temporary file
+
+
+def test_export_out_with_a_trailing_slash_is_a_folder_not_a_file_name(capsys, tmp_path):
+    status, stdout, stderr = _run(["export", str(tmp_path), "--out", f"{tmp_path / 'models'}/"], capsys)
+    assert status == 2 and stdout == "" and stderr.count("\n") == 1 and "names a folder" in stderr, stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_export_of_a_file_says_it_is_not_a_run_folder(capsys, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not a run")
+    status, stdout, stderr = _run(["export", str(model)], capsys)
+    assert status == 2 and stdout == "" and stderr.count("\n") == 1, stderr
+    assert f"{model} is a file, not a run folder" in stderr
