@@ -70,6 +70,17 @@ class RecurrentLayerConfig:
         return cls(**_check_keys(cls, data))
 
 
+def _recurrent_layer(index: int, layer: Any) -> RecurrentLayerConfig:
+    """Layer index of a config's list, with its errors naming the layer: model.recurrent_layers[1].units ..."""
+    if isinstance(layer, RecurrentLayerConfig):
+        return layer
+    try:
+        return RecurrentLayerConfig.from_dict(layer)
+    except ValueError as error:
+        message = str(error).replace("recurrent layer.", f"model.recurrent_layers[{index}].", 1)
+        raise ValueError(message.replace("RecurrentLayerConfig", f"model.recurrent_layers[{index}]", 1)) from None
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of an Embedding -> recurrent stack -> (Dense) -> Dense(1, sigmoid) classifier."""
@@ -91,10 +102,7 @@ class ModelConfig:
             layers = tuple(layers)
         if not isinstance(layers, tuple):
             raise ValueError(f"model.recurrent_layers must be a list of layers, got {type(layers).__name__}")
-        layers = tuple(
-            layer if isinstance(layer, RecurrentLayerConfig) else RecurrentLayerConfig.from_dict(layer)
-            for layer in layers
-        )
+        layers = tuple(_recurrent_layer(index, layer) for index, layer in enumerate(layers))
         object.__setattr__(self, "recurrent_layers", layers)
         _check_int("model", "vocabulary_size", self.vocabulary_size, MIN_VOCABULARY, MAX_VOCABULARY)
         _check_int("model", "sequence_length", self.sequence_length, 1, MAX_SEQUENCE_LENGTH)

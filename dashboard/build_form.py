@@ -158,7 +158,8 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
         # Errors go right under the row, at its full width: the row's columns are too narrow to hold a sentence, and
         # an error in one of them would push the row's other fields out of line.
         for message in (units_error, dropout_error, recurrent_error):
-            field_error(message and f"Layer {index + 1}: {message}")
+            # The config's own wording names the field ("recurrent layer.units must be ..."); the row names the layer.
+            field_error(message and f"Layer {index + 1}: {message.removeprefix('recurrent layer.')}")
         if units_error or dropout_error or recurrent_error:
             valid = False
             continue

@@ -41,7 +41,7 @@ def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
     app = _open("build")
     app.number_input(key="build_layer_0_units").set_value(0).run()
     assert not app.exception
-    assert [error.value for error in app.error] == ["Layer 1: recurrent layer.units must be between 1 and 4,096, got 0"]
+    assert [error.value for error in app.error] == ["Layer 1: units must be between 1 and 4,096, got 0"]
     assert not app.metric, "no summary while a field is wrong"
     app.number_input(key="build_layer_0_units").set_value(16).run()
     assert not app.error

@@ -440,3 +440,11 @@ def test_time_left_is_timed_from_the_epoch_start_and_waits_for_enough_batches(mo
     job._on_batch_end(2, 0.1)  # 10 batches of epoch 2 in the 7 s since epoch 1 ended
     assert job.snapshot().seconds_per_batch == pytest.approx(0.7)
     assert job.snapshot().seconds_left_in_epoch == pytest.approx(0.7 * 90)
+
+
+def test_a_bad_layer_in_a_config_file_is_named_by_its_place():
+    data = {"model": {"recurrent_layers": [{"units": 8}, {"units": 0}]}}
+    with pytest.raises(ValueError, match=r"^model\.recurrent_layers\[1\]\.units must be between 1 and"):
+        ExperimentConfig.from_dict(data)
+    with pytest.raises(ValueError, match=r"^model\.recurrent_layers\[0\] has unknown field\(s\) size"):
+        ExperimentConfig.from_dict({"model": {"recurrent_layers": [{"size": 8}]}})
