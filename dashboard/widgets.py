@@ -58,8 +58,9 @@ def history_figure(history: dict, metric: str, title: str, height: int = 320):
         legend={"orientation": "h", "y": -0.25},
     )
     figure.update_xaxes(rangemode="tozero", dtick=1 if len(training) <= 20 else None)
+    # Loss and accuracy are never negative; without this a single epoch's point is padded into negative values.
+    figure.update_yaxes(rangemode="nonnegative")
     return figure
-
 
 
 def history_figures_ui(history: dict, key: str) -> None:
@@ -69,6 +70,7 @@ def history_figures_ui(history: dict, key: str) -> None:
         st.plotly_chart(history_figure(history, "accuracy", "Training and validation accuracy"), key=f"{key}_accuracy")
     with loss_column:
         st.plotly_chart(history_figure(history, "loss", "Training and validation loss"), key=f"{key}_loss")
+
 
 def flatten_config(config: ExperimentConfig) -> dict[str, object]:
     """Every field of an experiment under a dotted name (model.recurrent_layers[0].units), for comparing two runs."""
