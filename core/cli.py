@@ -34,6 +34,16 @@ def _output_file(value: str) -> str:
     return value
 
 
+def _threshold(value: str) -> float:
+    """A threshold strictly between 0 and 1."""
+    from core.model_file import check_threshold
+
+    try:
+        return check_threshold(value.strip(), "T")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_model_choice(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", type=_given, help=f"a named architecture (default seed): {', '.join(PRESETS)}")
@@ -63,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, metavar="N", help="train on the first N training reviews (fixed shuffle)")
     train.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and loss on the test split")
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy and loss on the test split; --report for precision, recall, F1, ROC and PR"
+    )
     evaluate.add_argument(
         "run_dir", nargs="?", type=_given, metavar="RUN_DIR", help="a run folder (default: the model given by --model)"
     )
@@ -73,7 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", type=_given, metavar="PATH", help="the reviews (default: the run's own data, else $IMDB_DATA)"
     )
-    evaluate.add_argument("--json", action="store_true", help='print {"accuracy", "loss", "n"}')
+    evaluate.add_argument(
+        "--json", action="store_true", help='print {"accuracy", "loss", "n"}; with --report, the whole report'
+    )
+    evaluate.add_argument(
+        "--report", action="store_true",
+        help="also precision, recall, F1, confusion counts, ROC AUC and average precision (a run's model.onnx "
+        "when it has one)",
+    )
+    evaluate.add_argument(
+        "--threshold", type=_threshold, metavar="T", help="label positive at score >= T instead of the file's threshold"
+    )
+    evaluate.add_argument(
+        "--write-threshold", type=_threshold, metavar="T",
+        help="store T as the threshold of --model FILE or of the run's model.onnx (predict and the dashboard use it)",
+    )
 
     export = commands.add_parser("export", help="export a run to one self-describing .onnx file")
     export.add_argument("run_dir", type=_given, metavar="RUN_DIR", help="the run folder to export")
@@ -81,6 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=_output_file, metavar="FILE", help="where to write the .onnx file (default: RUN_DIR/model.onnx)"
     )
     export.add_argument("--trajectory", action="store_true", help="add a step_probability output for every token")
+    export.add_argument(
+        "--quantize", choices=["int8"],
+        help="also write an int8 copy beside the file (model.int8.onnx) and compare the two",
+    )
+
+    quantize = commands.add_parser(
+        "quantize", help="write an int8 copy of an exported .onnx file and compare it with the float file"
+    )
+    quantize.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
+    quantize.add_argument(
+        "--out", type=_output_file, metavar="FILE", help="where to write the int8 file (default: <model>.int8.onnx)"
+    )
+    quantize.add_argument(
+        "--data", type=_given, metavar="PATH",
+        help="the reviews whose test split measures accuracy (default: $IMDB_DATA; without one, size and speed only)",
+    )
 
     predict = commands.add_parser("predict", help="classify reviews with an exported .onnx file (JSON lines out)")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to classify")
@@ -100,6 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list the saved runs")
     runs.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP)
     runs.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+    compare = commands.add_parser(
+        "compare", help="train presets on the same data and budget (or take finished runs) and compare them"
+    )
+    chosen = compare.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(
+        "--presets", type=_given, metavar="NAMES",
+        help="comma-separated presets to train one after another, such as seed,book-lstm,book-gru",
+    )
+    chosen.add_argument(
+        "--run", type=_given, action="append", metavar="RUN_DIR", help="a finished run to compare (repeat it); no training"
+    )
+    compare.add_argument(
+        "--data", type=_given, metavar="PATH",
+        help="aclImdb folder or .tar.gz, or a CSV; default: $IMDB_DATA, else Keras's imdb.npz",
+    )
+    compare.add_argument("--epochs", type=int, metavar="N", help="override every preset's number of epochs")
+    compare.add_argument("--limit", type=int, metavar="N", help="train on the first N training reviews (fixed shuffle)")
+    compare.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP + "; compare.json is written there")
+    compare.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     return parser
 
 

@@ -23,7 +23,9 @@ from core.model_file import (
     ModelMetadata,
     session_options,
 )
-from core.onnx_graph import ExportError, keras_weights, op_counts, use_native_ops
+from core.onnx_graph import ExportError, batched_simple_rnn, keras_weights, op_counts, use_native_ops
+from core.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
+from core.padding_skip import PaddingSkipError, padded_lengths, skip_padding
 from core.reviews import LABELS
 from core.text import Vocabulary, pad_sequences
 
@@ -31,6 +33,9 @@ __all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-5
+# The per-step probabilities (a picture of the review being read) come from hundreds of float32 steps whose matmuls
+# onnxruntime and Keras sum in different orders; on trained models they part by up to ~1.5e-5 at a few steps.
+TRAJECTORY_TOLERANCE = 1e-4
 PARITY_REVIEWS = 300  # real test reviews checked at export, when the run's data can be read
 RANDOM_PARITY_ROWS = 64  # rows of random ids checked at every export
 
@@ -40,11 +45,12 @@ class ExportResult:
     """What an export wrote and how well it matches Keras."""
 
     path: Path
-    parity_max_abs_diff: float  # largest |Keras - onnxruntime| over every checked input and output
+    parity_max_abs_diff: float  # largest |Keras - onnxruntime| of the probability over every checked input
     op_counts: dict[str, int]  # ONNX op type -> nodes, subgraphs included
     size_bytes: int
     seconds: float  # conversion, checks and writing
     parity_inputs: str = ""  # which inputs the parity check used, for people
+    trajectory_max_abs_diff: float | None = None  # the same for step_probability, when the file has it
 
 
 def _layers(model, config: ModelConfig):
@@ -60,11 +66,6 @@ def _check_exportable(config: ModelConfig) -> None:
         raise ExportError(
             "only classifiers can be exported: this model has no Dense(1, sigmoid) output on its final state"
         )
-    if config.mask_padding:
-        raise ExportError(
-            "models with mask_padding cannot be exported yet: ONNX's recurrent ops can only skip padding at the end "
-            "of a sequence, not the pre-padding Keras masks; train with mask_padding false"
-        )
 
 
 def _sequence_copy(layer):
@@ -75,7 +76,7 @@ def _sequence_copy(layer):
     return copy
 
 
-def _forward_function(model, config: ModelConfig, trajectory: bool):
+def _forward_function(model, config: ModelConfig, trajectory: bool, strip_mask: bool = True):
     """A tf.function over the model's own layers with a named, fully dynamic [batch, sequence] int32 input."""
     import tensorflow as tf
 
@@ -85,6 +86,10 @@ def _forward_function(model, config: ModelConfig, trajectory: bool):
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=INPUT_NAME)])
     def forward(input_ids):
         values = embedding(input_ids)
+        if config.mask_padding and strip_mask:
+            # A new tensor without the Keras mask: the layers convert as unmasked ones, and core.padding_skip gives
+            # the graph the mask's meaning with the ops' sequence_lens.
+            values = tf.identity(values)
         for layer in recurrent[:-1]:
             values = layer(values, training=False)
         values = last(values, training=False)
@@ -100,22 +105,63 @@ def _forward_function(model, config: ModelConfig, trajectory: bool):
     return forward
 
 
-def convert(model, config: ModelConfig, *, trajectory: bool = False, native: bool = True):
-    """The ONNX ModelProto of a build_model model; native=False keeps tf2onnx's plain Loop graph (for the benchmark)."""
+def skips_padding(config: ModelConfig) -> bool:
+    """Whether the export of this model accepts input_ids shorter than sequence_length (core.padding_skip)."""
+    return config.mask_padding or config.padding == "pre"
+
+
+def convert(
+    model, config: ModelConfig, *, trajectory: bool = False, native: bool = True, padding_skip: bool = True
+):
+    """The ONNX ModelProto of a build_model model; native=False keeps tf2onnx's plain Loop graph (for the benchmark).
+
+    The native graph skips padding when the model allows it (skips_padding) unless padding_skip is False: its
+    description is then in proto.metadata_props under PADDING_SKIP_KEY."""
     import logging
 
     import tf2onnx
 
     _check_exportable(config)
+    if config.mask_padding and native and not padding_skip:
+        raise ExportError("a model with mask_padding exports only as a native graph that skips padding")
     # tf2onnx narrates every conversion at WARNING level (freezing retries, ops it removed); failures still raise.
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    forward = _forward_function(model, config, trajectory)
+    # The native rewrite wants the layers unmasked (padding_skip puts the mask back); tf2onnx's Loop keeps it.
+    forward = _forward_function(model, config, trajectory, strip_mask=native)
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=forward.input_signature, opset=OPSET)
     if not native:
         return proto
     _, recurrent, _ = _layers(model, config)
     use_native_ops(proto, config, recurrent)
+    if padding_skip and skips_padding(config):
+        try:
+            description = skip_padding(
+                proto,
+                config.sequence_length,
+                masked=config.mask_padding,
+                padding=config.padding,
+                truncating=config.truncating,
+            )
+        except PaddingSkipError as error:
+            raise ExportError(f"cannot skip padding: {error}") from None
+        onnx_helper_set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
+    if padding_skip:
+        batched_simple_rnn(proto)
     return proto
+
+
+def _props(proto) -> dict[str, str]:
+    return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def onnx_helper_set_props(proto, props: dict[str, str]) -> None:
+    """Add or replace metadata_props entries, keeping the others."""
+    existing = _props(proto)
+    existing.update(props)
+    del proto.metadata_props[:]
+    for key, value in existing.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
 
 
 def random_ids(config: ModelConfig, rows: int, seed: int = 0) -> np.ndarray:
@@ -148,21 +194,49 @@ def _keras_outputs(model, config: ModelConfig, ids: np.ndarray, trajectory: bool
     return outputs
 
 
-def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bool = False) -> float:
-    """Largest |Keras - onnxruntime| over the given id rows, for every output of the file."""
+def _trimmed_batches(ids: np.ndarray, config: ModelConfig, batch_size: int):
+    """(rows, trimmed ids) of rows sorted by length, each batch only as wide as its longest row; then a few rows alone."""
+    lengths = np.maximum(padded_lengths(ids, config.padding), 1)
+    order = np.argsort(lengths, kind="stable")
+    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    groups += [order[index : index + 1] for index in np.linspace(0, len(order) - 1, min(8, len(order))).astype(int)]
+    for rows in groups:
+        width = int(lengths[rows].max())
+        batch = ids[rows]
+        yield rows, (batch[:, -width:] if config.padding == "pre" else batch[:, :width])
+
+
+def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bool = False) -> dict[str, float]:
+    """Output name -> largest |Keras - onnxruntime| over the given id rows; for a file that skips padding, also with
+    each batch cut to its longest row, against Keras on the full padding."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(
         proto.SerializeToString(), sess_options=session_options(), providers=["CPUExecutionProvider"]
     )
     names = [output.name for output in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
     expected = _keras_outputs(model, config, ids, trajectory)
-    worst = 0.0
-    for start in range(0, len(ids), 256):
-        batch = ids[start : start + 256]
-        got = dict(zip(names, session.run(names, {session.get_inputs()[0].name: batch})))
+    worst = dict.fromkeys(expected, 0.0)
+
+    def compare(rows: np.ndarray, batch: np.ndarray) -> None:
+        got = dict(zip(names, session.run(names, {input_name: batch})))
         for name, values in expected.items():
-            worst = max(worst, float(np.max(np.abs(got[name] - values[start : start + 256]))))
+            want = values[rows]
+            if name == TRAJECTORY_NAME:
+                width = batch.shape[1]
+                want = want[:, -width:] if config.padding == "pre" else want[:, :width]
+                if config.mask_padding:
+                    # Keras repeats the last state on masked steps, ONNX writes zeros: only the tokens' steps count.
+                    keep = batch != 0
+                    got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
+            worst[name] = max(worst[name], float(np.max(np.abs(got[name] - want))))
+
+    for start in range(0, len(ids), 256):
+        compare(np.arange(start, min(start + 256, len(ids))), ids[start : start + 256])
+    if _props(proto).get(PADDING_SKIP_KEY):
+        for rows, batch in _trimmed_batches(ids, config, 64):
+            compare(rows, batch)
     return worst
 
 
@@ -195,8 +269,12 @@ def export_model(
     trajectory: bool = False,
     parity_ids: np.ndarray | None = None,
     parity_inputs: str = "",
+    padding_skip: bool = True,
 ) -> ExportResult:
-    """Convert, check parity on parity_ids (else the example reviews) plus random ids, and write one .onnx file."""
+    """Convert, check parity on parity_ids (else the example reviews) plus random ids, and write one .onnx file.
+
+    padding_skip=False writes the graph files had before the padding-free path: every row at full sequence_length,
+    SimpleRNN layers as plain RNN nodes."""
     import onnx
 
     started = time.perf_counter()
@@ -206,7 +284,7 @@ def export_model(
             f"the vocabulary has {vocabulary.num_words:,} ids but the model {config.vocabulary_size:,}: "
             "they come from different runs"
         )
-    proto = convert(model, config, trajectory=trajectory)
+    proto = convert(model, config, trajectory=trajectory, padding_skip=padding_skip)
     if parity_ids is None:
         from core.examples import EXAMPLE_REVIEWS
 
@@ -219,11 +297,18 @@ def export_model(
         parity_inputs = parity_inputs or f"{len(EXAMPLE_REVIEWS)} example reviews"
     parity_inputs = f"{parity_inputs or f'{len(parity_ids)} given reviews'} and {RANDOM_PARITY_ROWS} random id rows"
     ids = np.concatenate([np.asarray(parity_ids, dtype=np.int32), random_ids(config, RANDOM_PARITY_ROWS)])
-    difference = parity(proto, model, config, ids, trajectory=trajectory)
+    differences = parity(proto, model, config, ids, trajectory=trajectory)
+    difference = differences[OUTPUT_NAME]
+    steps_difference = differences.get(TRAJECTORY_NAME)
     if not difference <= PARITY_TOLERANCE:  # also catches NaN
         raise ExportError(
             f"onnxruntime differs from Keras by {difference:.3g} (limit {PARITY_TOLERANCE:g}) on {parity_inputs}: "
             "the file was not written"
+        )
+    if steps_difference is not None and not steps_difference <= TRAJECTORY_TOLERANCE:
+        raise ExportError(
+            f"onnxruntime's step_probability differs from Keras by {steps_difference:.3g} (limit "
+            f"{TRAJECTORY_TOLERANCE:g}) on {parity_inputs}: the file was not written"
         )
     metadata = ModelMetadata(
         vocabulary=vocabulary,
@@ -237,10 +322,14 @@ def export_model(
         parity_max_abs_diff=difference,
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        padding_skip=_props(proto).get(PADDING_SKIP_KEY) and json.loads(_props(proto)[PADDING_SKIP_KEY]),
     )
     onnx.helper.set_model_props(proto, metadata.to_props())
     proto.producer_name = "imdb-rnn core.export"
-    proto.doc_string = "IMDB review sentiment: int32 input_ids [batch, sequence] -> probability [batch, 1] (positive)"
+    proto.doc_string = (
+        "IMDB review sentiment: int32 input_ids [batch, sequence] -> probability [batch, 1] (positive)"
+        + (f"; {metadata.padding_skip['input']}" if metadata.padding_skip else "")
+    )
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     out = Path(out)
@@ -253,6 +342,7 @@ def export_model(
         size_bytes=len(data),
         seconds=time.perf_counter() - started,
         parity_inputs=parity_inputs,
+        trajectory_max_abs_diff=steps_difference,
     )
 
 

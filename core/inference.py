@@ -24,6 +24,7 @@ from core.model_file import (
     model_path,
     read_model_file,
 )
+from core.padding_skip import padded_lengths
 from core.splits import Split
 from core.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
 
@@ -41,6 +42,11 @@ TEXT_COLUMNS = ("text", "review")
 
 # Below this many rows a batch is one session.run call: splitting it would cost more in thread hand-offs than it saves.
 MIN_ROWS_PER_THREAD = 16
+# Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
+# longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
+SKIP_BATCH_ROWS = 64
+# predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
+PIPELINE_CHUNK = 2048
 # Python's csv module refuses fields over 128 KiB by default; a pasted review can be longer than that.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
@@ -108,6 +114,8 @@ class Predictor:
         self.workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # False feeds every row at full sequence_length, as files without padding_skip need (the benchmark's baseline).
+        self.use_padding_skip = True
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Predictor":
@@ -165,27 +173,33 @@ class Predictor:
     def has_trajectory(self) -> bool:
         return self.trajectory_name is not None
 
+    @property
+    def skips_padding(self) -> bool:
+        """The file's graph takes rows shorter than sequence_length (core.padding_skip) and the Predictor uses it."""
+        return self.metadata.padding_skip is not None and self.use_padding_skip
+
     # Preprocess.
-    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Prediction]]:
-        vocabulary = self.metadata.vocabulary
-        encoded = []
+    @staticmethod
+    def _check_texts(texts: Sequence[str]) -> None:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
             if not text.strip():
                 raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
-            encoded.append(vocabulary.encode(text))
-        ids = self.pad([item.ids for item in encoded])
-        length = self.metadata.sequence_length
-        # Partial predictions carry the counts; the score and label are filled in after the run.
-        partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
-        return ids, partial
 
-    def pad(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Id lists to the int32 [batch, sequence_length] array the model was trained on."""
+    def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[Prediction]]:
+        """Checked texts to id lists, and predictions that carry the counts (score and label filled in later)."""
+        encoded = [self.metadata.vocabulary.encode(text) for text in texts]
+        length = self.metadata.sequence_length
+        partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
+        return [item.ids for item in encoded], partial
+
+    def pad(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:
+        """Id lists to the int32 [batch, sequence_length] array the model was trained on; width (for files that skip
+        padding) pads only to that many ids."""
         metadata = self.metadata
         return pad_sequences(
-            sequences, metadata.sequence_length, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id
+            sequences, width or metadata.sequence_length, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id
         )
 
     # Run.
@@ -199,8 +213,15 @@ class Predictor:
                 self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="predictor")
             return self._pool
 
+    def _map(self, run: Callable[[object], np.ndarray], parts: list) -> list[np.ndarray]:
+        """run over parts, on every core when there are several parts."""
+        if len(parts) == 1:
+            return [run(parts[0])]
+        return list(self._executor().map(run, parts))
+
     def probabilities(self, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Positive probabilities of int32 id rows, float32 [rows]; big batches are split over all cores."""
+        """Positive probabilities of int32 id rows, float32 [rows]; big batches are split over all cores. A file that
+        skips padding gets the rows sorted by length, each batch cut to its longest row."""
         ids = np.ascontiguousarray(ids, dtype=np.int32)
         if ids.ndim != 2:
             raise ValueError(f"ids must be a [batch, sequence] array, got shape {ids.shape}")
@@ -209,14 +230,47 @@ class Predictor:
             return np.zeros(0, dtype=np.float32)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if self.skips_padding:
+            metadata = self.metadata
+            lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
+            return self._sorted_scores(
+                lengths, batch_size, lambda picked, width: ids[picked, -width:] if metadata.padding == "pre"
+                else ids[picked, :width]
+            )
         # Enough chunks to keep every core busy, none bigger than batch_size.
         threads = min(self.workers, max(1, rows // MIN_ROWS_PER_THREAD))
         chunks = max(threads, math.ceil(rows / batch_size))
-        if chunks == 1:
-            return self._run(ids)
         bounds = np.linspace(0, rows, chunks + 1).astype(int)
         parts = [ids[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
-        return np.concatenate(list(self._executor().map(self._run, parts)))
+        return np.concatenate(self._map(self._run, parts))
+
+    def _sorted_scores(
+        self, lengths: np.ndarray, batch_size: int, rows_of: Callable[[np.ndarray, int], np.ndarray]
+    ) -> np.ndarray:
+        """Scores of rows with these lengths (ids kept, padding excluded), shortest first in batches of at most
+        SKIP_BATCH_ROWS; rows_of(row_indices, width) gives a batch's ids, width columns wide."""
+        lengths = np.clip(np.asarray(lengths), 1, self.metadata.sequence_length)
+        order = np.argsort(lengths, kind="stable")
+        size = min(batch_size, SKIP_BATCH_ROWS)
+        groups = [order[start : start + size] for start in range(0, len(order), size)]
+
+        def run(group: np.ndarray) -> np.ndarray:
+            return self._run(rows_of(group, int(lengths[group].max())))
+
+        scores = np.empty(len(order), dtype=np.float32)
+        scores[order] = np.concatenate(self._map(run, groups))
+        return scores
+
+    def sequence_probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+        """Positive probabilities of unpadded id lists (start id first), float32 [rows]."""
+        if not len(sequences):
+            return np.zeros(0, dtype=np.float32)
+        if not self.skips_padding:
+            return self.probabilities(self.pad(sequences), batch_size)
+        lengths = np.array([len(sequence) for sequence in sequences])
+        return self._sorted_scores(
+            lengths, batch_size, lambda picked, width: self.pad([sequences[row] for row in picked], width)
+        )
 
     # Postprocess.
     def _label(self, score: float) -> str:
@@ -228,7 +282,7 @@ class Predictor:
         if not len(split):
             raise ValueError("there are no test reviews to evaluate on")
         metadata = self.metadata
-        scores = self.probabilities(split.padded(metadata.sequence_length, metadata.padding, metadata.truncating))
+        scores = self.sequence_probabilities([split.ids(row) for row in range(len(split))])
         labels = split.labels.astype(np.float64)
         clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
         return {
@@ -244,8 +298,24 @@ class Predictor:
         texts = list(texts)
         if not texts:
             return []
-        ids, partial = self._encode(texts)
-        scores = self.probabilities(ids, batch_size)
+        self._check_texts(texts)
+        if len(texts) <= PIPELINE_CHUNK:
+            sequences, partial = self._encode(texts)
+            return self._finish(partial, self.sequence_probabilities(sequences, batch_size))
+        # Many reviews: tokenize the next chunk here (Python, holding the GIL) while onnxruntime (which releases it)
+        # scores the previous one on the other cores.
+        results: list[Prediction] = []
+        pending = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
+            for start in range(0, len(texts), PIPELINE_CHUNK):
+                sequences, partial = self._encode(texts[start : start + PIPELINE_CHUNK])
+                if pending is not None:
+                    results += self._finish(pending[0], pending[1].result())
+                pending = (partial, pipeline.submit(self.sequence_probabilities, sequences, batch_size))
+            results += self._finish(pending[0], pending[1].result())
+        return results
+
+    def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:
         return [
             Prediction(self._label(float(score)), float(score), item.tokens, item.unknown_tokens, item.truncated)
             for item, score in zip(partial, scores)
@@ -262,14 +332,14 @@ class Predictor:
         metadata = self.metadata
         words = tokenize(text)
         encoded = metadata.vocabulary.encode_tokens(words)
-        ids = self.pad([encoded.ids])
+        ids = self.pad([encoded.ids], min(len(encoded.ids), metadata.sequence_length) if self.skips_padding else None)
         (steps,) = self.trajectory_session.run([self.trajectory_name], {self.input_name: ids})
         length = metadata.sequence_length
         # Position 0 of the id list is the start id; keep the same cut the padding made, then drop the start step.
         labelled = ["<start>", *words]
         kept = labelled[-length:] if metadata.truncating == "pre" else labelled[:length]
         row = steps[0]
-        values = row[length - len(kept) :] if metadata.padding == "pre" else row[: len(kept)]
+        values = row[len(row) - len(kept) :] if metadata.padding == "pre" else row[: len(kept)]
         if kept[:1] == ["<start>"]:
             kept, values = kept[1:], values[1:]
         return list(kept), np.asarray(values, dtype=np.float32)

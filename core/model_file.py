@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ INPUT_NAME = "input_ids"
 OUTPUT_NAME = "probability"
 TRAJECTORY_NAME = "step_probability"
 DEFAULT_THRESHOLD = 0.5
+# Optional metadata_props key: the graph accepts input_ids shorter than sequence_length (see core.padding_skip).
+PADDING_SKIP_KEY = "padding_skip"
 
 # Every exported file carries these keys in metadata_props; a file without them was not made by this project.
 METADATA_KEYS = (
@@ -55,6 +58,8 @@ class ModelMetadata:
     parity_max_abs_diff: float  # Keras vs onnxruntime, measured at export
     versions: dict  # library versions that made the file
     created: str  # ISO 8601, UTC
+    # How the graph skips padding (core.padding_skip), or None: the file then needs rows of sequence_length ids.
+    padding_skip: dict | None = None
 
     def to_props(self) -> dict[str, str]:
         """The metadata_props of the file, every value a string."""
@@ -77,6 +82,7 @@ class ModelMetadata:
             "parity_max_abs_diff": repr(float(self.parity_max_abs_diff)),
             "versions": json.dumps(self.versions, sort_keys=True),
             "created": self.created,
+            **({PADDING_SKIP_KEY: json.dumps(self.padding_skip, sort_keys=True)} if self.padding_skip else {}),
         }
 
     @classmethod
@@ -115,6 +121,7 @@ class ModelMetadata:
                 parity_max_abs_diff=float(props["parity_max_abs_diff"]),
                 versions=json.loads(props["versions"]),
                 created=props["created"],
+                padding_skip=json.loads(props[PADDING_SKIP_KEY]) if props.get(PADDING_SKIP_KEY) else None,
             )
         except (ValueError, TypeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -123,6 +130,8 @@ class ModelMetadata:
             raise ModelFileError(f"{source} has malformed metadata: labels must be two strings, got {labels!r}")
         if metadata.padding not in ("pre", "post") or metadata.truncating not in ("pre", "post"):
             raise ModelFileError(f"{source} has malformed metadata: padding and truncating must be 'pre' or 'post'")
+        if metadata.padding_skip is not None and not isinstance(metadata.padding_skip, dict):
+            raise ModelFileError(f"{source} has malformed metadata: {PADDING_SKIP_KEY} must be a JSON object")
         if metadata.sequence_length < 1:
             raise ModelFileError(f"{source} has malformed metadata: sequence_length must be positive")
         return metadata
@@ -220,3 +229,45 @@ def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMe
     _check_external_data(model, source)
     metadata = ModelMetadata.from_props({prop.key: prop.value for prop in model.metadata_props}, source)
     return data, model, metadata
+
+
+def check_threshold(value, name: str = "threshold") -> float:
+    """value as a float strictly between 0 and 1, else ValueError with one line saying so."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}") from None
+    if not math.isfinite(threshold) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return threshold
+
+
+def _rewritten(path: str | Path, threshold) -> tuple[bytes, float]:
+    """The file's bytes with its threshold replaced, and the threshold it had."""
+    threshold = check_threshold(threshold)
+    _, model, metadata = read_model_file(path)
+    # The value is written as ModelMetadata.to_props writes it; the other props, the graph and the weights are
+    # serialized back exactly as they were parsed.
+    for prop in model.metadata_props:
+        if prop.key == "threshold":
+            prop.value = repr(threshold)
+    return model.SerializeToString(), metadata.threshold
+
+
+def with_threshold(path: str | Path, threshold: float) -> bytes:
+    """The bytes of the exported file at path with its `threshold` metadata replaced; nothing else changes."""
+    return _rewritten(path, threshold)[0]
+
+
+def write_threshold(path: str | Path, threshold: float) -> float:
+    """Store threshold in the exported file at path, atomically; returns the threshold it had before.
+
+    ValueError for a threshold outside (0, 1), ModelFileError for a file this project did not export.
+    """
+    from core.atomic import write_bytes
+
+    data, previous = _rewritten(path, threshold)
+    write_bytes(path, data)
+    return previous

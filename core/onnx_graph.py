@@ -312,11 +312,15 @@ def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
     graph = proto.graph
     constants = _constants(graph)
     producers = {output: node for node in graph.node for output in node.output}
-    gathers = [node for node in graph.node if node.op_type == "Gather" and node.input[0] in constants]
+    gathers = [
+        node
+        for node in graph.node
+        if node.op_type == "Gather" and node.input[0] in constants and not node.name.startswith("padding_skip/")
+    ]
     if len(gathers) != 1:
         raise ValueError("cannot find the embedding matrix in the file")
     weights = [constants[gathers[0].input[0]]]
-    natives = [node for node in graph.node if node.op_type in RECURRENT_OPS]
+    natives = recurrent_nodes_anywhere(graph)
     for node, spec in zip(natives, config.recurrent_layers, strict=True):
         packed_kernel, packed_recurrent, packed_bias = (constants[name][0] for name in node.input[1:4])
         units = spec.units
@@ -353,3 +357,182 @@ def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
         if producers.get(tensor) is not None and producers[tensor].op_type == "Relu":
             tensor = producers[tensor].input[0]
     return [np.asarray(weight, dtype=np.float32) for weight in weights + head]
+
+
+# A batch of this many reviews or more runs a SimpleRNN layer as a Scan of MatMul + Add + Tanh: onnxruntime's RNN
+# kernel applies tanh element by element and costs ~6x more a review in batches (bench/padding_skip.py), while it is
+# the faster of the two for a single review.
+SCAN_MIN_BATCH = 16
+
+
+def _walk_nodes(graph):
+    """Every node of the graph and of its subgraphs, outer nodes first."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+                yield from _walk_nodes(subgraph)
+
+
+def recurrent_nodes_anywhere(graph) -> list:
+    """The RNN/GRU/LSTM nodes, bottom layer first, also those inside an If made by batched_simple_rnn."""
+    return [node for node in _walk_nodes(graph) if node.op_type in RECURRENT_OPS]
+
+
+def batched_simple_rnn(proto) -> int:
+    """Give each SimpleRNN node (RNN op) an If: batches of SCAN_MIN_BATCH rows or more run an equivalent Scan, smaller
+    ones the RNN node. With sequence_lens, the Scan keeps a row's state past its length (the op's Y there is zero
+    instead, and Y_h is the same). Returns how many nodes were wrapped."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    constants = _constants(graph)
+    wrapped = 0
+    for node in [node for node in graph.node if node.op_type == "RNN"]:
+        inputs = list(node.input) + [""] * (6 - len(node.input))
+        if any(name not in constants for name in inputs[1:4]):
+            continue
+        lengths = inputs[4]  # sequence_lens (a masked model): steps at or past a row's length keep its state
+        outputs = list(node.output) + [""] * (2 - len(node.output))
+        prefix = node.name
+        kernel, recurrent, bias = (constants[name][0] for name in inputs[1:4])
+        units = recurrent.shape[0]
+        outer = [
+            numpy_helper.from_array(kernel.T.copy(), f"{prefix}/scan_kernel"),
+            numpy_helper.from_array(recurrent.T.copy(), f"{prefix}/scan_recurrent_kernel"),
+            numpy_helper.from_array((bias[:units] + bias[units:]).astype(np.float32), f"{prefix}/scan_bias"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), f"{prefix}/batch_axis_index"),
+            numpy_helper.from_array(np.array(SCAN_MIN_BATCH, dtype=np.int64), f"{prefix}/scan_min_batch"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), f"{prefix}/axis_0"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), f"{prefix}/axis_1"),
+        ]
+        x = inputs[0]
+        scan = f"{prefix}/scan"
+
+        def value(name: str):
+            return helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+
+        body_nodes = [
+            helper.make_node("MatMul", [f"{scan}/h", f"{prefix}/scan_recurrent_kernel"], [f"{scan}/hr"]),
+            helper.make_node("Add", [f"{scan}/hr", f"{scan}/x"], [f"{scan}/z"]),
+            helper.make_node("Tanh", [f"{scan}/z"], [f"{scan}/h_new" if lengths else f"{scan}/h_next"]),
+        ]
+        body_inputs = [value(f"{scan}/h"), value(f"{scan}/x")]
+        if lengths:
+            body_nodes.append(
+                helper.make_node("Where", [f"{scan}/m", f"{scan}/h_new", f"{scan}/h"], [f"{scan}/h_next"])
+            )
+            body_inputs.append(helper.make_tensor_value_info(f"{scan}/m", TensorProto.BOOL, None))
+        body_nodes.append(helper.make_node("Identity", [f"{scan}/h_next"], [f"{scan}/y"]))
+        body = helper.make_graph(
+            body_nodes, f"{prefix}_scan_body", body_inputs, [value(f"{scan}/h_next"), value(f"{scan}/y")]
+        )
+        then_nodes = [
+            helper.make_node("MatMul", [x, f"{prefix}/scan_kernel"], [f"{scan}/xw"]),
+            helper.make_node("Add", [f"{scan}/xw", f"{prefix}/scan_bias"], [f"{scan}/xp"]),
+        ]
+        if inputs[5]:
+            then_nodes.append(helper.make_node("Squeeze", [inputs[5], f"{prefix}/axis_0"], [f"{scan}/h0"]))
+        else:
+            outer += [
+                numpy_helper.from_array(np.array([units], dtype=np.int64), f"{prefix}/units"),
+                numpy_helper.from_array(np.array([1], dtype=np.int64), f"{prefix}/batch_slice_start"),
+                numpy_helper.from_array(np.array([2], dtype=np.int64), f"{prefix}/batch_slice_end"),
+            ]
+            then_nodes += [
+                helper.make_node("Shape", [x], [f"{scan}/x_shape"]),
+                helper.make_node(
+                    "Slice",
+                    [f"{scan}/x_shape", f"{prefix}/batch_slice_start", f"{prefix}/batch_slice_end"],
+                    [f"{scan}/batch"],
+                ),
+                helper.make_node("Concat", [f"{scan}/batch", f"{prefix}/units"], [f"{scan}/h0_shape"], axis=0),
+                helper.make_node("ConstantOfShape", [f"{scan}/h0_shape"], [f"{scan}/h0"],
+                                 value=numpy_helper.from_array(np.zeros(1, dtype=np.float32))),
+            ]
+        scan_inputs = [f"{scan}/h0", f"{scan}/xp"]
+        if lengths:
+            # mask[t, b, 0] = t < sequence_lens[b]
+            outer += [
+                numpy_helper.from_array(np.array(0, dtype=np.int64), f"{prefix}/time_axis_index"),
+                numpy_helper.from_array(np.array(0, dtype=np.int32), f"{prefix}/zero"),
+                numpy_helper.from_array(np.array(1, dtype=np.int32), f"{prefix}/one"),
+                numpy_helper.from_array(np.array([2], dtype=np.int64), f"{prefix}/axis_2"),
+            ]
+            then_nodes += [
+                helper.make_node("Shape", [x], [f"{scan}/x_dims"]),
+                helper.make_node("Gather", [f"{scan}/x_dims", f"{prefix}/time_axis_index"], [f"{scan}/steps64"]),
+                helper.make_node("Cast", [f"{scan}/steps64"], [f"{scan}/steps32"], to=TensorProto.INT32),
+                helper.make_node("Range", [f"{prefix}/zero", f"{scan}/steps32", f"{prefix}/one"], [f"{scan}/t"]),
+                helper.make_node("Unsqueeze", [f"{scan}/t", f"{prefix}/axis_1"], [f"{scan}/t_column"]),
+                helper.make_node("Unsqueeze", [lengths, f"{prefix}/axis_0"], [f"{scan}/lengths_row"]),
+                helper.make_node("Less", [f"{scan}/t_column", f"{scan}/lengths_row"], [f"{scan}/mask2"]),
+                helper.make_node("Unsqueeze", [f"{scan}/mask2", f"{prefix}/axis_2"], [f"{scan}/mask"]),
+            ]
+            scan_inputs.append(f"{scan}/mask")
+        then_nodes.append(
+            helper.make_node("Scan", scan_inputs, [f"{scan}/h_last", f"{scan}/steps"], body=body,
+                             num_scan_inputs=len(scan_inputs) - 1)
+        )
+        then_outputs, else_outputs, if_outputs = [], [], []
+        native_inputs = list(inputs)
+        while native_inputs and not native_inputs[-1]:
+            native_inputs.pop()
+        native = helper.make_node(node.op_type, native_inputs, [], name=f"{prefix}/native", domain=node.domain)
+        native.attribute.extend(node.attribute)
+        native_outputs = []
+        for index, (name, axis) in enumerate(zip(outputs, ("axis_1", "axis_0"))):
+            if not name:
+                native_outputs.append("")
+                continue
+            source = f"{scan}/steps" if index == 0 else f"{scan}/h_last"
+            then_nodes.append(helper.make_node("Unsqueeze", [source, f"{prefix}/{axis}"], [f"{scan}/out_{index}"]))
+            then_outputs.append(value(f"{scan}/out_{index}"))
+            native_outputs.append(f"{prefix}/native/out_{index}")
+            else_outputs.append(value(f"{prefix}/native/out_{index}"))
+            if_outputs.append(name)
+        while native_outputs and not native_outputs[-1]:
+            native_outputs.pop()
+        native.output.extend(native_outputs)
+        condition = [
+            helper.make_node("Shape", [x], [f"{prefix}/x_shape"], name=f"{prefix}/x_shape"),
+            helper.make_node("Gather", [f"{prefix}/x_shape", f"{prefix}/batch_axis_index"], [f"{prefix}/batch"],
+                             name=f"{prefix}/batch"),
+            helper.make_node("GreaterOrEqual", [f"{prefix}/batch", f"{prefix}/scan_min_batch"],
+                             [f"{prefix}/use_scan"], name=f"{prefix}/use_scan"),
+            helper.make_node(
+                "If",
+                [f"{prefix}/use_scan"],
+                if_outputs,
+                name=f"{prefix}/by_batch",
+                then_branch=helper.make_graph(then_nodes, f"{prefix}_scan", [], then_outputs),
+                else_branch=helper.make_graph([native], f"{prefix}_native", [], else_outputs),
+            ),
+        ]
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate(condition):
+            graph.node.insert(position + offset, new)
+        graph.initializer.extend(outer)
+        wrapped += 1
+    return wrapped
+
+
+def native_only(proto) -> int:
+    """Undo batched_simple_rnn in place: each If back to its RNN node (the graph export wrote before the Scan path;
+    the benchmark's baseline). Returns how many were unwrapped."""
+    graph = proto.graph
+    count = 0
+    for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
+        branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
+        (native,) = branch.node
+        renamed = {branch_output.name: outer for branch_output, outer in zip(branch.output, node.output)}
+        outputs = [renamed.get(name, "") if name else "" for name in native.output]
+        del native.output[:]
+        native.output.extend(outputs)
+        native.name = node.name.removesuffix("/by_batch")
+        graph.node.insert(list(graph.node).index(node), native)
+        graph.node.remove(node)
+        count += 1
+    prune_graph(graph)
+    return count

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -27,6 +28,10 @@ PAD_TOKEN, START_TOKEN, OOV_TOKEN = "<pad>", "<start>", "<unk>"
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# The same rule for ASCII text, at C speed: every byte but a-z, 0-9 and the apostrophe becomes a space.
+_KEPT = b"abcdefghijklmnopqrstuvwxyz0123456789'"
+_ASCII_SEPARATORS = bytes(byte if byte in _KEPT else 32 for byte in range(256))
+_APOSTROPHE_RUNS = re.compile("'{2,}")
 
 
 def normalize(text: str) -> str:
@@ -36,7 +41,17 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """The words of text under the imdb-v1 rule."""
-    return _TOKEN.findall(normalize(text))
+    text = normalize(text)
+    if not text.isascii():
+        return _TOKEN.findall(text)
+    # ASCII (most reviews): the regex's result by str and bytes methods, four times faster. An apostrophe belongs to
+    # a word only between two letters or digits: runs of them, and any next to a separator, separate words.
+    spaced = text.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii")
+    if "'" in spaced:
+        if "''" in spaced:
+            spaced = _APOSTROPHE_RUNS.sub(" ", spaced)
+        spaced = f" {spaced} ".replace("' ", " ").replace(" '", " ")
+    return spaced.split()
 
 
 @dataclass(frozen=True)
@@ -96,10 +111,9 @@ class Vocabulary:
         return self._index.get(word, self.oov_id)
 
     def encode_tokens(self, tokens: Sequence[str]) -> Encoded:
-        index = self._index
         oov = self.oov_id
         ids = [self.start_id]
-        ids.extend(index.get(token, oov) for token in tokens)
+        ids.extend(map(self._index.get, tokens, repeat(oov)))
         return Encoded(ids=ids, tokens=len(tokens), unknown=ids.count(oov))
 
     def encode(self, text: str) -> Encoded:

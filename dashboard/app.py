@@ -20,6 +20,8 @@ pages = [
     st.Page(_VIEWS / "data.py", title="Data", icon=":material/dataset:", url_path="data"),
     st.Page(_VIEWS / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(_VIEWS / "runs.py", title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page(_VIEWS / "evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
+    st.Page(_VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(_VIEWS / "export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page(_VIEWS / "inside.py", title="Inside the RNN", icon=":material/visibility:", url_path="inside"),
 ]

@@ -13,6 +13,7 @@ import pytest
 from core import paths
 from core.data import load_dataset
 from core.inference import METADATA_KEYS, Predictor
+from core.onnx_graph import op_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,11 +25,12 @@ def shipped() -> Predictor:
     return Predictor.from_file(paths.DEFAULT_MODEL)
 
 
-def test_the_shipped_file_is_the_seed_with_one_native_rnn_node_and_no_loop():
+def test_the_shipped_file_is_the_masked_seed_with_one_native_rnn_node_and_no_loop():
     model = onnx.load(str(paths.DEFAULT_MODEL))
-    ops = [node.op_type for node in model.graph.node]
-    assert ops.count("RNN") == 1
-    assert not {"Loop", "Scan", "GRU", "LSTM"} & set(ops)
+    counts = op_counts(model)
+    # One SimpleRNN layer: an RNN node for single reviews, a Scan for batches, one If choosing between them.
+    assert (counts.get("RNN"), counts.get("Scan"), counts.get("If")) == (1, 1, 1)
+    assert not {"Loop", "GRU", "LSTM"} & set(counts)
     assert [o.name for o in model.graph.output] == ["probability", "step_probability"]
     assert paths.DEFAULT_MODEL.stat().st_size < 2_000_000
     props = {p.key: p.value for p in model.metadata_props}
@@ -38,7 +40,9 @@ def test_the_shipped_file_is_the_seed_with_one_native_rnn_node_and_no_loop():
         {"cell": "simple_rnn", "units": 32, "dropout": 0.0, "recurrent_dropout": 0.0}
     ]
     assert (config["model"]["vocabulary_size"], config["model"]["embedding_dim"]) == (10_000, 32)
+    assert config["model"]["mask_padding"] is True  # issue 6: the masked seed was the more accurate one
     assert float(props["parity_max_abs_diff"]) <= 1e-5
+    assert json.loads(props["padding_skip"])["method"] == "sequence_lens"
 
 
 @pytest.mark.data

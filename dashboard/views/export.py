@@ -1,10 +1,12 @@
 """Export page: turn a trained run into one self-describing .onnx file and show what is inside it."""
 
 import json
+from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from core import quantize
 from dashboard import resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -26,6 +28,28 @@ def _op_figure(counts: dict[str, int]) -> go.Figure:
 def _shape(dimensions: list) -> str:
     # onnxruntime names dynamic axes with generated symbols; people need to know only that they are free.
     return "[" + ", ".join(str(size) if isinstance(size, int) else "any" for size in dimensions) + "]"
+
+
+@st.cache_data(max_entries=8, show_spinner="Timing both files and scoring the test reviews with each...")
+def _int8_comparison(float_path: str, float_modified: int, int8_path: str, int8_modified: int, source: str | None):
+    # Keyed on both files' paths and modification times: a new export or quantization measures again.
+    metadata = quantize.float_metadata(float_path)
+    split, note = None, None
+    if source is None:
+        note = "no test data; set IMDB_DATA or choose a CSV on the Data page"
+    else:
+        from core.data import split_for_vocabulary
+
+        try:
+            dataset = resources.dataset(source, metadata.vocabulary.num_words)
+            split, _ = split_for_vocabulary(dataset, metadata.vocabulary)
+        except ValueError as error:
+            note = f"the test reviews could not be read: {str(error).splitlines()[0]}"
+    return {
+        "comparison": quantize.compare_quantized(float_path, int8_path, split, single_repeats=100),
+        "quantization": quantize.quantization_info(int8_path),
+        "note": note,
+    }
 
 
 def _metadata_rows(props: dict[str, str]) -> list[dict[str, str]]:
@@ -131,6 +155,51 @@ st.download_button(
     type="primary",
     icon=":material/download:",
 )
+
+# int8: onnxruntime's dynamic quantization of the embedding, written beside model.onnx and compared with it.
+st.subheader("int8 model")
+int8_file = quantize.int8_path(onnx_path)
+if st.button(
+    "Quantize to int8",
+    key="export_quantize",
+    icon=":material/compress:",
+    help="Writes model.int8.onnx: the embedding table in uint8, everything else float32, standard ONNX ops only.",
+):
+    with st.spinner("Quantizing the embedding with onnxruntime..."):
+        try:
+            quantize.quantize_file(onnx_path, int8_file)
+        except ValueError as error:
+            st.error(widgets.message(str(error)))
+if not int8_file.is_file():
+    st.caption("No int8 copy yet: Quantize to int8 writes one and compares it with model.onnx on the test reviews.")
+elif int8_file.stat().st_mtime_ns < onnx_path.stat().st_mtime_ns:
+    st.info("model.int8.onnx was made from an earlier export of this run: press Quantize to int8 again.")
+else:
+    # The run's own reviews when they are still where it read them, else the data source of this session.
+    recorded = run.data.get("path")
+    source = recorded if recorded and Path(recorded).exists() else resources.data_source()
+    found = _int8_comparison(
+        str(onnx_path), onnx_path.stat().st_mtime_ns, str(int8_file), int8_file.stat().st_mtime_ns, source
+    )
+    st.dataframe(found["comparison"].rows(), hide_index=True, key="export_int8_table")
+    if found["note"]:
+        st.info(widgets.message(f"Test accuracy not measured: {found['note']}."))
+    info = found["quantization"]
+    done = "; ".join(
+        f"{entry['op']} table {' x '.join(f'{size:,}' for size in entry['shape'])} to {entry['dtype']}"
+        for entry in info["quantized"]
+    )
+    kept = " ".join(f"{op}: {reason}." for op, reason in info["not_quantized"].items())
+    st.caption(widgets.escape_markdown(f"Quantized with {info['method']}: {done}. Kept in float32: {kept}"))
+    st.download_button(
+        "Download model.int8.onnx",
+        data=int8_file.read_bytes(),
+        file_name=f"{run.run_id}.int8.onnx",
+        mime="application/octet-stream",
+        key="export_download_int8",
+        on_click="ignore",
+        icon=":material/download:",
+    )
 
 st.subheader("Op histogram")
 st.plotly_chart(_op_figure(counts), key="export_ops")

@@ -1,0 +1,161 @@
+"""Score the whole IMDB test split, tokenization included: padding skipped vs full padding vs Keras predict.
+
+    python bench/padding_skip.py [--model models/imdb_simplernn.onnx] [--data $IMDB_DATA] [--repeats 3]
+
+Every implementation turns the same review texts into scores (text -> ids -> padded ids -> probabilities), with the
+weights of the one file, in one process; the table gives medians of --repeats runs and ratios from this run.
+Goals (issue 6): padding skipped >= 2x full padding and >= 3x Keras predict, scores within 1e-5.
+
+onnx_full_padding is the same file fed every review padded to sequence_length; onnx_full_padding_rnn_op a copy of
+it whose SimpleRNN layers run on onnxruntime's RNN kernel (as export wrote them before the padding-free path), fed the
+same way. Both are the same model run over full padding; the second is what the project shipped before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from core.paths import DEFAULT_MODEL, data_source  # noqa: E402
+
+GOALS = (("onnx_full_padding", 2.0), ("onnx_full_padding_rnn_op", 2.0), ("keras_predict", 3.0))
+KERAS_BATCH = 1024  # reviews a Keras predict step: its fastest setting here (its default of 32 is several times slower)
+
+
+def test_texts(data: str) -> tuple[list[str], np.ndarray]:
+    """The test split's review texts and labels, in canonical order (reading them is not measured)."""
+    from core.data import _read_source, _resolve
+
+    source = _resolve(data)
+    if source.kind == "keras":
+        raise SystemExit("error: Keras's imdb.npz has no review texts: give the aclImdb archive or a CSV")
+    reviews = _read_source(source, ["test"], lambda *args: None, None)["test"]
+    return [review.text for review in reviews], np.array([review.label for review in reviews])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--data", default=None, help="aclImdb folder or archive (default: $IMDB_DATA)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N test reviews (a quick look)")
+    args = parser.parse_args()
+    data = args.data or data_source()
+    if not data:
+        raise SystemExit("error: give --data or set IMDB_DATA to the aclImdb archive")
+
+    from core.inference import Predictor
+
+    predictor = Predictor.from_file(args.model)
+    if predictor.metadata.padding_skip is None:
+        raise SystemExit(f"error: {args.model} does not skip padding: re-export it (python -m core export RUN_DIR)")
+    texts, labels = test_texts(data)
+    if args.limit:
+        texts, labels = texts[: args.limit], labels[: args.limit]
+
+    import keras
+    import onnx
+
+    from core.config import ModelConfig
+    from core.model import build_model
+    from core.onnx_graph import keras_weights
+
+    config = ModelConfig.from_dict(predictor.config["model"])
+    model = build_model(config)
+    model.set_weights(keras_weights(onnx.load(args.model), config))
+    vocabulary = predictor.vocabulary
+
+    def skipped() -> np.ndarray:
+        predictor.use_padding_skip = True
+        return np.array([prediction.score for prediction in predictor.predict(texts)])
+
+    def full_padding() -> np.ndarray:
+        predictor.use_padding_skip = False
+        try:
+            return np.array([prediction.score for prediction in predictor.predict(texts)])
+        finally:
+            predictor.use_padding_skip = True
+
+    # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
+    from core.model_file import load_session
+    from core.onnx_graph import native_only
+
+    proto = onnx.load(args.model)
+    native_only(proto)
+    legacy = Predictor(load_session(proto.SerializeToString(), "rnn-op copy"), predictor.metadata)
+    legacy.use_padding_skip = False
+
+    def full_padding_rnn_op() -> np.ndarray:
+        return np.array([prediction.score for prediction in legacy.predict(texts)])
+
+    def keras_predict() -> np.ndarray:
+        ids = predictor.pad([vocabulary.encode(text).ids for text in texts])
+        return np.asarray(model.predict(ids, batch_size=KERAS_BATCH, verbose=0)).reshape(-1)
+
+    def tokenize_only() -> None:
+        for text in texts:
+            vocabulary.encode(text)
+
+    runners = {
+        "onnx_padding_skipped": skipped,
+        "onnx_full_padding": full_padding,
+        "onnx_full_padding_rnn_op": full_padding_rnn_op,
+        "keras_predict": keras_predict,
+        "tokenization_alone": tokenize_only,
+    }
+    keras.utils.disable_interactive_logging()
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    scores: dict[str, np.ndarray] = {}
+    for name, run in runners.items():  # warm-up: sessions, threads, Keras's predict function
+        result = run() if name != "keras_predict" else model.predict(predictor.pad([[1, 2, 3]]), verbose=0)
+        if result is not None and name != "keras_predict":
+            scores[name] = result
+    for repeat in range(args.repeats):
+        for name, run in runners.items():  # interleaved, so that a busy moment of the machine hits every one
+            started = time.perf_counter()
+            result = run()
+            seconds[name].append(time.perf_counter() - started)
+            if result is not None:
+                scores[name] = result
+        print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
+
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    count = len(texts)
+    tokens = np.array([min(len(vocabulary.encode(text).ids), config.sequence_length) for text in texts[:2000]])
+    print(f"{args.model}: {count:,} test reviews, text to score, medians of {args.repeats} runs")
+    print(f"ids a review after cutting to {config.sequence_length} (first 2,000): median {np.median(tokens):.0f}, "
+          f"mean {tokens.mean():.0f}")
+    print()
+    print(f"{'implementation':<28}{'seconds':>10}{'reviews/s':>12}")
+    print("-" * 50)
+    for name in runners:
+        print(f"{name:<28}{median[name]:>10.2f}{count / median[name]:>12,.0f}")
+    print()
+    print(f"{'goal':<52}{'measured':>10}{'goal':>7}")
+    for baseline, goal in GOALS:
+        ratio = median[baseline] / median["onnx_padding_skipped"]
+        verdict = "ok" if ratio >= goal else "MISSED"
+        print(f"{'padding skipped vs ' + baseline:<52}{ratio:>9.2f}x{goal:>6g}x  {verdict}")
+    print()
+    reference = scores["onnx_padding_skipped"]
+    for name in ("onnx_full_padding", "onnx_full_padding_rnn_op", "keras_predict"):
+        gaps = np.abs(scores[name] - reference)
+        print(f"largest |score difference| padding skipped vs {name}: {gaps.max():.2e} "
+              f"({int(np.sum(gaps > 1e-5))} of {count:,} reviews above 1e-5)")
+    accuracy = np.mean((reference >= predictor.threshold) == (labels == 1))
+    print(f"accuracy at threshold {predictor.threshold:g}: {accuracy:.4f}")
+    print(f"load average at the end (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
