@@ -363,7 +363,7 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
     expected = dict(zip(names, original.run(names, {INPUT_NAME: full})))
     lengths = np.clip([len(sequence) for sequence in sequences], 1, length)
     order = np.argsort(lengths, kind="stable")
-    worst = 0.0
+    worst = dict.fromkeys(names, 0.0)
     groups = [order[start : start + 32] for start in range(0, rows, 32)] + [order[index : index + 1] for index in (0, rows // 2, rows - 1)]
     for picked in groups:
         width = int(lengths[picked].max())

@@ -262,7 +262,7 @@ def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     assert not app.error, [error.value for error in app.error]
     assert "Exported in" in app.success[0].value
     assert _metric(app, "Native recurrent nodes") == "1 RNN"
-    assert _metric(app, "Loop or Scan nodes") == "0"
+    assert _metric(app, "Generic loop nodes") == "0"
     assert float(_metric(app, "Parity (max difference)")) <= 1e-5
     labels = [button.proto.label for button in app.get("download_button")]
     assert sorted(labels) == ["Download model.onnx", "Download the run as a zip"]

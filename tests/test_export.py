@@ -230,7 +230,7 @@ def test_weights_read_back_from_the_file_equal_the_models(exported):
 
 def test_a_parity_failure_writes_no_file(monkeypatch, tmp_path):
     config = _config("simple_rnn")
-    monkeypatch.setattr(export, "parity", lambda *args, **kwargs: 3e-4)
+    monkeypatch.setattr(export, "parity", lambda *args, **kwargs: {"probability": 3e-4})
     with pytest.raises(ExportError, match=r"differs from Keras by 0.0003 .*not written"):
         export_model(build_model(config), ExperimentConfig(config), _vocabulary(200), {}, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []

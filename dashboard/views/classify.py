@@ -112,6 +112,18 @@ def _show_result(result: dict, predictor) -> None:
     counts[2].metric(
         "Cut off", f"{prediction.tokens - read:,}", help=f"Words beyond the sequence length of {predictor.sequence_length}"
     )
+    skip = predictor.metadata.padding_skip if predictor.skips_padding else None
+    if skip:
+        why = (
+            "a masked model, whose padded steps leave the state unchanged"
+            if skip.get("method") == "sequence_lens"
+            else "it starts from the state the padding would have left"
+        )
+        steps = min(read + 1, predictor.sequence_length)
+        st.caption(
+            f"The recurrence ran {steps:,} steps, not {predictor.sequence_length:,}: this file skips the padding "
+            f"({why}), with the same score."
+        )
     if prediction.tokens == 0:
         st.info("The review holds no words (only punctuation, symbols or emoji): the score is the model's prior.")
     elif prediction.unknown_tokens == prediction.tokens:

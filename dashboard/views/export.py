@@ -127,7 +127,9 @@ if last and last["run"] == run.run_id:
     st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {checked_on}.")
 counts = resources.onnx_op_counts(onnx_path)
 recurrent = {name: counts[name] for name in RECURRENT_OPS if name in counts}
-loops = sum(counts.get(name, 0) for name in GENERIC_LOOPS)
+# Each SimpleRNN layer's batch path is a Scan inside an If (core.onnx_graph.batched_simple_rnn); any other loop is
+# tf2onnx's generic Loop, which a file from this version never holds.
+loops = counts.get("Loop", 0) + max(0, counts.get("Scan", 0) - counts.get("If", 0))
 parity = predictor.metadata.parity_max_abs_diff
 columns = st.columns(4)
 columns[0].metric("File size", f"{onnx_path.stat().st_size / 1024:,.1f} KiB", border=True)
@@ -140,9 +142,25 @@ columns[1].metric(
 columns[2].metric(
     "Native recurrent nodes", ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none", border=True
 )
-columns[3].metric("Loop or Scan nodes", f"{loops}", border=True)
+columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
+if counts.get("If"):
+    st.caption(
+        f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of MatMul + Add + Tanh for "
+        f"batches ({counts['If']} If node{'s' if counts['If'] > 1 else ''}): the Scan is faster a review in batches."
+    )
+skip = predictor.metadata.padding_skip
+if skip:
+    how = (
+        "masked model: its rows go through the op's sequence_lens, tokens first"
+        if skip.get("method") == "sequence_lens"
+        else "each layer starts from its state after the padding it was not fed"
+    )
+    st.caption(
+        f"Skips padding: input_ids may be as short as a batch's longest review ({widgets.escape_markdown(how)}); "
+        f"the scores equal the model's on {predictor.sequence_length} ids."
+    )
 if loops:
-    st.error("This file still holds generic Loop or Scan nodes: export the run again with this version.")
+    st.error("This file still holds generic Loop nodes: export the run again with this version.")
 elif parity > PARITY_BOUND:
     st.error(f"Parity {parity:.1e} is above {PARITY_BOUND:.0e}: do not trust this file; export the run again.")
 st.download_button(
