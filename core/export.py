@@ -107,7 +107,7 @@ def _forward_function(model, config: ModelConfig, trajectory: bool, strip_mask: 
 
 def skips_padding(config: ModelConfig) -> bool:
     """Whether the export of this model accepts input_ids shorter than sequence_length (core.padding_skip)."""
-    return config.mask_padding or config.padding == "pre"
+    return config.mask_padding or (config.padding, config.truncating) == ("pre", "pre")
 
 
 def convert(
@@ -206,6 +206,11 @@ def _trimmed_batches(ids: np.ndarray, config: ModelConfig, batch_size: int):
         yield rows, (batch[:, -width:] if config.padding == "pre" else batch[:, :width])
 
 
+def _worse(known: float, new: float) -> float:
+    """The larger difference, NaN winning (max() would drop a NaN that comes second)."""
+    return float("nan") if np.isnan(known) or np.isnan(new) else max(known, new)
+
+
 def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bool = False) -> dict[str, float]:
     """Output name -> largest |Keras - onnxruntime| over the given id rows; for a file that skips padding, also with
     each batch cut to its longest row, against Keras on the full padding."""
@@ -230,7 +235,7 @@ def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bo
                     # Keras repeats the last state on masked steps, ONNX writes zeros: only the tokens' steps count.
                     keep = batch != 0
                     got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
-            worst[name] = max(worst[name], float(np.max(np.abs(got[name] - want))))
+            worst[name] = _worse(worst[name], float(np.max(np.abs(got[name] - want))))
 
     for start in range(0, len(ids), 256):
         compare(np.arange(start, min(start + 256, len(ids))), ids[start : start + 256])

@@ -44,7 +44,7 @@ TEXT_COLUMNS = ("text", "review")
 MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
 # longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
-SKIP_BATCH_ROWS = 64
+SKIP_BATCH_ROWS = 128
 # predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
 PIPELINE_CHUNK = 2048
 # Python's csv module refuses fields over 128 KiB by default; a pasted review can be longer than that.
@@ -233,6 +233,11 @@ class Predictor:
         if self.skips_padding:
             metadata = self.metadata
             lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
+            if ids.shape[1] > metadata.sequence_length:
+                # Rows wider than the model's: cut each review as pad_sequences would, not the padded row.
+                pre = metadata.padding == "pre"
+                ids = self.pad([row[len(row) - n :] if pre else row[:n] for row, n in zip(ids, lengths)])
+                lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
             return self._sorted_scores(
                 lengths, batch_size, lambda picked, width: ids[picked, -width:] if metadata.padding == "pre"
                 else ids[picked, :width]

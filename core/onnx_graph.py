@@ -412,21 +412,29 @@ def batched_simple_rnn(proto) -> int:
         def value(name: str):
             return helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
 
+        # The scan output (every step's state) only when the layer's Y is read: a stacked layer above, or the
+        # trajectory. Past a row's length the Scan keeps the state (as Keras does) and outputs zeros (as the op does).
+        wants_steps = bool(outputs[0])
         body_nodes = [
             helper.make_node("MatMul", [f"{scan}/h", f"{prefix}/scan_recurrent_kernel"], [f"{scan}/hr"]),
             helper.make_node("Add", [f"{scan}/hr", f"{scan}/x"], [f"{scan}/z"]),
             helper.make_node("Tanh", [f"{scan}/z"], [f"{scan}/h_new" if lengths else f"{scan}/h_next"]),
         ]
         body_inputs = [value(f"{scan}/h"), value(f"{scan}/x")]
+        body_outputs = [value(f"{scan}/h_next")]
         if lengths:
             body_nodes.append(
                 helper.make_node("Where", [f"{scan}/m", f"{scan}/h_new", f"{scan}/h"], [f"{scan}/h_next"])
             )
             body_inputs.append(helper.make_tensor_value_info(f"{scan}/m", TensorProto.BOOL, None))
-        body_nodes.append(helper.make_node("Identity", [f"{scan}/h_next"], [f"{scan}/y"]))
-        body = helper.make_graph(
-            body_nodes, f"{prefix}_scan_body", body_inputs, [value(f"{scan}/h_next"), value(f"{scan}/y")]
-        )
+        if wants_steps:
+            if lengths:
+                body_nodes.append(helper.make_node("Mul", [f"{scan}/h_new", f"{scan}/m_float"], [f"{scan}/y"]))
+                body_inputs.append(value(f"{scan}/m_float"))
+            else:
+                body_nodes.append(helper.make_node("Identity", [f"{scan}/h_next"], [f"{scan}/y"]))
+            body_outputs.append(value(f"{scan}/y"))
+        body = helper.make_graph(body_nodes, f"{prefix}_scan_body", body_inputs, body_outputs)
         then_nodes = [
             helper.make_node("MatMul", [x, f"{prefix}/scan_kernel"], [f"{scan}/xw"]),
             helper.make_node("Add", [f"{scan}/xw", f"{prefix}/scan_bias"], [f"{scan}/xp"]),
@@ -470,9 +478,14 @@ def batched_simple_rnn(proto) -> int:
                 helper.make_node("Unsqueeze", [f"{scan}/mask2", f"{prefix}/axis_2"], [f"{scan}/mask"]),
             ]
             scan_inputs.append(f"{scan}/mask")
+            if wants_steps:
+                then_nodes.append(
+                    helper.make_node("Cast", [f"{scan}/mask"], [f"{scan}/mask_float"], to=TensorProto.FLOAT)
+                )
+                scan_inputs.append(f"{scan}/mask_float")
+        scan_outputs = [f"{scan}/h_last", f"{scan}/steps"] if wants_steps else [f"{scan}/h_last"]
         then_nodes.append(
-            helper.make_node("Scan", scan_inputs, [f"{scan}/h_last", f"{scan}/steps"], body=body,
-                             num_scan_inputs=len(scan_inputs) - 1)
+            helper.make_node("Scan", scan_inputs, scan_outputs, body=body, num_scan_inputs=len(scan_inputs) - 1)
         )
         then_outputs, else_outputs, if_outputs = [], [], []
         native_inputs = list(inputs)

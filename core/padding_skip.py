@@ -194,41 +194,74 @@ def skip_padding(
         new_nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attributes))
         return output
 
+    def add_two(op_type: str, inputs: list[str], name: str, **attributes) -> tuple[str, str]:
+        outputs = [f"{PREFIX}/{name}_0", f"{PREFIX}/{name}_1"]
+        new_nodes.append(helper.make_node(op_type, inputs, outputs, name=f"{PREFIX}/{name}", **attributes))
+        return outputs[0], outputs[1]
+
     if padding not in ("pre", "post") or truncating not in ("pre", "post"):
         raise PaddingSkipError(f"padding and truncating must be 'pre' or 'post', got {padding!r} and {truncating!r}")
-    if padding == "post" and not masked:
+    if not masked and (padding, truncating) != ("pre", "pre"):
         raise PaddingSkipError(
-            "a model without mask_padding reads post-padding after the review's tokens: it cannot be skipped"
+            "a model without mask_padding skips padding only with padding and truncating 'pre': it reads the padding, "
+            "and only pre-padding comes before every review's first token"
         )
     readers = _consumers_of(graph, INPUT_NAME)
-    # Longer inputs are cut to sequence_length ids as pad_sequences would cut them.
-    cut = ([-sequence_length], [INT64_MAX]) if truncating == "pre" else ([0], [sequence_length])
-    ids = add(
-        "Slice",
-        [INPUT_NAME, constant("cut_starts", cut[0]), constant("cut_ends", cut[1]), constant("time_axis", [1])],
-        "ids",
-    )
-    shape = add("Shape", [ids], "shape")
+    shape = add("Shape", [INPUT_NAME], "input_shape")
     batch = add("Gather", [shape, constant("batch_index", np.array([0], dtype=np.int64))], "batch")
     if masked:
-        # Tokens first, padding last (what the ops' sequence_lens expects): for pre-padding, reverse each row, then
-        # reverse again only its first `length` ids.
-        is_token = add("Not", [add("Equal", [ids, constant("pad_id", np.array(pad_id, dtype=np.int32))], "is_pad")],
-                       "is_token")
-        lengths = add("ReduceSum", [add("Cast", [is_token], "token_flags", to=TensorProto.INT64),
-                                    constant("sum_axes", [1])], "lengths64", keepdims=0)
+        # Keras skips every pad id of a masked model. The ops skip only steps past a row's sequence_lens, so each
+        # row's kept tokens move to the front in their order: sort positions by (not kept, position). A row longer
+        # than sequence_length keeps the tokens pad_sequences would keep: the last (truncating "pre") or the first.
+        width = add("Gather", [shape, constant("time_index", np.array([1], dtype=np.int64))], "width")
+        is_token = add(
+            "Not", [add("Equal", [INPUT_NAME, constant("pad_id", np.array(pad_id, dtype=np.int32))], "is_pad")],
+            "is_token",
+        )
+        token_flags = add("Cast", [is_token], "token_flags", to=TensorProto.INT64)
+        rank = add("Sub", [add("CumSum", [token_flags, constant("time_axis_scalar", np.array(1, dtype=np.int64))],
+                               "tokens_so_far"), token_flags], "token_rank")  # tokens before this position
+        limit = constant("sequence_length_1d", np.array([sequence_length], dtype=np.int64))
+        if truncating == "pre":
+            count = add("ReduceSum", [token_flags, constant("sum_axes", [1])], "token_count", keepdims=1)
+            in_window = add("GreaterOrEqual", [rank, add("Sub", [count, limit], "first_kept")], "in_window")
+        else:
+            in_window = add("Less", [rank, limit], "in_window")
+        kept = add("And", [is_token, in_window], "kept")
+        kept_flags = add("Cast", [kept], "kept_flags", to=TensorProto.INT64)
+        lengths = add("ReduceSum", [kept_flags, constant("sum_axes_2", [1])], "lengths64", keepdims=0)
         lengths32 = add("Cast", [lengths], "lengths", to=TensorProto.INT32)
+        positions = add(
+            "Range",
+            [constant("zero", np.array(0, dtype=np.int64)),
+             add("Squeeze", [width, constant("axis_0", [0])], "width_scalar"),
+             constant("one", np.array(1, dtype=np.int64))],
+            "positions",
+        )
+        not_kept = add("Sub", [constant("one_1d", np.array([1], dtype=np.int64)), kept_flags], "not_kept")
+        keys = add("Add", [add("Mul", [not_kept, width], "pad_offset"), positions], "sort_keys")
+        _, order = add_two(
+            "TopK", [add("Cast", [keys], "sort_keys_f", to=TensorProto.DOUBLE), width], "front_order",
+            axis=1, largest=0, sorted=1,
+        )
+        front = add("GatherElements", [INPUT_NAME, order], "front_ids", axis=1)
+        # Everything past the longest row's kept tokens is padding: run at most sequence_length steps.
+        ids = add(
+            "Slice",
+            [front, constant("cut_starts", [0]), limit, constant("time_axis", [1])],
+            "ids",
+        )
         source = ids
-        if padding == "pre":
-            reversed_ids = add(
-                "Slice",
-                [ids, constant("rev_starts", [-1]), constant("rev_ends", [INT64_MIN]), constant("time_axis_2", [1]),
-                 constant("rev_steps", [-1])],
-                "reversed_ids",
-            )
-            source = add("ReverseSequence", [reversed_ids, lengths], "front_ids", batch_axis=0, time_axis=1)
     else:
-        steps = add("Gather", [shape, constant("time_index", np.array(1, dtype=np.int64))], "steps")
+        # Longer rows keep their last sequence_length ids, as pad_sequences(truncating="pre") keeps them.
+        ids = add(
+            "Slice",
+            [INPUT_NAME, constant("cut_starts", [-sequence_length]), constant("cut_ends", [INT64_MAX]),
+             constant("time_axis", [1])],
+            "ids",
+        )
+        steps = add("Gather", [add("Shape", [ids], "shape"), constant("time_index", np.array(1, dtype=np.int64))],
+                    "steps")
         done = add("Sub", [constant("sequence_length", np.array(sequence_length, dtype=np.int64)), steps], "pad_done")
         source = ids
     for reader in readers:
@@ -258,27 +291,40 @@ def skip_padding(
         node.input.extend(inputs)
         last_sequence = node.output[0] if node.output and node.output[0] else None
 
-    if masked and padding == "pre" and last_sequence and TRAJECTORY_NAME in {output.name for output in graph.output}:
-        # The last layer's steps come out tokens first: put them back where the tokens were, padding first. The
-        # padded steps hold zeros, as Keras's masked steps do. Y is [steps, 1, batch, units]: work on its squeezed
-        # [steps, batch, units] form (ReverseSequence takes batch and time on axes 0 and 1).
+    if masked and last_sequence and TRAJECTORY_NAME in {output.name for output in graph.output}:
+        # The last layer's steps come out in the kept tokens' order: scatter them back to the input's positions
+        # (padding and cut tokens hold zeros). Y is [steps, 1, batch, units]; work on its squeezed [steps, batch,
+        # units] form.
         squeezes = [reader for reader in _consumers_of(graph, last_sequence) if reader.op_type == "Squeeze"]
         if len(squeezes) != 1:
             raise PaddingSkipError(f"{nodes[-1].name}: expected one Squeeze reading its steps")
         sequence = squeezes[0].output[0]
-        back = add("ReverseSequence", [sequence, lengths], "steps_back", batch_axis=1, time_axis=0)
-        aligned = add(
-            "Slice",
-            [back, constant("rev_starts_y", [-1]), constant("rev_ends_y", [INT64_MIN]), constant("y_time_axis", [0]),
-             constant("rev_steps_y", [-1])],
-            "steps_aligned",
+        units = int(_attributes(nodes[-1])["hidden_size"])
+        # Only the first `steps` entries of each row's order were run; scatter them into a [width, batch, units] zero.
+        steps_run = add("Shape", [sequence], "steps_shape")
+        order_run = add(
+            "Slice", [order, constant("order_starts", [0]),
+                      add("Gather", [steps_run, constant("steps_index", np.array([0], dtype=np.int64))],
+                          "steps_run"),
+                      constant("order_axis", [1])], "steps_order",
         )
+        order_time_major = add("Transpose", [order_run], "steps_order_tm", perm=[1, 0])
+        target_shape = add("Concat", [width, batch, constant("units_y", [units])], "steps_target_shape", axis=0)
+        index = add(
+            "Expand",
+            [add("Unsqueeze", [order_time_major, constant("axis_2", [2])], "steps_index_3d"),
+             add("Shape", [sequence], "steps_full_shape")],
+            "steps_scatter_index",
+        )
+        zeros = add("ConstantOfShape", [target_shape], "steps_zeros",
+                    value=numpy_helper.from_array(np.zeros(1, dtype=np.float32)))
+        aligned = add("ScatterElements", [zeros, index, sequence], "steps_aligned", axis=0)
         for reader in _consumers_of(graph, sequence):
             if reader.name.startswith(PREFIX + "/"):
                 continue
-            for index, name in enumerate(reader.input):
+            for index_in, name in enumerate(reader.input):
                 if name == sequence:
-                    reader.input[index] = aligned
+                    reader.input[index_in] = aligned
         tail_after = squeezes[0]
     else:
         tail_after = None
@@ -375,7 +421,8 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
                 want = want[:, -width:] if metadata.padding == "pre" else want[:, :width]
                 keep = batch != vocabulary.pad_id if masked else np.ones(batch.shape, dtype=bool)
                 got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
-            worst[name] = max(worst[name], float(np.max(np.abs(got[name] - want))))
+            value = float(np.max(np.abs(got[name] - want)))
+            worst[name] = float("nan") if np.isnan(value) or np.isnan(worst[name]) else max(worst[name], value)
     # The limits of core.export's parity check: 1e-5 for the probability, 1e-4 for the per-step picture.
     for name, limit in ((OUTPUT_NAME, 1e-5), (TRAJECTORY_NAME, 1e-4)):
         if name in worst and not worst[name] <= limit:

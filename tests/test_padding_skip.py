@@ -281,3 +281,49 @@ def test_the_ascii_tokenizer_equals_the_regex_on_real_reviews(imdb_archive):
     assert sum(review.text.isascii() for review in sample) > len(sample) // 2
     for review in sample:
         assert tokenize(review.text) == _TOKEN.findall(normalize(review.text)), review.name
+
+
+def test_a_masked_model_skips_a_pad_id_inside_a_row_as_keras_does(exported):
+    """Keras's mask skips every pad id, not only the leading ones: a caller's own ids may hold one inside."""
+    for name in ("masked_stack", "masked_post"):
+        config, model, path = exported[name]
+        rows = [[1, 5, 6, 0, 7, 8, 9], [1, 0, 0, 4, 0, 12], [1, 30, 31, 32, 33, 0, 34]]
+        full = pad_sequences(rows, config.sequence_length, config.padding, config.truncating)
+        expected = model.predict(full, verbose=0)[:, 0]
+        session = _session(path)
+        for batch in (full, _cut(full, 7, config.padding), np.repeat(full, 6, axis=0)[::6]):
+            (got,) = session.run(["probability"], {"input_ids": batch})
+            assert np.max(np.abs(got[:, 0] - expected)) <= TOLERANCE, name
+
+
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_masked_rows_wider_than_the_model_are_cut_as_pad_sequences_cuts_the_review(truncating, tmp_path):
+    config = _config("simple_rnn", "lstm", mask_padding=True, padding="pre", truncating=truncating)
+    model = _randomized(build_model(config))
+    path = tmp_path / "wide.onnx"
+    export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, path, trajectory=True)
+    reviews = _reviews(config, 40, seed=12)
+    expected = model.predict(pad_sequences(reviews, LENGTH, "pre", truncating), verbose=0)[:, 0]
+    wide = pad_sequences(reviews, LENGTH + 20, "pre", truncating)  # the padding side cut later, by the graph
+    for batch in (wide[:20], wide[20:21]):  # the Scan branch and the RNN node
+        rows = slice(0, 20) if len(batch) == 20 else slice(20, 21)
+        (got,) = _session(path).run(["probability"], {"input_ids": batch})
+        assert np.max(np.abs(got[:, 0] - expected[rows])) <= TOLERANCE
+    predictor = Predictor.from_file(path)
+    assert np.max(np.abs(predictor.probabilities(wide) - expected)) <= TOLERANCE
+
+
+def test_unmasked_models_with_padding_and_truncating_apart_keep_full_rows():
+    assert not export.skips_padding(_config("simple_rnn", truncating="post"))
+    assert export.skips_padding(_config("simple_rnn", truncating="post", mask_padding=True))
+
+
+def test_a_nan_anywhere_fails_the_parity_check(tmp_path):
+    config = _config("simple_rnn")
+    model = _randomized(build_model(config))
+    weights = model.get_weights()
+    weights[-1] = np.full_like(weights[-1], np.nan)  # the output bias
+    model.set_weights(weights)
+    with pytest.raises(export.ExportError, match="differs from Keras by nan"):
+        export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, tmp_path / "nan.onnx")
+    assert not (tmp_path / "nan.onnx").exists()
