@@ -44,7 +44,7 @@ TEXT_COLUMNS = ("text", "review")
 MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
 # longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
-SKIP_BATCH_ROWS = 128
+SKIP_BATCH_ROWS = 512
 # predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
 PIPELINE_CHUNK = 2048
 # Python's csv module refuses fields over 128 KiB by default; a pasted review can be longer than that.
@@ -130,8 +130,11 @@ class Predictor:
         kept = [output for output in model.graph.output if output.name != TRAJECTORY_NAME]
         del model.graph.output[:]
         model.graph.output.extend(kept)
-        from core.onnx_graph import prune_graph
+        from core.onnx_graph import batched_simple_rnn, native_only, prune_graph
 
+        # Rebuilt around the pruned graph, a SimpleRNN layer's batch path (a Scan) no longer writes every step.
+        if native_only(model):
+            batched_simple_rnn(model)
         prune_graph(model.graph)
         session = load_session(model.SerializeToString(), str(path))
         return cls(session, metadata, Path(path), trajectory_session=load_session(data, str(path)))
@@ -219,7 +222,7 @@ class Predictor:
             return [run(parts[0])]
         return list(self._executor().map(run, parts))
 
-    def probabilities(self, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def probabilities(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Positive probabilities of int32 id rows, float32 [rows]; big batches are split over all cores. A file that
         skips padding gets the rows sorted by length, each batch cut to its longest row."""
         ids = np.ascontiguousarray(ids, dtype=np.int32)
@@ -256,7 +259,8 @@ class Predictor:
         SKIP_BATCH_ROWS; rows_of(row_indices, width) gives a batch's ids, width columns wide."""
         lengths = np.clip(np.asarray(lengths), 1, self.metadata.sequence_length)
         order = np.argsort(lengths, kind="stable")
-        size = min(batch_size, SKIP_BATCH_ROWS)
+        # At most SKIP_BATCH_ROWS a run, and enough runs to keep every core busy.
+        size = max(MIN_ROWS_PER_THREAD, min(batch_size, SKIP_BATCH_ROWS, math.ceil(len(order) / self.workers)))
         groups = [order[start : start + size] for start in range(0, len(order), size)]
 
         def run(group: np.ndarray) -> np.ndarray:
@@ -266,7 +270,7 @@ class Predictor:
         scores[order] = np.concatenate(self._map(run, groups))
         return scores
 
-    def sequence_probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+    def sequence_probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 512) -> np.ndarray:
         """Positive probabilities of unpadded id lists (start id first), float32 [rows]."""
         if not len(sequences):
             return np.zeros(0, dtype=np.float32)
@@ -296,7 +300,7 @@ class Predictor:
             "n": len(split),
         }
 
-    def predict(self, texts: str | Sequence[str], batch_size: int = 256) -> list[Prediction]:
+    def predict(self, texts: str | Sequence[str], batch_size: int = 512) -> list[Prediction]:
         """One Prediction a review, in order; ValueError when a review is empty."""
         if isinstance(texts, str):
             texts = [texts]

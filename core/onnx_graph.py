@@ -359,7 +359,7 @@ def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
     return [np.asarray(weight, dtype=np.float32) for weight in weights + head]
 
 
-# A batch of this many reviews or more runs a SimpleRNN layer as a Scan of MatMul + Add + Tanh: onnxruntime's RNN
+# A batch of this many reviews or more runs a SimpleRNN layer as a Scan of Gemm + Tanh: onnxruntime's RNN
 # kernel applies tanh element by element and costs ~6x more a review in batches (bench/padding_skip.py), while it is
 # the faster of the two for a single review.
 SCAN_MIN_BATCH = 16
@@ -380,7 +380,8 @@ def recurrent_nodes_anywhere(graph) -> list:
 
 
 def batched_simple_rnn(proto) -> int:
-    """Give each SimpleRNN node (RNN op) an If: batches of SCAN_MIN_BATCH rows or more run an equivalent Scan, smaller
+    """Give each SimpleRNN node (RNN op) an If: batches of SCAN_MIN_BATCH rows or more run an equivalent Scan (a Gemm
+    h R + x_t and a Tanh a step, x_t = x W + b computed for every step at once beforehand), smaller
     ones the RNN node. With sequence_lens, the Scan keeps a row's state past its length (the op's Y there is zero
     instead, and Y_h is the same). Returns how many nodes were wrapped."""
     from onnx import TensorProto, helper, numpy_helper
@@ -416,8 +417,8 @@ def batched_simple_rnn(proto) -> int:
         # trajectory. Past a row's length the Scan keeps the state (as Keras does) and outputs zeros (as the op does).
         wants_steps = bool(outputs[0])
         body_nodes = [
-            helper.make_node("MatMul", [f"{scan}/h", f"{prefix}/scan_recurrent_kernel"], [f"{scan}/hr"]),
-            helper.make_node("Add", [f"{scan}/hr", f"{scan}/x"], [f"{scan}/z"]),
+            # z = h R + x in one Gemm (its C input), then tanh.
+            helper.make_node("Gemm", [f"{scan}/h", f"{prefix}/scan_recurrent_kernel", f"{scan}/x"], [f"{scan}/z"]),
             helper.make_node("Tanh", [f"{scan}/z"], [f"{scan}/h_new" if lengths else f"{scan}/h_next"]),
         ]
         body_inputs = [value(f"{scan}/h"), value(f"{scan}/x")]

@@ -102,7 +102,7 @@ def test_one_native_op_per_recurrent_layer_and_no_loop(exported, name):
     for cell, op_type in (("simple_rnn", "RNN"), ("gru", "GRU"), ("lstm", "LSTM")):
         assert counts.get(op_type, 0) == sum(layer.cell == cell for layer in config.recurrent_layers), counts
     assert "Loop" not in counts
-    # A SimpleRNN layer is one If: its RNN node for small batches, a Scan of MatMul + Add + Tanh for big ones.
+    # A SimpleRNN layer is one If: its RNN node for small batches, a Scan of Gemm + Tanh for big ones.
     simple = sum(layer.cell == "simple_rnn" for layer in config.recurrent_layers)
     assert counts.get("Scan", 0) == counts.get("If", 0) == simple
     branches = [node for node in model.graph.node if node.op_type == "If"]

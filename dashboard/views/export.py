@@ -145,7 +145,7 @@ columns[2].metric(
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
 if counts.get("If"):
     st.caption(
-        f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of MatMul + Add + Tanh for "
+        f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of Gemm + Tanh for "
         f"batches ({counts['If']} If node{'s' if counts['If'] > 1 else ''}): the Scan is faster a review in batches."
     )
 skip = predictor.metadata.padding_skip
