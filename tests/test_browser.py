@@ -348,3 +348,30 @@ def test_interrupted_and_broken_runs_in_runs_export_and_inside(server, page):
             _choose(page, "Run", INTERRUPTED_RUN)
             page.get_by_text("without saving its weights").wait_for()
             assert page.get_by_test_id("stException").count() == 0
+
+
+def test_evaluate_scores_the_test_split_and_the_slider_moves_the_metrics(server, page):
+    with screenshot_on_failure(page, "evaluate"):
+        page.goto(f"{server.url}/evaluate")
+        page.get_by_text("ROC AUC", exact=True).wait_for(timeout=SLOW_STEP_MS)
+        _wait_idle(page)
+        auc = float(_metric(page, "ROC AUC"))
+        assert 0.0 <= auc <= 1.0
+        before = _metric(page, "Recall")
+        # Three figures: the confusion matrix, the ROC and the precision-recall curves.
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3
+        slider = page.get_by_role("slider").first
+        slider.focus()
+        slider.press("End")  # the highest threshold: hardly a review is called positive any more
+        page.get_by_text("vs the file's threshold").first.wait_for(timeout=30_000)
+        _wait_idle(page)
+        assert _metric(page, "Recall") != before
+        assert page.get_by_test_id("stException").count() == 0
+
+
+def test_compare_page_renders_without_errors(server, page):
+    with screenshot_on_failure(page, "compare"):
+        page.goto(f"{server.url}/compare")
+        page.get_by_text("python -m core compare").first.wait_for(timeout=SLOW_STEP_MS)
+        _wait_idle(page)
+        assert page.get_by_test_id("stException").count() == 0
