@@ -19,23 +19,21 @@ from core.model_file import (
     DEFAULT_THRESHOLD,
     INPUT_NAME,
     OUTPUT_NAME,
+    PARITY_TOLERANCE,
+    TRAJECTORY_TOLERANCE,
     TRAJECTORY_NAME,
     ModelMetadata,
     session_options,
 )
 from core.onnx_graph import ExportError, batched_simple_rnn, keras_weights, op_counts, use_native_ops
 from core.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
-from core.padding_skip import PaddingSkipError, padded_lengths, skip_padding
+from core.padding_skip import PaddingSkipError, output_differences, skip_padding
 from core.reviews import LABELS
 from core.text import Vocabulary, pad_sequences
 
 __all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "keras_weights", "op_counts"]
 
 OPSET = 17
-PARITY_TOLERANCE = 1e-5
-# The per-step probabilities (a picture of the review being read) come from hundreds of float32 steps whose matmuls
-# onnxruntime and Keras sum in different orders; on trained models they part by up to ~1.5e-5 at a few steps.
-TRAJECTORY_TOLERANCE = 1e-4
 PARITY_REVIEWS = 300  # real test reviews checked at export, when the run's data can be read
 RANDOM_PARITY_ROWS = 64  # rows of random ids checked at every export
 
@@ -194,23 +192,6 @@ def _keras_outputs(model, config: ModelConfig, ids: np.ndarray, trajectory: bool
     return outputs
 
 
-def _trimmed_batches(ids: np.ndarray, config: ModelConfig, batch_size: int):
-    """(rows, trimmed ids) of rows sorted by length, each batch only as wide as its longest row; then a few rows alone."""
-    lengths = np.maximum(padded_lengths(ids, config.padding), 1)
-    order = np.argsort(lengths, kind="stable")
-    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    groups += [order[index : index + 1] for index in np.linspace(0, len(order) - 1, min(8, len(order))).astype(int)]
-    for rows in groups:
-        width = int(lengths[rows].max())
-        batch = ids[rows]
-        yield rows, (batch[:, -width:] if config.padding == "pre" else batch[:, :width])
-
-
-def _worse(known: float, new: float) -> float:
-    """The larger difference, NaN winning (max() would drop a NaN that comes second)."""
-    return float("nan") if np.isnan(known) or np.isnan(new) else max(known, new)
-
-
 def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bool = False) -> dict[str, float]:
     """Output name -> largest |Keras - onnxruntime| over the given id rows; for a file that skips padding, also with
     each batch cut to its longest row, against Keras on the full padding."""
@@ -219,30 +200,14 @@ def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bo
     session = onnxruntime.InferenceSession(
         proto.SerializeToString(), sess_options=session_options(), providers=["CPUExecutionProvider"]
     )
-    names = [output.name for output in session.get_outputs()]
-    input_name = session.get_inputs()[0].name
-    expected = _keras_outputs(model, config, ids, trajectory)
-    worst = dict.fromkeys(expected, 0.0)
-
-    def compare(rows: np.ndarray, batch: np.ndarray) -> None:
-        got = dict(zip(names, session.run(names, {input_name: batch})))
-        for name, values in expected.items():
-            want = values[rows]
-            if name == TRAJECTORY_NAME:
-                width = batch.shape[1]
-                want = want[:, -width:] if config.padding == "pre" else want[:, :width]
-                if config.mask_padding:
-                    # Keras repeats the last state on masked steps, ONNX writes zeros: only the tokens' steps count.
-                    keep = batch != 0
-                    got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
-            worst[name] = _worse(worst[name], float(np.max(np.abs(got[name] - want))))
-
-    for start in range(0, len(ids), 256):
-        compare(np.arange(start, min(start + 256, len(ids))), ids[start : start + 256])
-    if _props(proto).get(PADDING_SKIP_KEY):
-        for rows, batch in _trimmed_batches(ids, config, 64):
-            compare(rows, batch)
-    return worst
+    return output_differences(
+        session,
+        _keras_outputs(model, config, ids, trajectory),
+        ids,
+        padding=config.padding,
+        masked=config.mask_padding,
+        skips=bool(_props(proto).get(PADDING_SKIP_KEY)),
+    )
 
 
 def _versions() -> dict[str, str]:

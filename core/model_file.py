@@ -14,6 +14,11 @@ INPUT_NAME = "input_ids"
 OUTPUT_NAME = "probability"
 TRAJECTORY_NAME = "step_probability"
 DEFAULT_THRESHOLD = 0.5
+# A file must match Keras within these at export: its probability, and its per-step probabilities (a picture of the
+# review being read, from hundreds of float32 steps whose matmuls onnxruntime and Keras sum in different orders: on
+# trained models they part by up to ~1.5e-5 at a few steps).
+PARITY_TOLERANCE = 1e-5
+TRAJECTORY_TOLERANCE = 1e-4
 # Optional metadata_props key: the graph accepts input_ids shorter than sequence_length (see core.padding_skip).
 PADDING_SKIP_KEY = "padding_skip"
 

@@ -20,7 +20,17 @@ import json
 
 import numpy as np
 
-from core.model_file import INPUT_NAME, OUTPUT_NAME, PADDING_SKIP_KEY, TRAJECTORY_NAME
+from core.atomic import write_bytes
+from core.model_file import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PADDING_SKIP_KEY,
+    PARITY_TOLERANCE,
+    TRAJECTORY_NAME,
+    TRAJECTORY_TOLERANCE,
+)
+from core.onnx_graph import batched_simple_rnn
+from core.text import pad_sequences
 
 METADATA_KEY = PADDING_SKIP_KEY  # metadata_props key of a file whose graph accepts shorter input_ids
 RECURRENT_OPS = ("RNN", "GRU", "LSTM")
@@ -364,6 +374,56 @@ def padded_lengths(ids: np.ndarray, padding: str, pad_id: int = 0) -> np.ndarray
 
 
 
+def _worse(known: float, new: float) -> float:
+    """The larger difference, NaN winning (max() would drop a NaN that comes second)."""
+    return float("nan") if np.isnan(known) or np.isnan(new) else max(known, new)
+
+
+def _trimmed_batches(ids: np.ndarray, padding: str, pad_id: int, batch_size: int):
+    """(rows, ids) of rows sorted by length, each batch only as wide as its longest row; then a few rows alone."""
+    lengths = np.maximum(padded_lengths(ids, padding, pad_id), 1)
+    order = np.argsort(lengths, kind="stable")
+    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    groups += [order[index : index + 1] for index in np.linspace(0, len(order) - 1, min(8, len(order))).astype(int)]
+    for rows in groups:
+        width = int(lengths[rows].max())
+        batch = ids[rows]
+        yield rows, (batch[:, -width:] if padding == "pre" else batch[:, :width])
+
+
+def output_differences(
+    session, expected: dict[str, np.ndarray], ids: np.ndarray, *, padding: str, masked: bool, skips: bool,
+    pad_id: int = 0,
+) -> dict[str, float]:
+    """Output name -> largest |expected - session's| over full id rows fed in batches of 256 and, when the graph
+    skips padding, over the rows sorted by length with each batch cut to its longest row (and a few rows alone).
+
+    expected holds each output of the full rows. For a masked model only the tokens' steps of step_probability count:
+    Keras repeats the last state on masked steps where the ONNX ops write zeros."""
+    names = list(expected)
+    input_name = session.get_inputs()[0].name
+    worst = dict.fromkeys(names, 0.0)
+
+    def compare(rows: np.ndarray, batch: np.ndarray) -> None:
+        got = dict(zip(names, session.run(names, {input_name: batch})))
+        for name in names:
+            want = expected[name][rows]
+            if name == TRAJECTORY_NAME:
+                width = batch.shape[1]
+                want = want[:, -width:] if padding == "pre" else want[:, :width]
+                if masked:
+                    keep = batch != pad_id
+                    got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
+            worst[name] = _worse(worst[name], float(np.max(np.abs(got[name] - want))))
+
+    for start in range(0, len(ids), 256):
+        compare(np.arange(start, min(start + 256, len(ids))), ids[start : start + 256])
+    if skips:
+        for rows, batch in _trimmed_batches(ids, padding, pad_id, 64):
+            compare(rows, batch)
+    return worst
+
+
 def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, float]:
     """Write a copy of an exported file whose graph skips padding, checked against the original on full padding.
 
@@ -372,7 +432,6 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
     """
     import onnx
 
-    from core.atomic import write_bytes
     from core.model_file import load_session, read_model_file
 
     _, proto, metadata = read_model_file(source)
@@ -388,8 +447,6 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
         truncating=metadata.truncating,
         pad_id=metadata.vocabulary.pad_id,
     )
-    from core.onnx_graph import batched_simple_rnn
-
     batched_simple_rnn(proto)
     onnx.checker.check_model(proto, full_check=True)
     upgraded = load_session(proto.SerializeToString(), str(out))
@@ -402,34 +459,18 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
         [vocabulary.start_id, *generator.integers(low, vocabulary.num_words, size=int(size) - 1)]
         for size in generator.integers(1, length + 40, size=rows)
     ]
-    from core.text import pad_sequences
-
     full = pad_sequences(sequences, length, metadata.padding, metadata.truncating, vocabulary.pad_id)
     names = [output.name for output in original.get_outputs()]
     expected = dict(zip(names, original.run(names, {INPUT_NAME: full})))
-    lengths = np.clip([len(sequence) for sequence in sequences], 1, length)
-    order = np.argsort(lengths, kind="stable")
-    worst = dict.fromkeys(names, 0.0)
-    groups = [order[start : start + 32] for start in range(0, rows, 32)] + [order[index : index + 1] for index in (0, rows // 2, rows - 1)]
-    for picked in groups:
-        width = int(lengths[picked].max())
-        batch = full[picked, -width:] if metadata.padding == "pre" else full[picked, :width]
-        got = dict(zip(names, upgraded.run(names, {INPUT_NAME: batch})))
-        for name in names:
-            want = expected[name][picked]
-            if name == TRAJECTORY_NAME:
-                want = want[:, -width:] if metadata.padding == "pre" else want[:, :width]
-                keep = batch != vocabulary.pad_id if masked else np.ones(batch.shape, dtype=bool)
-                got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
-            value = float(np.max(np.abs(got[name] - want)))
-            worst[name] = float("nan") if np.isnan(value) or np.isnan(worst[name]) else max(worst[name], value)
-    # The limits of core.export's parity check: 1e-5 for the probability, 1e-4 for the per-step picture.
-    for name, limit in ((OUTPUT_NAME, 1e-5), (TRAJECTORY_NAME, 1e-4)):
+    worst = output_differences(
+        upgraded, expected, full, padding=metadata.padding, masked=masked, skips=True, pad_id=vocabulary.pad_id
+    )
+    for name, limit in ((OUTPUT_NAME, PARITY_TOLERANCE), (TRAJECTORY_NAME, TRAJECTORY_TOLERANCE)):
         if name in worst and not worst[name] <= limit:
             raise PaddingSkipError(
                 f"the padding-free graph's {name} differs from the original by {worst[name]:.3g}: nothing written"
             )
-    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props},
-                                        METADATA_KEY: json.dumps(description, sort_keys=True)})
+    props = {prop.key: prop.value for prop in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**props, METADATA_KEY: json.dumps(description, sort_keys=True)})
     write_bytes(out, proto.SerializeToString())
     return description, worst[OUTPUT_NAME]
