@@ -3,7 +3,6 @@
 import time
 from array import array
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from core.examples import EXAMPLE_REVIEWS
@@ -13,9 +12,6 @@ REVIEW_KEY = "classify_review"
 RESULT_KEY = "classify_result"
 PENDING_KEY = "classify_pending"
 BATCH_KEY = "classify_batch"
-# A step that moves the probability by this much is coloured; by STRONG_STEP or more, it is also bold.
-VISIBLE_STEP = 0.01
-STRONG_STEP = 0.05
 # The batch table shows this many rows; the download holds them all.
 TABLE_ROWS = 5_000
 
@@ -48,55 +44,6 @@ def _classify(predictor, model_path, text: str) -> dict:
         baseline = float(predictor.probabilities(predictor.pad([[predictor.vocabulary.start_id]]))[0])
         result.update(words=words, steps=[float(step) for step in steps], baseline=baseline)
     return result
-
-
-def _trajectory_figure(words: list[str], steps: list[float], changes: list[float], threshold: float) -> go.Figure:
-    positions = list(range(1, len(words) + 1))
-    figure = go.Figure(
-        go.Scatter(
-            x=positions,
-            y=steps,
-            mode="lines+markers",
-            line={"color": "#9ca3af", "width": 1.5},
-            marker={
-                "color": changes,
-                "colorscale": "RdYlGn",
-                "cmid": 0.0,
-                "size": 7 if len(words) <= 200 else 4,
-                "colorbar": {"title": {"text": "change"}, "tickformat": "+.0%"},
-            },
-            # Words are letters, digits and apostrophes only (the tokenizer drops everything else): safe as hover text.
-            customdata=[[word, change] for word, change in zip(words, changes)],
-            hovertemplate="word %{x}: <b>%{customdata[0]}</b><br>positive %{y:.1%} (%{customdata[1]:+.1%})<extra></extra>",
-        )
-    )
-    figure.add_hline(y=threshold, line_dash="dot", line_color="#6b7280", annotation_text="threshold")
-    figure.update_layout(
-        height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="after word",
-        yaxis={"title": "positive probability", "range": [0, 1], "tickformat": ".0%"},
-    )
-    if len(words) <= 30:
-        figure.update_xaxes(tickvals=positions, ticktext=words, tickangle=-45)
-    return figure
-
-
-def _coloured_words(words: list[str], changes: list[float], vocabulary) -> str:
-    # Every word is markdown-escaped inside the colour directive: user text is never read as markup or HTML.
-    pieces = []
-    for word, change in zip(words, changes):
-        text = widgets.escape_markdown(word)
-        if vocabulary.id_of(word) == vocabulary.oov_id:
-            text = f"*{text}*"
-        if abs(change) >= STRONG_STEP:
-            text = f"**{text}**"
-        if change >= VISIBLE_STEP:
-            text = f":green-background[{text}]"
-        elif change <= -VISIBLE_STEP:
-            text = f":red-background[{text}]"
-        pieces.append(text)
-    return " ".join(pieces)
 
 
 def _show_result(result: dict, predictor) -> None:
@@ -142,12 +89,12 @@ def _show_result(result: dict, predictor) -> None:
     words, steps = result["words"], result["steps"]
     changes = [after - before for before, after in zip([result["baseline"], *steps[:-1]], steps)]
     st.subheader("Sentiment over time")
-    st.plotly_chart(_trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
+    st.plotly_chart(widgets.trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
     st.caption(
         "Each word coloured by how much it moved the positive probability: green up, red down, bold by 5 points or "
         "more; words in italics are unknown to the model, which reads them all as one <unk> word."
     )
-    st.markdown(_coloured_words(words, changes, predictor.vocabulary))
+    st.markdown(widgets.coloured_words(words, changes, predictor.vocabulary))
 
 
 # A fragment: a click on Classify reruns this part alone, not the model picker, the sidebar or the batch tab.
@@ -178,7 +125,7 @@ def _single_review(predictor, model_path) -> None:
     elif predictor.has_trajectory:
         # An empty chart until the first result: the browser loads its charting code now, not after the click.
         st.subheader("Sentiment over time")
-        st.plotly_chart(_trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
+        st.plotly_chart(widgets.trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
         st.caption("Classify a review to see its positive probability after every word.")
 
 

@@ -115,31 +115,6 @@ def _curve_figure(x, y, point, title: str, x_title: str, y_title: str, diagonal:
     return figure
 
 
-def _trajectory_figure(words: list[str], steps: np.ndarray, threshold: float) -> go.Figure:
-    # The Classify page's sentiment-over-time chart, without its colour scale of per-word changes.
-    positions = list(range(1, len(words) + 1))
-    figure = go.Figure(
-        go.Scatter(
-            x=positions,
-            y=[float(step) for step in steps],
-            mode="lines+markers",
-            line={"color": "#9ca3af", "width": 1.5},
-            marker={"size": 6 if len(words) <= 200 else 3, "color": "#2563eb"},
-            # Words are letters, digits and apostrophes only (the tokenizer drops everything else): safe as hover text.
-            customdata=words,
-            hovertemplate="word %{x}: <b>%{customdata}</b><br>positive %{y:.1%}<extra></extra>",
-        )
-    )
-    figure.add_hline(y=threshold, line_dash="dot", line_color="#6b7280", annotation_text="threshold")
-    figure.update_layout(
-        height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="after word",
-        yaxis={"title": "positive probability", "range": [0, 1], "tickformat": ".0%"},
-    )
-    return figure
-
-
 def _review_text(source: str | None, name: str) -> str | None:
     """The raw text of a test review, or None when the source keeps ids only (Keras's imdb.npz)."""
     try:
@@ -244,8 +219,15 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
     except ValueError as error:
         st.warning(widgets.message(str(error)))
         return
+    # As on the Classify page: each word's change from the probability before it (the start id alone first).
+    baseline = float(predictor.probabilities(predictor.pad([[predictor.vocabulary.start_id]]))[0])
+    changes = [float(after - before) for before, after in zip([baseline, *steps[:-1]], steps)]
     st.markdown("**Sentiment over time**")
-    st.plotly_chart(_trajectory_figure(words, steps, threshold), key="evaluate_trajectory")
+    st.plotly_chart(
+        widgets.trajectory_figure(words, [float(step) for step in steps], changes, threshold),
+        key="evaluate_trajectory",
+    )
+    st.markdown(widgets.coloured_words(words, changes, predictor.vocabulary))
 
 
 # A fragment: moving the slider reruns this part alone, not the model picker or the scoring.
