@@ -177,7 +177,8 @@ def _consumers_of(graph, name: str) -> list:
 def skip_padding(
     proto, sequence_length: int, *, masked: bool, padding: str = "pre", truncating: str = "pre", pad_id: int = 0
 ) -> dict:
-    """Rewrite an exported graph in place so it accepts pre-padded input_ids of any length (see the module's doc).
+    """Rewrite an exported graph in place so that input_ids may be as short as a batch's longest review (see the
+    module's doc); rows fed at full sequence_length give what they gave before.
 
     Returns the description stored under METADATA_KEY.
     """
@@ -270,9 +271,9 @@ def skip_padding(
              constant("time_axis", [1])],
             "ids",
         )
-        steps = add("Gather", [add("Shape", [ids], "shape"), constant("time_index", np.array(1, dtype=np.int64))],
-                    "steps")
-        done = add("Sub", [constant("sequence_length", np.array(sequence_length, dtype=np.int64)), steps], "pad_done")
+        fed = add("Gather", [add("Shape", [ids], "shape"), constant("time_index", np.array(1, dtype=np.int64))],
+                  "columns_fed")
+        done = add("Sub", [constant("sequence_length", np.array(sequence_length, dtype=np.int64)), fed], "pad_done")
         source = ids
     for reader in readers:
         for index, name in enumerate(reader.input):
@@ -322,8 +323,7 @@ def skip_padding(
         target_shape = add("Concat", [width, batch, constant("units_y", [units])], "steps_target_shape", axis=0)
         index = add(
             "Expand",
-            [add("Unsqueeze", [order_time_major, constant("axis_2", [2])], "steps_index_3d"),
-             add("Shape", [sequence], "steps_full_shape")],
+            [add("Unsqueeze", [order_time_major, constant("axis_2", [2])], "steps_index_3d"), steps_run],
             "steps_scatter_index",
         )
         zeros = add("ConstantOfShape", [target_shape], "steps_zeros",
