@@ -260,7 +260,7 @@ class Predictor:
         lengths = np.clip(np.asarray(lengths), 1, self.metadata.sequence_length)
         order = np.argsort(lengths, kind="stable")
         # At most SKIP_BATCH_ROWS a run, and enough runs to keep every core busy.
-        size = max(MIN_ROWS_PER_THREAD, min(batch_size, SKIP_BATCH_ROWS, math.ceil(len(order) / self.workers)))
+        size = min(batch_size, SKIP_BATCH_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(len(order) / self.workers)))
         groups = [order[start : start + size] for start in range(0, len(order), size)]
 
         def run(group: np.ndarray) -> np.ndarray:
