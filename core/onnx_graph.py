@@ -138,7 +138,7 @@ def _replace_loops(proto, config: ModelConfig, recurrent) -> None:
         graph.initializer.extend(initializers)
 
 
-def _constants(graph) -> dict[str, np.ndarray]:
+def graph_constants(graph) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
     values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
@@ -212,7 +212,7 @@ def _final_state_outputs(graph) -> None:
     a trajectory output, onnxruntime then never writes the whole [seq, batch, units] sequence."""
     from onnx import helper, numpy_helper
 
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     consumers = _consumers(graph)
 
     def constant(node, index: int) -> list | None:
@@ -310,7 +310,7 @@ def use_native_ops(proto, config: ModelConfig, recurrent_layers) -> None:
 def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
     """The Keras weights (model.get_weights() order) of a file made by convert(), read from its initializers."""
     graph = proto.graph
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     producers = {output: node for node in graph.node for output in node.output}
     gathers = [
         node
@@ -387,7 +387,7 @@ def batched_simple_rnn(proto) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     graph = proto.graph
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     wrapped = 0
     for node in [node for node in graph.node if node.op_type == "RNN"]:
         inputs = list(node.input) + [""] * (6 - len(node.input))

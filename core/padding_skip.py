@@ -29,7 +29,7 @@ from core.model_file import (
     TRAJECTORY_NAME,
     TRAJECTORY_TOLERANCE,
 )
-from core.onnx_graph import batched_simple_rnn
+from core.onnx_graph import batched_simple_rnn, graph_constants
 from core.text import pad_sequences
 
 METADATA_KEY = PADDING_SKIP_KEY  # metadata_props key of a file whose graph accepts shorter input_ids
@@ -114,16 +114,6 @@ def _producers(graph) -> dict:
     return {output: node for node in graph.node for output in node.output}
 
 
-def _constants(graph) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
 def _embedding_matrix(graph, first, constants) -> np.ndarray:
     """The embedding matrix the first recurrent node reads (Gather of a constant), through Transposes."""
     producers = _producers(graph)
@@ -152,7 +142,7 @@ def pad_state_tables(proto, sequence_length: int, pad_id: int = 0) -> list[tuple
     nodes = recurrent_nodes(graph)
     if not nodes:
         raise PaddingSkipError("the graph has no RNN, GRU or LSTM node")
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     for node in nodes:
         missing = [name for name in node.input[1:4] if name not in constants]
         if missing:

@@ -256,3 +256,26 @@ def coloured_words(words: list[str], changes: list[float], vocabulary) -> str:
             text = f":red-background[{text}]"
         pieces.append(text)
     return " ".join(pieces)
+
+
+def predictor_choice_ui(key: str):
+    """The Classify page's model picker and loader: (model path, Predictor); stops the page when there is no model or
+    the chosen file cannot be used (an upload's stored path never shows in the message)."""
+    from dashboard import resources
+
+    models = resources.classify_models()
+    model_path = model_choice_ui(models, key=key)
+    if model_path is None:
+        if not models:
+            st.info("No model yet: upload an .onnx file exported by this project, or export a run on the Export page.")
+        st.stop()
+    try:
+        return model_path, resources.predictor(model_path)
+    except ValueError as error:
+        text = str(error)
+        if model_path not in models.values():
+            # An upload is stored under its content hash; that path means nothing to the user.
+            for name in (str(model_path.resolve()), str(model_path)):
+                text = text.replace(name, "the uploaded file")
+        st.error(message(text))
+        st.stop()

@@ -236,22 +236,7 @@ def _batch(predictor) -> None:
 st.title("Classify a review")
 
 # Inputs: the model.
-models = resources.classify_models()
-model_path = widgets.model_choice_ui(models, key="classify_model")
-if model_path is None:
-    if not models:
-        st.info("No model yet: upload an .onnx file exported by this project, or export a run on the Export page.")
-    st.stop()
-try:
-    predictor = resources.predictor(model_path)
-except ValueError as error:
-    message = str(error)
-    if model_path not in models.values():
-        # An upload is stored under its content hash; that path means nothing to the user.
-        for name in (str(model_path.resolve()), str(model_path)):
-            message = message.replace(name, "the uploaded file")
-    st.error(widgets.message(message))
-    st.stop()
+model_path, predictor = widgets.predictor_choice_ui("classify_model")
 # The model's facts as metrics: besides informing, this has the browser load the metric code before the first click.
 accuracy = (predictor.metrics or {}).get("test_accuracy")
 facts = st.columns(3)

@@ -301,22 +301,7 @@ def _evaluation(predictor, model_path: Path, writable: bool, scored: dict, curve
 st.title("Evaluate a model")
 
 # Inputs: the model, chosen as on the Classify page.
-models = resources.classify_models()
-model_path = widgets.model_choice_ui(models, key="evaluate_model")
-if model_path is None:
-    if not models:
-        st.info("No model yet: upload an .onnx file exported by this project, or export a run on the Export page.")
-    st.stop()
-try:
-    predictor = resources.predictor(model_path)
-except ValueError as error:
-    message = str(error)
-    if model_path not in models.values():
-        # An upload is stored under its content hash; that path means nothing to the user.
-        for name in (str(model_path.resolve()), str(model_path)):
-            message = message.replace(name, "the uploaded file")
-    st.error(widgets.message(message))
-    st.stop()
+model_path, predictor = widgets.predictor_choice_ui("evaluate_model")
 source = resources.data_source()
 st.caption("On the test split of " + widgets.escape_markdown(resources.describe_source(source)))
 
@@ -358,5 +343,7 @@ curves = {
     "ap": average_precision(labels, scores),
 }
 # Exported runs' files are the user's to change; the shipped model and uploads get a downloadable copy instead.
-writable = model_path in models.values() and Path(model_path).resolve() != paths.DEFAULT_MODEL.resolve()
+writable = (
+    model_path in resources.classify_models().values() and Path(model_path).resolve() != paths.DEFAULT_MODEL.resolve()
+)
 _evaluation(predictor, model_path, writable, scored, curves, source)
