@@ -8,14 +8,13 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from core.atomic import write_bytes
-from core.config import PRESETS, ExperimentConfig, ModelConfig, preset
-from core.runs import RunInfo, RunStore, read_run
+from core.config import ExperimentConfig, preset
+from core.runs import RunInfo, RunStore, model_name, read_run, utc_now
 from core.train import TrainingCallbacks
 
 COMPARISON_FILE = "compare.json"
@@ -129,18 +128,6 @@ class CompareCallbacks:
 
 def _number(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def model_name(model: ModelConfig) -> str:
-    """The preset a model config is, else its cells joined (lstm-gru)."""
-    for name, experiment in PRESETS.items():
-        if experiment.model == model:
-            return name
-    return "-".join(layer.cell.replace("_", "") for layer in model.recurrent_layers)
 
 
 def parse_presets(text: str) -> list[str]:
@@ -369,7 +356,7 @@ def compare_runs(
         rows.append(row)
         if callbacks.on_row:
             callbacks.on_row(row)
-    comparison = Comparison(tuple(rows), _now(), tuple(budget_notes(infos)), _latency_input(rows, infos))
+    comparison = Comparison(tuple(rows), utc_now(), tuple(budget_notes(infos)), _latency_input(rows, infos))
     if save_to is not None:
         save_comparison(comparison, save_to)
     return comparison

@@ -74,11 +74,11 @@ class RunInfo:
         return model_problem(self.model_path) is None
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _run_name(model: ModelConfig) -> str:
+def model_name(model: ModelConfig) -> str:
     """The preset name of a model config, else its cells joined: the readable part of a run id."""
     for name, experiment in PRESETS.items():
         if experiment.model == model:
@@ -89,7 +89,7 @@ def _run_name(model: ModelConfig) -> str:
 def new_run_id(model: ModelConfig) -> str:
     """A sortable, unique folder name: UTC time, what was trained, a short random suffix."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{_run_name(model)}-{secrets.token_hex(3)}"
+    return f"{stamp}-{model_name(model)}-{secrets.token_hex(3)}"
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -133,7 +133,7 @@ def set_status(run_dir: Path, status: str, error: str | None = None) -> None:
     record["status"] = status
     record["error"] = error
     if status != "running":
-        record["finished"] = _now()
+        record["finished"] = utc_now()
     write_json(path, record)
 
 
@@ -350,7 +350,7 @@ class RunStore:
         staging = self.root / f".creating-{run_id}"
         record = {
             "status": "running",
-            "created": _now(),
+            "created": utc_now(),
             "finished": None,
             "pid": os.getpid(),
             "process_start": _process_start(os.getpid()),
