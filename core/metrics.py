@@ -281,13 +281,14 @@ def evaluation_report(
 def score_split(predictor, split, progress: Callable[[float], None] | None = None) -> np.ndarray:
     """The positive probability of every review of split (encoded with predictor's vocabulary), float32, in order;
     progress(fraction) hears how far scoring has got."""
-    metadata = predictor.metadata
-    ids = split.padded(metadata.sequence_length, metadata.padding, metadata.truncating)
-    rows = len(ids)
+    # Unpadded id lists: the Predictor pads each batch only as far as the file needs (its longest review when the
+    # file skips padding), instead of every review to sequence_length first.
+    sequences = [split.ids(row) for row in range(len(split))]
+    rows = len(sequences)
     scores = np.zeros(rows, dtype=np.float32)
     for start in range(0, rows, SCORE_CHUNK):
         stop = min(start + SCORE_CHUNK, rows)
-        scores[start:stop] = predictor.probabilities(ids[start:stop])
+        scores[start:stop] = predictor.sequence_probabilities(sequences[start:stop])
         if progress is not None:
             progress(stop / rows)
     return scores
