@@ -7,6 +7,7 @@ import os
 import sys
 
 from core.config import PRESETS
+from core.errors import user_message
 
 MODEL_HELP = "an exported .onnx file (default: the shipped model, models/imdb_simplernn.onnx)"
 RUNS_HELP = "the runs folder (default: $IMDB_RUNS, else runs/ in the project folder)"
@@ -165,15 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_message(error: BaseException) -> str:
-    """One line for a user: an OSError as "path: reason", anything else as the first line of its message."""
-    if isinstance(error, OSError) and error.strerror:
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror[0].lower()}{error.strerror[1:]}"
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's Python-side logging; its C++ start-up lines are silenced where commands import it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -190,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, OSError) as error:
-        print(f"error: {_error_message(error)}", file=sys.stderr)
+        print(f"error: {user_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from core.config import ExperimentConfig, preset
+from core.errors import first_line
 
 # What evaluate says when the data's ids can only be translated word by word into the model's vocabulary.
 MAPPED_NOTE = (
@@ -389,7 +390,7 @@ def export(args: argparse.Namespace) -> int:
         try:
             split = _quantize_test_split(read_model_file(result.path)[2].vocabulary, source)
         except ValueError as error:
-            split = f"the test reviews could not be read: {str(error).splitlines()[0]}"
+            split = f"the test reviews could not be read: {first_line(error)}"
         quantized = _quantize_and_compare(result.path, None, split)
     print(result.path)
     if quantized is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.atomic import write_bytes
 from core.config import ExperimentConfig, preset
+from core.errors import first_line
 from core.runs import RunInfo, RunStore, model_name, read_run, utc_now
 from core.train import TrainingCallbacks
 
@@ -233,7 +234,7 @@ def comparison_row(
         try:
             export_run(run.path)
         except ValueError as error:  # ExportError included: the row stays, without the file's measures
-            issue = f"export failed: {str(error).splitlines()[0]}"
+            issue = f"export failed: {first_line(error)}"
     measured = None
     if onnx_path.is_file() and latency is not None:
         if on_step:
@@ -241,7 +242,7 @@ def comparison_row(
         try:
             measured = float(latency(onnx_path))
         except ValueError as error:
-            issue = f"model.onnx cannot be timed: {str(error).splitlines()[0]}"
+            issue = f"model.onnx cannot be timed: {first_line(error)}"
     elif not onnx_path.is_file() and issue is None:
         issue = "no model.onnx: export the run to time it"
     best_accuracy, best_epoch = _best_validation(run.history)

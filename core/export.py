@@ -14,6 +14,7 @@ import numpy as np
 
 from core.atomic import write_bytes
 from core.config import ExperimentConfig, ModelConfig
+from core.errors import first_line
 from core.model import layer_names
 from core.model_file import (
     DEFAULT_THRESHOLD,
@@ -393,7 +394,7 @@ def export_run(
     try:
         model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         raise ExportError(f"cannot load {run_dir / 'model.keras'}: {message}") from None
     if parity_reviews is not None:
         texts = [text for text in parity_reviews if text.strip()]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.config import ModelConfig, TrainConfig
 from core.data import Dataset
+from core.errors import first_line
 from core.runs import RunInfo, RunStore
 from core.train import TrainingCallbacks, steps_per_epoch, train
 
@@ -125,7 +126,7 @@ class TrainingJob:
         try:
             run = train(*self._arguments, callbacks, **self._options)
         except Exception as error:  # the page shows it; the run folder already says failed
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            message = first_line(error)
             self._update(status="failed", error=message)
             return
         self._update(status=run.status, run=run, run_dir=run.path, error=run.error)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import first_line
 from core.text import Vocabulary
 
 INPUT_NAME = "input_ids"
@@ -129,7 +130,7 @@ class ModelMetadata:
                 padding_skip=json.loads(props[PADDING_SKIP_KEY]) if props.get(PADDING_SKIP_KEY) else None,
             )
         except (ValueError, TypeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = first_line(error)
             raise ModelFileError(f"{source} has malformed metadata: {reason}") from None
         if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
             raise ModelFileError(f"{source} has malformed metadata: labels must be two strings, got {labels!r}")
@@ -151,11 +152,6 @@ def model_path(choice: str | Path | None = None) -> Path:
     if not DEFAULT_MODEL.exists():
         raise ModelFileError(f"no model at {DEFAULT_MODEL}; export one with python -m core export RUN_DIR")
     return DEFAULT_MODEL
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _tensors(graph) -> Iterator:
@@ -206,7 +202,7 @@ def load_session(data: bytes, source: str):
     try:
         return onnxruntime.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types for every kind of bad graph
-        raise ModelFileError(f"onnxruntime cannot load {source}: {_one_line(error)}") from None
+        raise ModelFileError(f"onnxruntime cannot load {source}: {first_line(error)}") from None
 
 
 def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMetadata]:
@@ -223,7 +219,7 @@ def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMe
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ModelFileError(f"cannot read {source}: {error.strerror or _one_line(error)}") from None
+        raise ModelFileError(f"cannot read {source}: {error.strerror or first_line(error)}") from None
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError):

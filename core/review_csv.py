@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.reviews import SHUFFLE_SEED, SPLITS, DataError, Review, one_line
+from core.errors import one_line
+from core.reviews import SHUFFLE_SEED, SPLITS, DataError, Review
 
 TEXT_COLUMNS = ("text", "review")
 LABEL_COLUMNS = ("label", "sentiment")

@@ -32,12 +32,6 @@ class Review:
     rating: int | None  # Stanford's stars (1-10) from the file name; None for a CSV
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on one line, for a DataError that quotes it."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
-
-
 def decode_text(data: bytes) -> str:
     """A review file's bytes as text; the odd byte that is not UTF-8 becomes U+FFFD rather than an error."""
     return data.decode("utf-8", errors="replace")

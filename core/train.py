@@ -14,6 +14,7 @@ import numpy as np
 from core import runs
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data import Dataset, Split, split_for_vocabulary
+from core.errors import first_line
 from core.runs import RunInfo, RunStore
 
 
@@ -160,7 +161,7 @@ def train(
                 callbacks.on_run_created(run_dir)
             return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y)
         except BaseException as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            message = first_line(error)
             if isinstance(error, KeyboardInterrupt):
                 message = "interrupted by the user"
             record = runs.read_json(run_dir / runs.RUN_FILE)
@@ -251,7 +252,7 @@ def load_run_model(run: RunInfo):
     try:
         model = keras.models.load_model(run.model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged file; all mean the same to a user.
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ValueError(f"run {run.run_id} cannot be loaded: {reason}") from None
     model.compile(loss="binary_crossentropy", metrics=["accuracy"])
     return model

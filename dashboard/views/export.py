@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import quantize
+from core.errors import first_line
 from dashboard import resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -44,7 +45,7 @@ def _int8_comparison(float_path: str, float_modified: int, int8_path: str, int8_
             dataset = resources.dataset(source, metadata.vocabulary.num_words)
             split, _ = split_for_vocabulary(dataset, metadata.vocabulary)
         except ValueError as error:
-            note = f"the test reviews could not be read: {str(error).splitlines()[0]}"
+            note = f"the test reviews could not be read: {first_line(error)}"
     return {
         "comparison": quantize.compare_quantized(float_path, int8_path, split, single_repeats=100),
         "quantization": quantize.quantization_info(int8_path),
