@@ -73,6 +73,20 @@ class RunInfo:
         """True when model.keras is present and readable."""
         return model_problem(self.model_path) is None
 
+    @property
+    def recorded_source(self) -> str | None:
+        """The data path this run was trained on, as recorded (None: Keras's download, or not recorded)."""
+        path = self.data.get("path")
+        return path if isinstance(path, str) and path else None
+
+    def data_source(self, default: str | None = None) -> str | None:
+        """Where to read this run's reviews again: its recorded path while it still exists, else default (the
+        caller's current source; IMDB_DATA when not given). None means Keras's download."""
+        recorded = self.recorded_source
+        if recorded and Path(recorded).exists():
+            return recorded
+        return default if default is not None else paths.data_source()
+
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
