@@ -1,4 +1,7 @@
 # The dashboard in a container: docker build -t imdb-rnn . && docker run -p 8501:8501 imdb-rnn
+# It starts read-only (anyone can classify and look); to change things, give it an admin password:
+# docker run -e IMDB_ADMIN_PASSWORD=... -p 8501:8501 imdb-rnn, or mount a secrets.toml holding admin_password at
+# /app/.streamlit/secrets.toml.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -7,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/app \
     IMDB_RUNS=/data/runs \
     IMDB_CACHE=/data/cache \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    IMDB_READ_ONLY=1
 
 WORKDIR /app
 
@@ -34,4 +38,5 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).status != 200)"]
 
+# All interfaces inside the container, as a published port needs; IMDB_READ_ONLY above guards the writes.
 CMD ["streamlit", "run", "dashboard/app.py", "--server.port=8501", "--server.address=0.0.0.0"]

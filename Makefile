@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Only this machine by default; make run HOST=0.0.0.0 shares the dashboard on the network (read-only without a password).
+HOST ?= 127.0.0.1
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup setup-dev run test test-fast bench lint default-model clean
@@ -22,7 +24,7 @@ setup: $(BIN)/.requirements
 setup-dev: $(BIN)/.requirements-dev
 
 run: setup
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
 
 test: setup-dev
 	$(BIN)/python -m pytest
