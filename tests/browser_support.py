@@ -70,14 +70,17 @@ def free_port() -> int:
 class StreamlitServer:
     """`streamlit run dashboard/app.py` in a subprocess on a free port, with its own environment and log file."""
 
-    def __init__(self, environment: dict[str, str], log_path: Path) -> None:
+    def __init__(self, environment: dict[str, str], log_path: Path, address: str | None = "127.0.0.1") -> None:
+        """address None leaves the listening address to the repository's .streamlit/config.toml."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.environment = environment
         self.log_path = log_path
         self._log = log_path.open("wb")
         command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(self.port)]
-        command += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
+        command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
+        if address is not None:
+            command += ["--server.address", address]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **environment}, stdout=self._log, stderr=subprocess.STDOUT
         )
