@@ -1,4 +1,4 @@
-"""The default server listens on 127.0.0.1 only, read from the machine's socket table (tests connect to loopback only)."""
+"""The default server listens on 127.0.0.1 only, as the socket table shows (tests connect to loopback only)."""
 
 import ipaddress
 from pathlib import Path

@@ -1,10 +1,12 @@
 """The repository's own rules: Dockerfile checks, import boundaries, module docstrings, no unsafe calls, pins."""
 
 import ast
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +45,22 @@ def test_dockerfile_installs_requirements_ships_model_and_runs_safely():
 
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for name in (".venv", ".git", "runs", ".cache"):
+    for name in (".venv", ".git", "runs", ".cache", ".streamlit/secrets.toml"):
         assert name in ignored
+
+
+def test_the_image_listens_on_all_interfaces_and_starts_read_only():
+    text = (ROOT / "Dockerfile").read_text()
+    command = text.splitlines()[-1]
+    assert command.startswith("CMD [") and '"--server.address=0.0.0.0"' in command
+    assert re.search(r"^ENV (?:.*\\\n)*\s*IMDB_READ_ONLY=1\b", text, re.M), "the image must start read-only"
+    # A password is given when the container starts (-e or a mounted secrets.toml), never baked into the image.
+    instructions = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("ADMIN_PASSWORD" in line or "admin_password" in line for line in instructions)
+
+
+def test_a_local_secrets_file_stays_out_of_git():
+    assert ".streamlit/secrets.toml" in (ROOT / ".gitignore").read_text().split()
 
 
 def test_core_never_imports_streamlit():
@@ -97,6 +113,31 @@ def test_streamlit_config_is_hardened():
     assert re.search(r"^gatherUsageStats = false", text, re.M)
     assert re.search(r"^maxUploadSize = 50$", text, re.M)
     assert "enableXsrfProtection = false" not in text
+
+
+def test_streamlit_listens_on_this_machine_only_by_default():
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1"
+
+
+def _make_run_command(*arguments: str) -> str:
+    # make -n prints the commands without running them; the last one starts Streamlit. Only PATH is passed on, so a
+    # HOST or PORT in the caller's environment does not change what is checked.
+    result = subprocess.run(
+        ["make", "-n", "run", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_make_run_listens_on_loopback_unless_host_is_given():
+    assert _make_run_command().endswith("streamlit run dashboard/app.py --server.port 8501 --server.address 127.0.0.1")
+    assert _make_run_command("HOST=0.0.0.0").endswith("--server.address 0.0.0.0")
 
 
 def test_bandit_reports_no_medium_or_high_finding():
