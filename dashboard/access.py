@@ -19,10 +19,11 @@ Policy:
 - read-only on and no password: nobody writes.
 
 When neither setting is given, the server's listening address decides: on a loopback address (127.x, localhost, ::1:
-the repository's `.streamlit/config.toml` and `make run`) everyone may write; on any other address, or on every
-interface (an empty `server.address`, as `make run HOST=0.0.0.0` or a run without the repository's config gives), the
+the repository's `.streamlit/config.toml` and `make run`) everyone may write; on any other address (0.0.0.0 from
+`make run HOST=0.0.0.0` included) or with none (every interface, as a run without the repository's config has), the
 dashboard is read-only, so sharing it on a network never opens the writes by accident. `IMDB_READ_ONLY=0` opens them
-on purpose.
+on purpose. The address cannot see a reverse proxy on the same machine: a server on 127.0.0.1 published by a proxy (or
+by a hosting service that fronts it) is public, so such a deployment sets `IMDB_READ_ONLY=1` or `read_only = true`.
 
 A value that cannot be read (`IMDB_READ_ONLY=maybe`, a secrets.toml that does not parse) fails safe: read-only, with
 one line in the sidebar saying what to fix. The password is compared with `hmac.compare_digest`, never logged, never
