@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -10,7 +11,9 @@ import plotly.graph_objects as go
 from core.metrics import EvaluationCurves, ThresholdMetrics
 
 
-def trajectory_figure(words: list[str], steps: list[float], changes: list[float], threshold: float) -> go.Figure:
+def trajectory_figure(
+    words: Sequence[str], steps: Sequence[float], changes: Sequence[float], threshold: float
+) -> go.Figure:
     """The positive probability after every word, each marker coloured by how much that word moved it."""
     positions = list(range(1, len(words) + 1))
     figure = go.Figure(
@@ -128,7 +131,7 @@ def state_figure(state: np.ndarray) -> go.Figure:
     return figure
 
 
-def states_heatmap(states: np.ndarray, tokens: list[str], step: int) -> go.Figure:
+def states_heatmap(states: np.ndarray, tokens: Sequence[str], step: int) -> go.Figure:
     """Every state over the review's steps (units down, steps across), the chosen step marked."""
     figure = go.Figure(
         go.Heatmap(

@@ -52,7 +52,7 @@ def scored_test_split(model_path: Path, source: str | None) -> dict:
     return _scored(model, _scoring_key(model, _stamp(model)), source, _stamp(source))
 
 
-def test_review_text(source: str | None, name: str) -> str | None:
+def review_text(source: str | None, name: str) -> str | None:
     """The raw text of a test review, or None when the source keeps ids only (Keras's imdb.npz)."""
     try:
         review = resources.raw_review(source, "test", name)

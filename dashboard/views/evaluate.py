@@ -10,7 +10,7 @@ from core.explain import first_words, paragraphs
 from core.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
 from core.model_file import with_threshold, write_threshold
 from dashboard import figures, resources, widgets
-from dashboard.scored_split import scored_test_split, test_review_text
+from dashboard.scored_split import scored_test_split, review_text
 
 THRESHOLD_KEY = "evaluate_threshold"
 # The model the slider was last set for: a newly chosen model starts the slider at its file's threshold.
@@ -59,7 +59,7 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
     if not wrong:
         st.success("No test review is misclassified at this threshold.")
         return
-    texts = [test_review_text(source, str(names[index])) if names is not None else None for index in shown]
+    texts = [review_text(source, str(names[index])) if names is not None else None for index in shown]
     label_names = predictor.labels
     truth = [label_names[int(labels[index])] for index in shown]
     predicted = [label_names[int(float(scores[index]) >= threshold)] for index in shown]

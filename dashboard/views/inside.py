@@ -100,7 +100,7 @@ with state_column:
     st.plotly_chart(figures.state_figure(shown[step - 1]), key="inside_state")
 with heatmap_column:
     st.subheader("All states over time")
-    st.plotly_chart(figures.states_heatmap(shown, list(tokens), step), key="inside_heatmap")
+    st.plotly_chart(figures.states_heatmap(shown, tokens, step), key="inside_heatmap")
 
 terms = loop_terms(weights, trace, layer_index, step)
 if terms is not None:
