@@ -10,7 +10,7 @@ from core.explain import first_words, paragraphs
 from core.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
 from core.model_file import with_threshold, write_threshold
 from dashboard import figures, resources, widgets
-from dashboard.scored_split import scored_test_split, review_text
+from dashboard.scored_split import review_text, scored_test_split
 
 THRESHOLD_KEY = "evaluate_threshold"
 # The model the slider was last set for: a newly chosen model starts the slider at its file's threshold.
