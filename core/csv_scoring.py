@@ -141,6 +141,13 @@ class ScoredCsv:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def summary(self) -> str:
+        """The rows by label, then the rows without review text if any: "3 negative, 5 positive, 1 empty"."""
+        counts = np.bincount(self.label_codes[self.label_codes >= 0], minlength=len(self.labels))
+        parts = [f"{count:,} {label}" for label, count in zip(self.labels, counts)]
+        empty = int(np.sum(self.error_codes >= 0))
+        return ", ".join(parts + ([f"{empty:,} empty"] if empty else []))
+
     def to_frame(self):
         """A pandas DataFrame with OUTPUT_COLUMNS; label and error are categories (missing where there is none)."""
         import pandas as pd

@@ -94,3 +94,13 @@ def test_one_text_column_rule_for_training_and_scoring(predictor, tmp_path):
     path = tmp_path / "named.csv"
     path.write_text("title,Body\nfirst,good movie\n", encoding="utf-8")
     assert [item.prediction.tokens for item in predictor.predict_csv(path, text_column="body")] == [2]
+
+
+def test_the_summary_counts_rows_by_label_and_the_empty_ones(predictor, tmp_path):
+    scored = score_csv(predictor, _reviews(tmp_path / "reviews.csv"))
+    labels = [label for label in scored.to_frame()["label"] if isinstance(label, str)]
+    negative, positive = labels.count("negative"), labels.count("positive")
+    assert scored.summary() == f"{negative} negative, {positive} positive, 1 empty"
+    full = tmp_path / "full.csv"
+    full.write_text("text\ngood\n", encoding="utf-8")
+    assert score_csv(predictor, full).summary() in ("1 negative, 0 positive", "0 negative, 1 positive")

@@ -136,18 +136,16 @@ def _batch(predictor) -> None:
         table = scored.to_frame()
         # The download is made once here, not on every rerun: for a million rows it takes seconds.
         csv_bytes = table.to_csv(index=False).encode("utf-8")
+        # The table alone is kept, not the typed columns it was made from too: a million rows are tens of megabytes.
         st.session_state[BATCH_KEY] = {
-            "name": uploaded.name, "table": table, "previews": scored.previews, "csv": csv_bytes
+            "name": uploaded.name, "table": table, "summary": scored.summary(), "previews": scored.previews,
+            "csv": csv_bytes,
         }
     batch = st.session_state.get(BATCH_KEY)
     if batch is None:
         return
     table = batch["table"]
-    counts = table["label"].value_counts()
-    summary = ", ".join(f"{counts.get(label, 0):,} {label}" for label in predictor.labels)
-    if table["error"].notna().any():
-        summary += f", {table['error'].notna().sum():,} empty"
-    st.success(widgets.escape_markdown(f"{len(table):,} reviews from {batch['name']}: {summary}"))
+    st.success(widgets.escape_markdown(f"{len(table):,} reviews from {batch['name']}: {batch['summary']}"))
     st.dataframe(
         table.head(TABLE_ROWS).assign(text=list(batch["previews"])),
         key="classify_csv_table",
