@@ -479,11 +479,7 @@ def predict(args: argparse.Namespace) -> int:
                     rows += 1
                     if result.prediction is None:
                         failed += 1
-                        empty = {"label": None, "score": None, "tokens": 0, "unknown_tokens": 0, "truncated": False}
-                        record = {"row": result.row, **empty, "error": result.error}
-                    else:
-                        record = {"row": result.row, **result.prediction.to_dict()}
-                    stream.write(json.dumps(record) + "\n")
+                    stream.write(json.dumps(result.to_dict()) + "\n")
                 if rows == 0:
                     raise ValueError(f"{args.csv} has a header but no rows to classify")
         finally:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.csv_scoring import CsvPrediction, predict_csv
+from core.explain import Explanation, read_words, steps_run
 from core.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -30,6 +31,8 @@ from core.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
 
 __all__ = [
     "METADATA_KEYS",
+    "CsvPrediction",
+    "Explanation",
     "ModelFileError",
     "ModelMetadata",
     "Prediction",
@@ -38,8 +41,6 @@ __all__ = [
     "vocabulary_map",
 ]
 
-TEXT_COLUMNS = ("text", "review")
-
 # Below this many rows a batch is one session.run call: splitting it would cost more in thread hand-offs than it saves.
 MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
@@ -47,8 +48,6 @@ MIN_ROWS_PER_THREAD = 16
 SKIP_BATCH_ROWS = 512
 # predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
 PIPELINE_CHUNK = 2048
-# Python's csv module refuses fields over 128 KiB by default; a pasted review can be longer than that.
-CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,24 +68,6 @@ class Prediction:
             "unknown_tokens": self.unknown_tokens,
             "truncated": self.truncated,
         }
-
-
-@dataclass(frozen=True)
-class CsvPrediction:
-    """One CSV row's result: a prediction, or the reason there is none (an empty review)."""
-
-    row: int  # 1-based data row, the header not counted
-    text: str
-    prediction: Prediction | None
-    error: str | None
-
-
-def _text_lines(stream, path: Path) -> Iterator[str]:
-    """The stream's lines; a NUL byte, which text never holds and the csv module would accept, means a binary file."""
-    for number, line in enumerate(stream, start=1):
-        if "\x00" in line:
-            raise ValueError(f"{path} has a NUL byte on line {number}: it is a binary file, not a CSV text file")
-        yield line
 
 
 class Predictor:
@@ -116,6 +97,7 @@ class Predictor:
         self._pool_lock = threading.Lock()
         # False feeds every row at full sequence_length, as files without padding_skip need (the benchmark's baseline).
         self.use_padding_skip = True
+        self._baseline: float | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Predictor":
@@ -330,6 +312,18 @@ class Predictor:
             for item, score in zip(partial, scores)
         ]
 
+    def _step_values(self, ids: Sequence[int], words_read: int) -> np.ndarray:
+        """step_probability after each of the last words_read ids of one review's id list (start id first), as the
+        model reads it: padded, cut, and fed only as wide as the review when the file skips padding."""
+        length = self.metadata.sequence_length
+        kept = min(len(ids), length)
+        padded = self.pad([ids], kept if self.skips_padding else None)
+        (steps,) = self.trajectory_session.run([self.trajectory_name], {self.input_name: padded})
+        row = steps[0]
+        values = row[len(row) - kept :] if self.metadata.padding == "pre" else row[:kept]
+        # The ids kept are the start id (unless truncation cut it) and the words read: the words' steps come last.
+        return np.asarray(values[len(values) - words_read :], dtype=np.float32)
+
     def trajectory(self, text: str) -> tuple[list[str], np.ndarray]:
         """The review's words as the model read them and the positive probability after each one."""
         if self.trajectory_name is None:
@@ -340,18 +334,48 @@ class Predictor:
             raise ValueError("review is empty")
         metadata = self.metadata
         words = tokenize(text)
-        encoded = metadata.vocabulary.encode_tokens(words)
-        ids = self.pad([encoded.ids], min(len(encoded.ids), metadata.sequence_length) if self.skips_padding else None)
-        (steps,) = self.trajectory_session.run([self.trajectory_name], {self.input_name: ids})
-        length = metadata.sequence_length
-        # Position 0 of the id list is the start id; keep the same cut the padding made, then drop the start step.
-        labelled = ["<start>", *words]
-        kept = labelled[-length:] if metadata.truncating == "pre" else labelled[:length]
-        row = steps[0]
-        values = row[len(row) - len(kept) :] if metadata.padding == "pre" else row[: len(kept)]
-        if kept[:1] == ["<start>"]:
-            kept, values = kept[1:], values[1:]
-        return list(kept), np.asarray(values, dtype=np.float32)
+        read = read_words(words, metadata.sequence_length, metadata.truncating)
+        return read, self._step_values(metadata.vocabulary.encode_tokens(words).ids, len(read))
+
+    @property
+    def baseline(self) -> float:
+        """The positive probability of the start id alone: the model's score before it reads any word."""
+        if self._baseline is None:
+            # Computed once: it depends on the file alone. Two threads may both compute it; they get the same value.
+            self._baseline = float(self.probabilities(self.pad([[self.metadata.vocabulary.start_id]]))[0])
+        return self._baseline
+
+    def explain(self, text: str) -> Explanation:
+        """One review for people, tokenized once: its prediction (as predict gives it), the words read, the
+        probability after each (when the file has step_probability) and the baseline before them, what truncation
+        cut, unknown words, and the recurrence steps run; ValueError when the review is empty."""
+        self._check_texts([text])
+        metadata = self.metadata
+        vocabulary, length = metadata.vocabulary, metadata.sequence_length
+        started = time.perf_counter()
+        words = tokenize(text)
+        encoded = vocabulary.encode_tokens(words)
+        counts = Prediction("", 0.0, encoded.tokens, encoded.unknown, len(encoded.ids) > length)
+        (prediction,) = self._finish([counts], self.sequence_probabilities([encoded.ids]))
+        latency_ms = (time.perf_counter() - started) * 1000
+        read = read_words(words, length, metadata.truncating)
+        skip = metadata.padding_skip if self.skips_padding else None
+        steps = baseline = None
+        if self.has_trajectory:
+            values = self._step_values(encoded.ids, len(read)) if read else ()
+            steps, baseline = tuple(float(value) for value in values), self.baseline
+        return Explanation(
+            prediction=prediction,
+            words=tuple(read),
+            unknown=tuple(vocabulary.id_of(word) == vocabulary.oov_id for word in read),
+            steps=steps,
+            baseline=baseline,
+            sequence_length=length,
+            cut_side="first" if metadata.truncating == "pre" else "last",
+            steps_run=steps_run(len(read), length, self.skips_padding),
+            padding_skip=str(skip.get("method", "")) if skip else None,
+            latency_ms=latency_ms,
+        )
 
     def predict_csv(
         self,
@@ -361,68 +385,5 @@ class Predictor:
         chunk_size: int = 1024,
         progress: Callable[[float, int], None] | None = None,
     ) -> Iterator[CsvPrediction]:
-        """Classify a CSV's reviews chunk by chunk, yielding rows in order; progress(fraction_of_bytes, rows_done)."""
-        path = Path(path)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-        try:
-            total = max(path.stat().st_size, 1)
-            raw = path.open("rb")
-        except FileNotFoundError:
-            raise ValueError(f"no CSV file at {path}") from None
-        except OSError as error:
-            raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-        with raw:
-            stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(_text_lines(stream, path))
-            try:
-                header = next(reader, None)
-                if header is None:
-                    raise ValueError(f"{path} is empty: expected a header row with a text or review column")
-                column = self._text_column(header, text_column, path)
-                done = 0
-                chunk: list[tuple[int, str]] = []
-                for row_number, row in enumerate(reader, start=1):
-                    if not row:
-                        continue
-                    chunk.append((row_number, row[column] if column < len(row) else ""))
-                    if len(chunk) >= chunk_size:
-                        yield from self._predict_rows(chunk)
-                        done += len(chunk)
-                        chunk = []
-                        if progress:
-                            progress(min(raw.tell() / total, 1.0), done)
-                if chunk:
-                    yield from self._predict_rows(chunk)
-                    done += len(chunk)
-                if progress:
-                    progress(1.0, done)
-            except UnicodeDecodeError:
-                raise ValueError(f"{path} is not UTF-8 text: save the CSV as UTF-8") from None
-            except csv.Error as error:
-                raise ValueError(f"{path} is not a readable CSV: {' '.join(str(error).split())}") from None
-
-    @staticmethod
-    def _text_column(header: list[str], text_column: str | None, path: Path) -> int:
-        names = [name.strip() for name in header]
-        if text_column is not None:
-            if text_column not in names:
-                raise ValueError(f"{path} has no column {text_column!r}; its columns: {', '.join(names)}")
-            return names.index(text_column)
-        lowered = [name.lower() for name in names]
-        for candidate in TEXT_COLUMNS:
-            if candidate in lowered:
-                return lowered.index(candidate)
-        raise ValueError(
-            f"{path} has no text or review column (columns: {', '.join(names)}); name one with --text-column"
-        )
-
-    def _predict_rows(self, chunk: list[tuple[int, str]]) -> Iterator[CsvPrediction]:
-        present = [(row, text) for row, text in chunk if text.strip()]
-        predictions = iter(self.predict([text for _, text in present])) if present else iter(())
-        for row, text in chunk:
-            if text.strip():
-                yield CsvPrediction(row, text, next(predictions), None)
-            else:
-                yield CsvPrediction(row, text, None, "review is empty")
+        """Classify a CSV's reviews chunk by chunk, yielding rows in order (core.csv_scoring.predict_csv)."""
+        return predict_csv(self, path, text_column=text_column, chunk_size=chunk_size, progress=progress)

@@ -13,6 +13,8 @@ DEFAULT_THRESHOLD = 0.5
 LOSS_EPSILON = 1e-7
 # Rows a scoring call sends to the model at once: small enough for a progress bar to move, big enough for all cores.
 SCORE_CHUNK = 2048
+# Curves for a page are drawn through at most this many points: 25,000 would make every slider move ship megabytes.
+CURVE_POINTS = 1500
 
 
 def _check(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +213,56 @@ def average_precision(labels, scores) -> float | None:
         return None
     precision, recall, _ = precision_recall_curve(labels, scores)
     return float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
+def thinned(*arrays: np.ndarray, points: int = CURVE_POINTS) -> list[np.ndarray]:
+    """At most points evenly spaced points of a curve given as arrays of one length, both ends kept."""
+    count = len(arrays[0])
+    if count <= points:
+        return list(arrays)
+    keep = np.unique(np.linspace(0, count - 1, points).round().astype(int))
+    return [array[keep] for array in arrays]
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationCurves:
+    """What a page draws of scores against labels: the sweep for any threshold, both curves thinned to at most
+    CURVE_POINTS points, and the areas (None where undefined: one class only, or no positive review)."""
+
+    sweep: ThresholdSweep
+    false_positive_rate: np.ndarray  # the ROC curve's x
+    true_positive_rate: np.ndarray  # the ROC curve's y (recall)
+    precision: np.ndarray  # the precision-recall curve's y
+    recall: np.ndarray  # the precision-recall curve's x
+    roc_auc: float | None
+    average_precision: float | None
+
+
+def evaluation_curves(labels, scores, points: int = CURVE_POINTS) -> EvaluationCurves:
+    """The threshold sweep, the ROC and precision-recall curves (at most points points each) and their areas."""
+    false_positive_rate, true_positive_rate, _ = roc_curve(labels, scores)
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    false_positive_rate, true_positive_rate = thinned(false_positive_rate, true_positive_rate, points=points)
+    recall, precision = thinned(recall, precision, points=points)
+    return EvaluationCurves(
+        sweep=ThresholdSweep.build(labels, scores),
+        false_positive_rate=false_positive_rate,
+        true_positive_rate=true_positive_rate,
+        precision=precision,
+        recall=recall,
+        roc_auc=roc_auc(labels, scores),
+        average_precision=average_precision(labels, scores),
+    )
+
+
+def confident_mistakes(labels, scores, threshold: float, limit: int | None = None) -> tuple[int, np.ndarray]:
+    """How many reviews are misclassified at threshold, and the indices of the most confident of them (at most
+    limit), the most confident first: a negative review scored 0.99 is the most confident mistake there is."""
+    labels, scores = _check(labels, scores)
+    wrong = np.flatnonzero((scores >= threshold) != (labels == 1))
+    # How far the score is from the truth; ties keep the split's order.
+    distance = np.abs(scores[wrong] - labels[wrong])
+    return len(wrong), wrong[np.argsort(-distance, kind="stable")][:limit]
 
 
 def log_loss(labels, scores) -> float:

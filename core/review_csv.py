@@ -11,6 +11,7 @@ import numpy as np
 from core.errors import one_line
 from core.reviews import SHUFFLE_SEED, SPLITS, DataError, Review
 
+# The columns a review's text is looked for in, in this order, by training (csv_reviews) and scoring (core.csv_scoring).
 TEXT_COLUMNS = ("text", "review")
 LABEL_COLUMNS = ("label", "sentiment")
 LABEL_VALUES = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1}
@@ -19,16 +20,27 @@ TEST_FRACTION = 0.2  # share of the rows held out for testing when the CSV has n
 FIELD_LIMIT = 2**31 - 1
 
 
-def _csv_column(header: list[str], wanted: Sequence[str], path: Path, what: str) -> int:
+def find_column(header: Sequence[str], wanted: Sequence[str]) -> int | None:
+    """The index of the first of wanted that header holds (the exact name, else the same name ignoring case and
+    surrounding spaces), or None: the one rule for naming a CSV column, a text column above all."""
     lowered = [name.strip().lower() for name in header]
     for name in wanted:
         if name in header:
-            return header.index(name)
+            return list(header).index(name)
         if name.strip().lower() in lowered:
             return lowered.index(name.strip().lower())
+    return None
+
+
+def text_column_index(header: Sequence[str], text_column: str | None = None) -> int | None:
+    """Where a CSV's review text is: the column named text_column, else the first of TEXT_COLUMNS; None if absent."""
+    return find_column(header, [text_column] if text_column else TEXT_COLUMNS)
+
+
+def _no_column(header: list[str], wanted: Sequence[str], path: Path, what: str) -> DataError:
     found = ", ".join(repr(name[:40]) for name in header[:10]) + (", ..." if len(header) > 10 else "")
     expected = " or ".join(repr(name) for name in wanted)
-    raise DataError(f"CSV {path} has no {what} column: expected {expected}, found {found or 'no columns'}")
+    return DataError(f"CSV {path} has no {what} column: expected {expected}, found {found or 'no columns'}")
 
 
 def _utf8_lines(file, path: Path) -> Iterator[str]:
@@ -60,8 +72,12 @@ def csv_reviews(path: Path, text_column: str | None = None) -> dict[str, list[Re
             line = reader.line_num
             if header is None or not any(cell.strip() for cell in header):
                 raise DataError(f"CSV {path} is empty: it needs a header row with text and label columns, then reviews")
-            text_index = _csv_column(header, [text_column] if text_column else TEXT_COLUMNS, path, "text")
-            label_index = _csv_column(header, LABEL_COLUMNS, path, "label")
+            text_index = text_column_index(header, text_column)
+            if text_index is None:
+                raise _no_column(header, [text_column] if text_column else TEXT_COLUMNS, path, "text")
+            label_index = find_column(header, LABEL_COLUMNS)
+            if label_index is None:
+                raise _no_column(header, LABEL_COLUMNS, path, "label")
             lowered = [name.strip().lower() for name in header]
             split_index = lowered.index("split") if "split" in lowered else None
             needed = max(text_index, label_index, split_index or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -205,48 +206,13 @@ VISIBLE_STEP = 0.01
 STRONG_STEP = 0.05
 
 
-def trajectory_figure(words: list[str], steps: list[float], changes: list[float], threshold: float) -> go.Figure:
-    """The positive probability after every word, each marker coloured by how much that word moved it."""
-    import plotly.graph_objects as go
-
-    positions = list(range(1, len(words) + 1))
-    figure = go.Figure(
-        go.Scatter(
-            x=positions,
-            y=steps,
-            mode="lines+markers",
-            line={"color": "#9ca3af", "width": 1.5},
-            marker={
-                "color": changes,
-                "colorscale": "RdYlGn",
-                "cmid": 0.0,
-                "size": 7 if len(words) <= 200 else 4,
-                "colorbar": {"title": {"text": "change"}, "tickformat": "+.0%"},
-            },
-            # Words are letters, digits and apostrophes only (the tokenizer drops everything else): safe as hover text.
-            customdata=[[word, change] for word, change in zip(words, changes)],
-            hovertemplate="word %{x}: <b>%{customdata[0]}</b><br>positive %{y:.1%} (%{customdata[1]:+.1%})<extra></extra>",
-        )
-    )
-    figure.add_hline(y=threshold, line_dash="dot", line_color="#6b7280", annotation_text="threshold")
-    figure.update_layout(
-        height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="after word",
-        yaxis={"title": "positive probability", "range": [0, 1], "tickformat": ".0%"},
-    )
-    if len(words) <= 30:
-        figure.update_xaxes(tickvals=positions, ticktext=words, tickangle=-45)
-    return figure
-
-
-def coloured_words(words: list[str], changes: list[float], vocabulary) -> str:
-    """The review's words as markdown, coloured by the change each made; unknown words in italics."""
+def coloured_words(words: Sequence[str], changes: Sequence[float], unknown: Sequence[bool]) -> str:
+    """The review's words as markdown, coloured by the change each made; unknown words (flagged) in italics."""
     # Every word is markdown-escaped inside the colour directive: user text is never read as markup or HTML.
     pieces = []
-    for word, change in zip(words, changes):
+    for word, change, outside in zip(words, changes, unknown):
         text = escape_markdown(word)
-        if vocabulary.id_of(word) == vocabulary.oov_id:
+        if outside:
             text = f"*{text}*"
         if abs(change) >= STRONG_STEP:
             text = f"**{text}**"

@@ -177,3 +177,43 @@ def test_bad_input_is_one_clear_line(labels, scores, message):
     with pytest.raises(ValueError, match=message) as raised:
         metrics.evaluation_report(labels, scores)
     assert "\n" not in str(raised.value)
+
+
+def test_thinned_keeps_both_ends_and_at_most_the_points_asked_for():
+    x, y = np.arange(5001), np.arange(5001) * 2
+    thin_x, thin_y = metrics.thinned(x, y, points=100)
+    assert len(thin_x) == len(thin_y) <= 100
+    assert (thin_x[0], thin_x[-1], thin_y[-1]) == (0, 5000, 10000)
+    np.testing.assert_array_equal(thin_y, thin_x * 2)  # the same points of both arrays
+    short = np.arange(10.0)
+    assert metrics.thinned(short, points=100)[0] is short
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_evaluation_curves_are_the_curves_thinned(case):
+    labels, scores = CASES[case]
+    curves = metrics.evaluation_curves(labels, scores, points=50)
+    fpr, tpr, _ = metrics.roc_curve(labels, scores)
+    precision, recall, _ = metrics.precision_recall_curve(labels, scores)
+    assert len(curves.false_positive_rate) <= 50 and len(curves.recall) <= 50
+    if len(fpr) <= 50:
+        np.testing.assert_array_equal(curves.false_positive_rate, fpr)
+        np.testing.assert_array_equal(curves.true_positive_rate, tpr)
+    assert (curves.recall[0], curves.recall[-1]) == (recall[0], recall[-1])
+    assert (curves.precision[0], curves.precision[-1]) == (precision[0], precision[-1])
+    assert curves.roc_auc == metrics.roc_auc(labels, scores)
+    assert curves.average_precision == metrics.average_precision(labels, scores)
+    assert curves.sweep.at(0.5) == metrics.confusion(labels, scores, 0.5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_confident_mistakes_are_every_mistake_furthest_from_the_truth_first(case):
+    labels, scores = (np.asarray(values) for values in CASES[case])
+    for threshold in (0.3, 0.5, 0.8):
+        count, shown = metrics.confident_mistakes(labels, scores, threshold)
+        wrong = (scores.astype(np.float64) >= threshold) != (labels == 1)
+        assert count == wrong.sum() and sorted(shown.tolist()) == np.flatnonzero(wrong).tolist()
+        distance = np.abs(scores[shown].astype(np.float64) - labels[shown])
+        assert distance.tolist() == sorted(distance.tolist(), reverse=True)
+        _, first = metrics.confident_mistakes(labels, scores, threshold, limit=3)
+        assert first.tolist() == shown[:3].tolist()

@@ -1,12 +1,11 @@
 """Classify page: one review or a CSV of them with an exported .onnx model, through onnxruntime only (no TensorFlow)."""
 
-import time
-from array import array
-
 import streamlit as st
 
+from core.csv_scoring import score_csv
 from core.examples import EXAMPLE_REVIEWS
-from dashboard import resources, widgets
+from core.explain import Explanation
+from dashboard import figures, resources, widgets
 
 REVIEW_KEY = "classify_review"
 RESULT_KEY = "classify_result"
@@ -25,76 +24,52 @@ def _take_example() -> None:
         st.session_state["classify_example"] = None
 
 
-def _words_read(prediction, predictor) -> int:
-    # The start id takes one of the sequence_length places unless "pre" truncation cut it off.
-    length = predictor.sequence_length
-    if not prediction.truncated:
-        return prediction.tokens
-    return length if predictor.metadata.truncating == "pre" else length - 1
-
-
-def _classify(predictor, model_path, text: str) -> dict:
-    started = time.perf_counter()
-    prediction = predictor.predict(text)[0]
-    latency_ms = (time.perf_counter() - started) * 1000
-    result = {"model": str(model_path), "prediction": prediction, "latency_ms": latency_ms, "words": None}
-    if predictor.has_trajectory and prediction.tokens:
-        words, steps = predictor.trajectory(text)
-        # The probability before the first word: the start id alone, as the model sees it before any word.
-        baseline = float(predictor.probabilities(predictor.pad([[predictor.vocabulary.start_id]]))[0])
-        result.update(words=words, steps=[float(step) for step in steps], baseline=baseline)
-    return result
-
-
-def _show_result(result: dict, predictor) -> None:
-    prediction = result["prediction"]
-    read = _words_read(prediction, predictor)
+def _show_result(explanation: Explanation, predictor) -> None:
+    prediction, read = explanation.prediction, explanation.words_read
     top = st.columns(3)
     top[0].metric("Positive probability", f"{prediction.score:.1%}", border=True)
     top[1].metric("Label", prediction.label, border=True)
-    top[2].metric("Latency", f"{result['latency_ms']:.1f} ms", border=True, help="predict() on the server")
+    top[2].metric("Latency", f"{explanation.latency_ms:.1f} ms", border=True, help="predict() on the server")
     counts = st.columns(3)
     counts[0].metric("Tokens used", f"{read:,}", help="Words the model read (the start marker not counted)")
     counts[1].metric("Unknown", f"{prediction.unknown_tokens:,}", help="Words outside the vocabulary, read as <unk>")
     counts[2].metric(
-        "Cut off", f"{prediction.tokens - read:,}", help=f"Words beyond the sequence length of {predictor.sequence_length}"
+        "Cut off",
+        f"{explanation.words_cut:,}",
+        help=f"Words beyond the sequence length of {explanation.sequence_length}",
     )
-    skip = predictor.metadata.padding_skip if predictor.skips_padding else None
-    if skip:
+    if explanation.padding_skip is not None:
         why = (
             "a masked model, whose padded steps leave the state unchanged"
-            if skip.get("method") == "sequence_lens"
+            if explanation.masked_padding_skip
             else "it starts from the state the padding would have left"
         )
-        steps = min(read + 1, predictor.sequence_length)
         st.caption(
-            f"The recurrence ran {steps:,} steps, not {predictor.sequence_length:,}: this file skips the padding "
-            f"({why}), with the same score."
+            f"The recurrence ran {explanation.steps_run:,} steps, not {explanation.sequence_length:,}: this file skips "
+            f"the padding ({why}), with the same score."
         )
     if prediction.tokens == 0:
         st.info("The review holds no words (only punctuation, symbols or emoji): the score is the model's prior.")
     elif prediction.unknown_tokens == prediction.tokens:
         st.warning("None of the review's words are in the model's vocabulary: the score says little.")
-    if prediction.tokens > read:
-        side = "first" if predictor.metadata.truncating == "pre" else "last"
+    if explanation.words_cut:
         st.caption(
-            f"The model reads {predictor.sequence_length} ids: the review's {side} {prediction.tokens - read:,} words "
-            "were cut off."
+            f"The model reads {explanation.sequence_length} ids: the review's {explanation.cut_side} "
+            f"{explanation.words_cut:,} words were cut off."
         )
 
-    if result["words"] is None:
-        if prediction.tokens:
-            st.info("This model file has no step_probability output: export it with --trajectory to see the chart.")
+    if explanation.steps is None and prediction.tokens:
+        st.info("This model file has no step_probability output: export it with --trajectory to see the chart.")
+    if not explanation.steps:
         return
-    words, steps = result["words"], result["steps"]
-    changes = [after - before for before, after in zip([result["baseline"], *steps[:-1]], steps)]
+    words, steps, changes = explanation.words, explanation.steps, explanation.changes
     st.subheader("Sentiment over time")
-    st.plotly_chart(widgets.trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
+    st.plotly_chart(figures.trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
     st.caption(
         "Each word coloured by how much it moved the positive probability: green up, red down, bold by 5 points or "
         "more; words in italics are unknown to the model, which reads them all as one <unk> word."
     )
-    st.markdown(widgets.coloured_words(words, changes, predictor.vocabulary))
+    st.markdown(widgets.coloured_words(words, changes, explanation.unknown))
 
 
 # A fragment: a click on Classify reruns this part alone, not the model picker, the sidebar or the batch tab.
@@ -114,65 +89,20 @@ def _single_review(predictor, model_path) -> None:
             st.warning("The review is empty: type or paste some text, or pick an example above.")
             return
         try:
-            st.session_state[RESULT_KEY] = _classify(predictor, model_path, text)
+            # One call into core: the prediction, the words read, the probability after each, the cut and the steps.
+            st.session_state[RESULT_KEY] = {"model": str(model_path), "explanation": predictor.explain(text)}
         except ValueError as error:
             st.session_state.pop(RESULT_KEY, None)
             st.error(widgets.message(str(error)))
             return
     result = st.session_state.get(RESULT_KEY)
     if result is not None and result["model"] == str(model_path):
-        _show_result(result, predictor)
+        _show_result(result["explanation"], predictor)
     elif predictor.has_trajectory:
         # An empty chart until the first result: the browser loads its charting code now, not after the click.
         st.subheader("Sentiment over time")
-        st.plotly_chart(widgets.trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
+        st.plotly_chart(figures.trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
         st.caption("Classify a review to see its positive probability after every word.")
-
-
-def _predict_table(predictor, path, text_column: str | None, progress):
-    """Every row of the CSV at path as a table (row, label, score, counts, error) and the first rows' text."""
-    import numpy as np
-    import pandas as pd
-
-    # Typed arrays, not a dict a row: a million rows must stay far below a gigabyte. Labels and errors are stored as
-    # codes into a short list (-1 for none); an empty review has no label and no score (NaN).
-    rows, codes, scores = array("l"), array("b"), array("d")
-    tokens, unknown, truncated, error_codes = array("l"), array("l"), array("b"), array("l")
-    messages: list[str] = []
-    previews = []
-    for item in predictor.predict_csv(path, text_column=text_column, progress=progress):
-        prediction = item.prediction
-        rows.append(item.row)
-        if prediction is None:
-            if item.error not in messages:
-                messages.append(item.error)
-            codes.append(-1)
-            scores.append(float("nan"))
-            tokens.append(0)
-            unknown.append(0)
-            truncated.append(0)
-            error_codes.append(messages.index(item.error))
-        else:
-            codes.append(predictor.labels.index(prediction.label))
-            scores.append(prediction.score)
-            tokens.append(prediction.tokens)
-            unknown.append(prediction.unknown_tokens)
-            truncated.append(prediction.truncated)
-            error_codes.append(-1)
-        if len(previews) < TABLE_ROWS:
-            previews.append(item.text[:120])
-    table = pd.DataFrame(
-        {
-            "row": np.asarray(rows, dtype=np.int64),
-            "label": pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(predictor.labels)),
-            "score": np.asarray(scores, dtype=np.float64),
-            "tokens": np.asarray(tokens, dtype=np.int64),
-            "unknown_tokens": np.asarray(unknown, dtype=np.int64),
-            "truncated": np.asarray(truncated, dtype=bool),
-            "error": pd.Categorical.from_codes(np.asarray(error_codes, dtype=np.int64), categories=messages),
-        }
-    )
-    return table, previews
 
 
 @st.fragment
@@ -184,11 +114,12 @@ def _batch(predictor) -> None:
         path = resources.save_upload(uploaded.getvalue(), ".csv")
         bar = st.progress(0.0, text="Classifying...")
         try:
-            table, previews = _predict_table(
+            scored = score_csv(
                 predictor,
                 path,
                 column.strip() or None,
                 lambda fraction, done: bar.progress(fraction, text=f"{done:,} reviews classified"),
+                preview_rows=TABLE_ROWS,
             )
         except ValueError as error:
             st.session_state.pop(BATCH_KEY, None)
@@ -198,24 +129,25 @@ def _batch(predictor) -> None:
             return
         finally:
             bar.empty()
-        if table.empty:
+        if not len(scored):
             st.session_state.pop(BATCH_KEY, None)
             st.warning(widgets.escape_markdown(f"{uploaded.name} has a header but no reviews."))
             return
+        table = scored.to_frame()
         # The download is made once here, not on every rerun: for a million rows it takes seconds.
         csv_bytes = table.to_csv(index=False).encode("utf-8")
-        st.session_state[BATCH_KEY] = {"name": uploaded.name, "table": table, "previews": previews, "csv": csv_bytes}
+        # The table alone is kept, not the typed columns it was made from too: a million rows are tens of megabytes.
+        st.session_state[BATCH_KEY] = {
+            "name": uploaded.name, "table": table, "summary": scored.summary(), "previews": scored.previews,
+            "csv": csv_bytes,
+        }
     batch = st.session_state.get(BATCH_KEY)
     if batch is None:
         return
     table = batch["table"]
-    counts = table["label"].value_counts()
-    summary = ", ".join(f"{counts.get(label, 0):,} {label}" for label in predictor.labels)
-    if table["error"].notna().any():
-        summary += f", {table['error'].notna().sum():,} empty"
-    st.success(widgets.escape_markdown(f"{len(table):,} reviews from {batch['name']}: {summary}"))
+    st.success(widgets.escape_markdown(f"{len(table):,} reviews from {batch['name']}: {batch['summary']}"))
     st.dataframe(
-        table.head(TABLE_ROWS).assign(text=batch["previews"]),
+        table.head(TABLE_ROWS).assign(text=list(batch["previews"])),
         key="classify_csv_table",
         hide_index=True,
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},

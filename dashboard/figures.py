@@ -1,0 +1,150 @@
+"""The plotly figures of the Classify, Evaluate and Inside-the-RNN pages: each takes plain values, returns a figure."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.metrics import EvaluationCurves, ThresholdMetrics
+
+
+def trajectory_figure(
+    words: Sequence[str], steps: Sequence[float], changes: Sequence[float], threshold: float
+) -> go.Figure:
+    """The positive probability after every word, each marker coloured by how much that word moved it."""
+    positions = list(range(1, len(words) + 1))
+    figure = go.Figure(
+        go.Scatter(
+            x=positions,
+            y=steps,
+            mode="lines+markers",
+            line={"color": "#9ca3af", "width": 1.5},
+            marker={
+                "color": changes,
+                "colorscale": "RdYlGn",
+                "cmid": 0.0,
+                "size": 7 if len(words) <= 200 else 4,
+                "colorbar": {"title": {"text": "change"}, "tickformat": "+.0%"},
+            },
+            # Words are letters, digits and apostrophes only (the tokenizer drops everything else): safe as hover text.
+            customdata=[[word, change] for word, change in zip(words, changes)],
+            hovertemplate="word %{x}: <b>%{customdata[0]}</b><br>positive %{y:.1%} (%{customdata[1]:+.1%})<extra></extra>",
+        )
+    )
+    figure.add_hline(y=threshold, line_dash="dot", line_color="#6b7280", annotation_text="threshold")
+    figure.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="after word",
+        yaxis={"title": "positive probability", "range": [0, 1], "tickformat": ".0%"},
+    )
+    if len(words) <= 30:
+        figure.update_xaxes(tickvals=positions, ticktext=words, tickangle=-45)
+    return figure
+
+
+def confusion_figure(metrics: ThresholdMetrics, labels: tuple[str, str]) -> go.Figure:
+    """The confusion matrix of metrics (a ThresholdMetrics): actual labels down, predicted across."""
+    counts = [[metrics.tn, metrics.fp], [metrics.fn, metrics.tp]]
+    figure = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=list(labels),
+            y=list(labels),
+            text=[[f"{value:,}" for value in row] for row in counts],
+            texttemplate="%{text}",
+            textfont={"size": 18},
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="actually %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title="Confusion matrix",
+        xaxis={"title": "predicted", "tickangle": 0},
+        yaxis={"title": "actual", "autorange": "reversed"},
+    )
+    return figure
+
+
+def _curve_figure(x, y, point, title: str, x_title: str, y_title: str, diagonal: bool) -> go.Figure:
+    """A curve (ROC or precision-recall) with the point of the chosen threshold marked; diagonal adds chance."""
+    figure = go.Figure(go.Scatter(x=x, y=y, mode="lines", name=title, line={"color": "#2563eb"}))
+    if diagonal:
+        figure.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#9ca3af"})
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=[point[0]], y=[point[1]], mode="markers", name="this threshold", marker={"size": 12, "color": "#dc2626"}
+        )
+    )
+    figure.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title=title,
+        xaxis={"title": x_title, "range": [0, 1]},
+        yaxis={"title": y_title, "range": [0, 1.02]},
+        showlegend=False,
+    )
+    return figure
+
+
+def _area(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def roc_figure(curves: EvaluationCurves, at: ThresholdMetrics) -> go.Figure:
+    """The ROC curve with its area in the title, the threshold's point marked, chance as the diagonal."""
+    return _curve_figure(
+        curves.false_positive_rate, curves.true_positive_rate, (at.false_positive_rate, at.recall),
+        f"ROC curve (AUC {_area(curves.roc_auc)})", "false-positive rate", "true-positive rate (recall)", diagonal=True,
+    )
+
+
+def precision_recall_figure(curves: EvaluationCurves, at: ThresholdMetrics) -> go.Figure:
+    """The precision-recall curve with its average precision in the title, the threshold's point marked."""
+    return _curve_figure(
+        curves.recall, curves.precision, (at.recall, at.precision),
+        f"Precision-recall (AP {_area(curves.average_precision)})", "recall", "precision", diagonal=False,
+    )
+
+
+def state_figure(state: np.ndarray) -> go.Figure:
+    """One state vector as bars, a unit each, coloured from -1 (red) to 1 (blue)."""
+    figure = go.Figure(
+        go.Bar(
+            x=list(range(len(state))),
+            y=state,
+            marker={"color": state, "colorscale": "RdBu", "cmin": -1, "cmax": 1},
+            hovertemplate="unit %{x}: %{y:.3f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=280, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="unit", yaxis={"range": [-1.05, 1.05]}
+    )
+    return figure
+
+
+def states_heatmap(states: np.ndarray, tokens: Sequence[str], step: int) -> go.Figure:
+    """Every state over the review's steps (units down, steps across), the chosen step marked."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=states.T,
+            x=list(range(1, len(tokens) + 1)),
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            # Plotly reads a few HTML tags in hover text; escaped, markers like <unk> show as they are.
+            customdata=np.tile(np.array([html.escape(token) for token in tokens], dtype=object), (states.shape[1], 1)),
+            hovertemplate="step %{x} (%{customdata}), unit %{y}: %{z:.3f}<extra></extra>",
+        )
+    )
+    figure.add_vline(x=step, line_color="#111827", line_width=2)
+    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="step", yaxis_title="unit")
+    return figure
