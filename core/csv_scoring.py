@@ -137,6 +137,7 @@ class ScoredCsv:
     error_codes: np.ndarray  # int64: index into errors, -1 for a scored row
     errors: tuple[str, ...]  # each distinct error message once
     previews: tuple[str, ...]  # the text of the first rows, PREVIEW_CHARACTERS at most each
+    capped: bool = False  # the CSV had more rows than score_csv's max_rows: only the first ones are here
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -171,15 +172,22 @@ def score_csv(
     text_column: str | None = None,
     progress: Callable[[float, int], None] | None = None,
     preview_rows: int = 5_000,
+    max_rows: int | None = None,
 ) -> ScoredCsv:
     """Every row of the CSV at path scored (each row's record as CsvPrediction.to_dict gives it), and the text of the
-    first preview_rows rows."""
+    first preview_rows rows; with max_rows, only that many rows, and ScoredCsv.capped says whether more were left."""
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     label_index = {label: code for code, label in enumerate(predictor.labels)}
     rows, codes, scores = array("l"), array("l"), array("d")
     tokens, unknown, truncated, error_codes = array("l"), array("l"), array("b"), array("l")
     errors: dict[str, int] = {}
     previews: list[str] = []
+    capped = False
     for item in predict_csv(predictor, path, text_column=text_column, progress=progress):
+        if max_rows is not None and len(rows) >= max_rows:
+            capped = True
+            break
         record = item.to_dict()
         rows.append(record["row"])
         codes.append(-1 if record["label"] is None else label_index[record["label"]])
@@ -202,4 +210,5 @@ def score_csv(
         error_codes=np.asarray(error_codes, dtype=np.int64),
         errors=tuple(errors),
         previews=tuple(previews),
+        capped=capped,
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
@@ -44,6 +47,19 @@ def describe_source(source: str | None) -> str:
 # The session keys naming the uploaded CSV for people, and the hash of the last upload put in use.
 UPLOAD_NAME_KEY = "data_source_name"
 UPLOAD_HASH_KEY = "data_upload_applied"
+
+
+@contextmanager
+def uploaded_file(data: bytes, suffix: str, keep: bool) -> Iterator[Path]:
+    """An upload as a file on the server: kept in the cache (save_upload) when keep, else a temporary file removed
+    when the block ends (read-only mode stores nothing). The user's file name never becomes a path."""
+    if keep:
+        yield save_upload(data, suffix)
+        return
+    with tempfile.TemporaryDirectory(prefix="imdb-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        yield path
 
 
 def save_upload(data: bytes, suffix: str) -> Path:

@@ -112,11 +112,16 @@ UPLOAD_MODEL_OPTION = "Upload an .onnx file"
 
 def model_choice_ui(models: dict, key: str):
     """Pick a model: one of models (label -> .onnx path) or an uploaded file; its path, or None while none is chosen."""
+    from dashboard import access
     from dashboard.resources import save_upload
 
-    choice = st.selectbox("Model", [*models, UPLOAD_MODEL_OPTION], key=key)
+    # An upload is stored on the server, so read-only mode does not offer it (and refuses it if asked anyway).
+    writable = access.can_write()
+    choice = st.selectbox("Model", [*models, *([UPLOAD_MODEL_OPTION] if writable else [])], key=key)
     if choice != UPLOAD_MODEL_OPTION:
-        return models[choice]
+        return models.get(choice)
+    if not access.require_write("storing an uploaded model"):
+        return None
     uploaded = st.file_uploader(
         "An .onnx file exported by this project (python -m core export RUN_DIR)", type=["onnx"], key=f"{key}_upload"
     )

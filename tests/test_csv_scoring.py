@@ -104,3 +104,15 @@ def test_the_summary_counts_rows_by_label_and_the_empty_ones(predictor, tmp_path
     full = tmp_path / "full.csv"
     full.write_text("text\ngood\n", encoding="utf-8")
     assert score_csv(predictor, full).summary() in ("1 negative, 0 positive", "0 negative, 1 positive")
+
+
+def test_max_rows_scores_only_the_first_rows_and_says_more_were_left(predictor, tmp_path):
+    path = tmp_path / "many.csv"
+    path.write_text("text\n" + "".join(f"review number {index}\n" for index in range(25)), encoding="utf-8")
+    capped = score_csv(predictor, path, max_rows=10)
+    assert len(capped) == 10 and capped.capped and list(capped.rows) == list(range(1, 11))
+    exact = score_csv(predictor, path, max_rows=25)
+    assert len(exact) == 25 and not exact.capped
+    assert not score_csv(predictor, path).capped
+    with pytest.raises(ValueError, match="max_rows"):
+        score_csv(predictor, path, max_rows=0)

@@ -5,7 +5,7 @@ import streamlit as st
 from core.csv_scoring import score_csv
 from core.examples import EXAMPLE_REVIEWS
 from core.explain import Explanation
-from dashboard import figures, resources, widgets
+from dashboard import access, figures, resources, widgets
 
 REVIEW_KEY = "classify_review"
 RESULT_KEY = "classify_result"
@@ -111,16 +111,20 @@ def _batch(predictor) -> None:
     column = st.text_input("Text column (blank: the column named text or review)", key="classify_csv_column")
     start = st.button("Classify the CSV", key="classify_csv_run", disabled=uploaded is None, icon=":material/table:")
     if start and uploaded is not None:
-        path = resources.save_upload(uploaded.getvalue(), ".csv")
+        # A session that may write keeps the upload in the cache; a read-only one scores a temporary copy, removed
+        # at once, and at most batch_row_cap() rows of it.
+        cap = access.batch_row_cap()
         bar = st.progress(0.0, text="Classifying...")
         try:
-            scored = score_csv(
-                predictor,
-                path,
-                column.strip() or None,
-                lambda fraction, done: bar.progress(fraction, text=f"{done:,} reviews classified"),
-                preview_rows=TABLE_ROWS,
-            )
+            with resources.uploaded_file(uploaded.getvalue(), ".csv", keep=cap is None) as path:
+                scored = score_csv(
+                    predictor,
+                    path,
+                    column.strip() or None,
+                    lambda fraction, done: bar.progress(fraction, text=f"{done:,} reviews classified"),
+                    preview_rows=TABLE_ROWS,
+                    max_rows=cap,
+                )
         except ValueError as error:
             st.session_state.pop(BATCH_KEY, None)
             # The stored copy has a hashed name; say the user's own file name instead. The message may quote the
@@ -139,7 +143,7 @@ def _batch(predictor) -> None:
         # The table alone is kept, not the typed columns it was made from too: a million rows are tens of megabytes.
         st.session_state[BATCH_KEY] = {
             "name": uploaded.name, "table": table, "summary": scored.summary(), "previews": scored.previews,
-            "csv": csv_bytes,
+            "csv": csv_bytes, "capped": cap if scored.capped else None,
         }
     batch = st.session_state.get(BATCH_KEY)
     if batch is None:
@@ -152,12 +156,14 @@ def _batch(predictor) -> None:
         hide_index=True,
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},
     )
+    if batch.get("capped"):
+        st.warning(f"Read-only mode classifies the first {batch['capped']:,} rows of a CSV: the rest were not read.")
     if len(table) > TABLE_ROWS:
         st.caption(f"The first {TABLE_ROWS:,} rows are shown; the download holds all {len(table):,}.")
     st.download_button(
         "Download predictions as CSV",
         data=batch["csv"],
-        file_name=f"predictions-{batch['name'].rsplit('.', 1)[0]}.csv",
+        file_name=access.download_name(f"predictions-{batch['name'].rsplit('.', 1)[0]}", ".csv"),
         mime="text/csv",
         key="classify_csv_download",
         on_click="ignore",
@@ -166,6 +172,7 @@ def _batch(predictor) -> None:
 
 
 st.title("Classify a review")
+access.read_only_note_ui()
 
 # Inputs: the model.
 model_path, predictor = widgets.predictor_choice_ui("classify_model")

@@ -9,7 +9,7 @@ from core import paths
 from core.explain import first_words, paragraphs
 from core.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
 from core.model_file import with_threshold, write_threshold
-from dashboard import figures, resources, widgets
+from dashboard import access, figures, resources, widgets
 from dashboard.scored_split import review_text, scored_test_split
 
 THRESHOLD_KEY = "evaluate_threshold"
@@ -29,7 +29,7 @@ def _save_threshold_ui(model_path: Path, writable: bool, threshold: float) -> No
             key="evaluate_save",
             icon=":material/save:",
             help="Writes the threshold into this run's model.onnx: Classify and python -m core predict then use it.",
-        ):
+        ) and access.require_write("saving a threshold into the model file"):
             try:
                 previous = write_threshold(model_path, threshold)
             except (ValueError, OSError) as error:
@@ -154,6 +154,7 @@ def _evaluation(
 
 
 st.title("Evaluate a model")
+access.read_only_note_ui()
 
 # Inputs: the model, chosen as on the Classify page.
 model_path, predictor = widgets.predictor_choice_ui("evaluate_model")
@@ -185,8 +186,11 @@ if st.session_state.get(THRESHOLD_MODEL_KEY) != str(model_path):
     st.session_state[THRESHOLD_KEY] = min(max(round(predictor.threshold, 3), 0.001), 0.999)
 
 curves = evaluation_curves(scored["labels"], scored["scores"])
-# Exported runs' files are the user's to change; the shipped model and uploads get a downloadable copy instead.
+# Exported runs' files are the user's to change; the shipped model, uploads and read-only sessions get a downloadable
+# copy instead.
 writable = (
-    model_path in resources.classify_models().values() and Path(model_path).resolve() != paths.DEFAULT_MODEL.resolve()
+    access.can_write()
+    and model_path in resources.classify_models().values()
+    and Path(model_path).resolve() != paths.DEFAULT_MODEL.resolve()
 )
 _evaluation(predictor, model_path, writable, scored, curves, source)

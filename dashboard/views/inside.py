@@ -8,7 +8,7 @@ import streamlit as st
 from core.examples import EXAMPLE_REVIEWS
 from core.runs import read_vocabulary
 from core.trace import compare_implementations, loop_terms, trace_review
-from dashboard import figures, resources, widgets
+from dashboard import access, figures, resources, widgets
 
 STEP_KEY = "inside_step"
 STEP_FOR_KEY = "inside_step_review"
@@ -28,6 +28,7 @@ for input_t in inputs:  # embeddings
 
 
 st.title("Inside the RNN")
+access.read_only_note_ui()
 st.markdown(
     "The book's pseudocode and NumPy loop (6.2), run here on a trained run's own weights: "
     "`state_t = tanh(W x_t + U state_(t-1) + b)`, one token at a time."
