@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from core.cli import main
+from core.config import ExperimentConfig, ModelConfig
 from core.inference import Predictor
 from core.model_file import ModelFileError
 from core.quantize import QUANTIZATION_KEY, QuantizeError, compare_quantized, int8_path, quantize_file
@@ -75,7 +76,9 @@ def _hand_built(cell: str = "RNN", outlier: float | None = None, seed: int = 0) 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     vocabulary = Vocabulary(words=(RESERVED_WORD, *WORDS), num_words=NUM_WORDS)
     metadata = _metadata(
-        vocabulary=vocabulary, sequence_length=LENGTH, config={"model": {"vocabulary_size": NUM_WORDS}}
+        vocabulary=vocabulary,
+        sequence_length=LENGTH,
+        config=ExperimentConfig(ModelConfig(vocabulary_size=NUM_WORDS, sequence_length=LENGTH)),
     )
     helper.set_model_props(model, metadata.to_props())
     onnx.checker.check_model(model, full_check=True)
