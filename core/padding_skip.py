@@ -84,7 +84,7 @@ def pad_state_tables(proto, sequence_length: int, pad_id: int = 0) -> list[tuple
     graph = proto.graph
     nodes = recurrent_nodes(graph)
     if not nodes:
-        raise PaddingSkipError("the graph has no RNN, GRU or LSTM node")
+        raise PaddingSkipError(f"the graph has no recurrent node ({', '.join(cells.RECURRENT_OPS)})")
     constants = graph_constants(graph)
     for node in nodes:
         missing = [name for name in node.input[1:4] if name not in constants]

@@ -13,10 +13,10 @@ from core import cells
 class RecurrentWeights:
     """One recurrent layer's arrays, in Keras's layout (gates side by side along the last axis, see core.cells)."""
 
-    cell: str  # simple_rnn, lstm or gru
+    cell: str  # a cell type of core.cells
     kernel: np.ndarray  # (inputs, gates * units): W, applied to the layer's input
     recurrent_kernel: np.ndarray  # (units, gates * units): U, applied to the previous state
-    bias: np.ndarray  # (gates * units,); GRU: (2, 3 * units), input bias then recurrent bias
+    bias: np.ndarray  # (gates * units,), or (2, gates * units): input bias then recurrent bias (GRU reset_after)
     return_sequences: bool
 
     @property
