@@ -33,7 +33,7 @@ def batched_simple_rnn(proto) -> int:
         outputs = list(node.output) + [""] * (2 - len(node.output))
         prefix = node.name
         # The Scan computes in Keras's layout: x_t W + b, then h U.
-        kernel, recurrent, bias = SIMPLE_RNN.keras_weights(*(constants[name] for name in inputs[1:4]))
+        kernel, recurrent, bias = SIMPLE_RNN.to_keras(*(constants[name] for name in inputs[1:4]))
         units = recurrent.shape[0]
         outer = [
             numpy_helper.from_array(kernel.copy(), f"{prefix}/scan_kernel"),

@@ -117,7 +117,7 @@ class Cell:
         blocks = dict(zip(source, np.split(matrix, len(source))))
         return np.concatenate([blocks[gate] for gate in target])
 
-    def onnx_weights(self, kernel, recurrent_kernel, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    def to_onnx(self, kernel, recurrent_kernel, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Keras weights -> the ONNX op's W, R, B and its attributes (hidden_size included)."""
         keras, onnx = self.keras_gates, self.onnx_gates
         kernel, recurrent_kernel, bias = (np.asarray(value) for value in (kernel, recurrent_kernel, bias))
@@ -136,7 +136,7 @@ class Cell:
             attributes,
         )
 
-    def keras_weights(self, packed_kernel, packed_recurrent, packed_bias, attributes: dict | None = None):
+    def to_keras(self, packed_kernel, packed_recurrent, packed_bias, attributes: dict | None = None):
         """The ONNX op's W, R, B (and its attributes) -> Keras's kernel, recurrent_kernel, bias."""
         keras, onnx = self.keras_gates, self.onnx_gates
         kernel, recurrent, bias = (np.asarray(value)[0] for value in (packed_kernel, packed_recurrent, packed_bias))

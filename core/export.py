@@ -1,4 +1,4 @@
-"""Export a trained model to one self-describing .onnx file with native RNN/GRU/LSTM ops, checked against Keras."""
+"""Export a trained model (the TensorFlow side): tf2onnx, the ONNX wing's passes, Keras parity, one .onnx file."""
 
 from __future__ import annotations
 

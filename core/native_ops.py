@@ -33,7 +33,7 @@ def _native_node(layer, cell: cells.Cell, sequence: str, output: str):
     if layer.get_config().get("activation") != "tanh":
         raise ExportError(f"{layer.name}: only tanh {cell.label} layers can be exported")
     kernel, recurrent_kernel, bias = (np.asarray(weight, dtype=np.float32) for weight in layer.get_weights())
-    packed_kernel, packed_recurrent, packed_bias, attributes = cell.onnx_weights(kernel, recurrent_kernel, bias)
+    packed_kernel, packed_recurrent, packed_bias, attributes = cell.to_onnx(kernel, recurrent_kernel, bias)
     prefix = layer.name
     initializers = [
         numpy_helper.from_array(packed_kernel, f"{prefix}/W"),
@@ -241,7 +241,7 @@ def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
     for node, spec in zip(recurrent_nodes_anywhere(graph), config.recurrent_layers, strict=True):
         cell = cells.by_onnx_op(node.op_type)
         packed = [constants[name] for name in node.input[1:4]]
-        weights += list(cell.keras_weights(*packed, node_attributes(node)))
+        weights += list(cell.to_keras(*packed, node_attributes(node)))
     # The head, walked back from the probability output: Sigmoid <- [Add bias] <- MatMul kernel [<- Relu <- ...].
     head: list[np.ndarray] = []
     tensor = written_by[OUTPUT_NAME].input[0]

@@ -56,7 +56,7 @@ def run_onnx_cell(node, weights: dict[str, np.ndarray], inputs: np.ndarray) -> t
     _check_plain(node)
     cell = cells.by_onnx_op(node.op_type)
     packed = [weights[name].astype(np.float64) for name in node.input[1:4]]
-    kernel, recurrent_kernel, bias = cell.keras_weights(*packed, node_attributes(node))
+    kernel, recurrent_kernel, bias = cell.to_keras(*packed, node_attributes(node))
     layer = RecurrentWeights(cell.name, kernel, recurrent_kernel, bias, return_sequences=True)
     states, carries = run_layer(layer, np.asarray(inputs, dtype=np.float64)[np.newaxis])
     return states[0], None if carries is None else carries[0]

@@ -69,12 +69,12 @@ def test_the_parameter_formula_counts_what_keras_builds(name):
 def test_keras_weights_go_to_onnx_and_back_unchanged(name):
     entry = cells.cell(name)
     kernel, recurrent_kernel, bias = _keras_arrays(entry)
-    packed_kernel, packed_recurrent, packed_bias, attributes = entry.onnx_weights(kernel, recurrent_kernel, bias)
+    packed_kernel, packed_recurrent, packed_bias, attributes = entry.to_onnx(kernel, recurrent_kernel, bias)
     assert packed_kernel.shape == (1, entry.gates * UNITS, FEATURES)
     assert packed_recurrent.shape == (1, entry.gates * UNITS, UNITS)
     assert packed_bias.shape == (1, 2 * entry.gates * UNITS)
     assert attributes["hidden_size"] == UNITS
-    back = entry.keras_weights(packed_kernel, packed_recurrent, packed_bias, attributes)
+    back = entry.to_keras(packed_kernel, packed_recurrent, packed_bias, attributes)
     for original, recovered in zip((kernel, recurrent_kernel, bias), back):
         np.testing.assert_array_equal(original, recovered)
 
@@ -89,7 +89,7 @@ def test_the_numpy_step_equals_onnxruntime_on_the_converted_weights(name, bias_r
     """One NumPy step per cell, in Keras's layout, against onnxruntime's op fed the converted weights."""
     entry = cells.cell(name)
     keras_arrays = _keras_arrays(entry, seed=1, bias_rows=bias_rows)
-    *packed, attributes = entry.onnx_weights(*keras_arrays)
+    *packed, attributes = entry.to_onnx(*keras_arrays)
     assert attributes.get("linear_before_reset", 0) == (1 if name == "gru" and bias_rows is None else 0)
     inputs = np.random.default_rng(2).normal(0, 1, (STEPS, FEATURES)).astype(np.float32)
     states, carries = run_layer(RecurrentWeights(name, *keras_arrays, True), inputs[np.newaxis])

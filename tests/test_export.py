@@ -13,7 +13,7 @@ import onnx
 import onnxruntime
 import pytest
 
-from core import export, parity
+from core import cells, export, parity
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.examples import EXAMPLE_REVIEWS
 from core.export import ExportError, export_model, export_run
@@ -100,8 +100,8 @@ def test_one_native_op_per_recurrent_layer_and_no_loop(exported, name):
     model = onnx.load(result.path)
     counts = export.op_counts(model)
     assert counts == result.op_counts
-    for cell, op_type in (("simple_rnn", "RNN"), ("gru", "GRU"), ("lstm", "LSTM")):
-        assert counts.get(op_type, 0) == sum(layer.cell == cell for layer in config.recurrent_layers), counts
+    for cell in cells.CELLS.values():
+        assert counts.get(cell.onnx_op, 0) == sum(layer.cell == cell.name for layer in config.recurrent_layers), counts
     assert "Loop" not in counts
     # A SimpleRNN layer is one If: its RNN node for small batches, a Scan of Gemm + Tanh for big ones.
     simple = sum(layer.cell == "simple_rnn" for layer in config.recurrent_layers)

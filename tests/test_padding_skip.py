@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import batched_rnn, export, padding_skip, upgrade
+from core import batched_rnn, cells, export, padding_skip, upgrade
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
@@ -225,20 +225,21 @@ def test_upgrading_an_old_file_gives_the_same_scores_in_fewer_steps(tmp_path):
     assert not (tmp_path / "again.onnx").exists()
 
 
-@pytest.mark.parametrize("op_type", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("op_type", cells.RECURRENT_OPS)
 def test_the_numpy_cells_follow_onnxruntime(op_type):
     """run_onnx_cell, which makes the pad-state tables, against onnxruntime's own op on random weights."""
     from onnx import TensorProto, helper, numpy_helper
 
     generator = np.random.default_rng(1)
     units, features, steps = 5, 3, 9
-    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op_type]
+    entry = cells.by_onnx_op(op_type)
+    gates = entry.gates
     weights = {
         "W": generator.normal(0, 0.8, (1, gates * units, features)).astype(np.float32),
         "R": generator.normal(0, 0.8, (1, gates * units, units)).astype(np.float32),
         "B": generator.normal(0, 0.8, (1, 2 * gates * units)).astype(np.float32),
     }
-    extra = {"linear_before_reset": 1} if op_type == "GRU" else {}
+    extra = {entry.reset_after_attribute: 1} if entry.reset_after_attribute else {}
     node = helper.make_node(op_type, ["X", "W", "R", "B"], ["Y"], hidden_size=units, **extra)
     graph = helper.make_graph(
         [node], "cell", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [steps, 1, features])],
@@ -251,7 +252,7 @@ def test_the_numpy_cells_follow_onnxruntime(op_type):
     (expected,) = session.run(None, {"X": inputs[:, np.newaxis]})
     states, carries = padding_skip.run_onnx_cell(node, weights, inputs)
     assert np.max(np.abs(states - expected[:, 0, 0])) <= 1e-5
-    assert (carries is not None) == (op_type == "LSTM")
+    assert (carries is not None) == entry.has_carry
 
 
 # The fast ASCII tokenizer must give exactly the regex's tokens.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import cells
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.data import Dataset, Split
 from core.keras_archive import read_model_weights
@@ -37,7 +38,7 @@ def recurrent_outputs(model, ids: np.ndarray) -> list[np.ndarray]:
     """What every recurrent layer of a Keras model outputs for ids."""
     import keras
 
-    recurrent = [layer for layer in model.layers if type(layer).__name__ in ("SimpleRNN", "LSTM", "GRU")]
+    recurrent = [layer for layer in model.layers if cells.by_keras_class(type(layer).__name__) is not None]
     probe = keras.Model(model.inputs[0], [layer.output for layer in recurrent])
     outputs = probe(ids)
     return [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
