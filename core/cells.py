@@ -57,6 +57,12 @@ def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
     return update * state + (1.0 - update) * candidate, carry
 
 
+def _reorder(matrix: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    """matrix's gate blocks along axis 0, from source order to target order."""
+    blocks = dict(zip(source, np.split(matrix, len(source))))
+    return np.concatenate([blocks[gate] for gate in target])
+
+
 @dataclass(frozen=True, eq=False)
 class Cell:
     """One recurrent cell type, as Keras, ONNX, NumPy and the pages know it."""
@@ -112,42 +118,37 @@ class Cell:
                     f"layer {layer_name}: the NumPy reference handles only {self.label} layers with {key}={value}"
                 )
 
-    def _reorder(self, matrix: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
-        """matrix's gate blocks along axis 0, from source order to target order."""
-        blocks = dict(zip(source, np.split(matrix, len(source))))
-        return np.concatenate([blocks[gate] for gate in target])
-
     def to_onnx(self, kernel, recurrent_kernel, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """Keras weights -> the ONNX op's W, R, B and its attributes (hidden_size included)."""
-        keras, onnx = self.keras_gates, self.onnx_gates
+        keras_order, onnx_order = self.keras_gates, self.onnx_gates
         kernel, recurrent_kernel, bias = (np.asarray(value) for value in (kernel, recurrent_kernel, bias))
         attributes = {"hidden_size": recurrent_kernel.shape[0], **self.export_attributes}
         if bias.ndim == 2:
             if self.reset_after_attribute is None:
                 raise ValueError(f"{self.label} has one bias vector, got {bias.shape[0]}")
             attributes[self.reset_after_attribute] = 1
-            packed = np.concatenate([self._reorder(bias[0], keras, onnx), self._reorder(bias[1], keras, onnx)])
+            packed = np.concatenate([_reorder(row, keras_order, onnx_order) for row in bias])
         else:
-            packed = np.concatenate([self._reorder(bias, keras, onnx), np.zeros_like(bias)])
+            packed = np.concatenate([_reorder(bias, keras_order, onnx_order), np.zeros_like(bias)])
         return (
-            self._reorder(kernel.T, keras, onnx)[np.newaxis].copy(),
-            self._reorder(recurrent_kernel.T, keras, onnx)[np.newaxis].copy(),
+            _reorder(kernel.T, keras_order, onnx_order)[np.newaxis].copy(),
+            _reorder(recurrent_kernel.T, keras_order, onnx_order)[np.newaxis].copy(),
             packed[np.newaxis],
             attributes,
         )
 
     def to_keras(self, packed_kernel, packed_recurrent, packed_bias, attributes: dict | None = None):
         """The ONNX op's W, R, B (and its attributes) -> Keras's kernel, recurrent_kernel, bias."""
-        keras, onnx = self.keras_gates, self.onnx_gates
+        keras_order, onnx_order = self.keras_gates, self.onnx_gates
         kernel, recurrent, bias = (np.asarray(value)[0] for value in (packed_kernel, packed_recurrent, packed_bias))
         size = kernel.shape[0]  # gates * units
         input_bias, recurrent_bias = bias[:size], bias[size:]
         reset_after = self.reset_after_attribute and (attributes or {}).get(self.reset_after_attribute, 0)
         if reset_after:
-            keras_bias = np.stack([self._reorder(input_bias, onnx, keras), self._reorder(recurrent_bias, onnx, keras)])
+            keras_bias = np.stack([_reorder(row, onnx_order, keras_order) for row in (input_bias, recurrent_bias)])
         else:
-            keras_bias = self._reorder(input_bias + recurrent_bias, onnx, keras)
-        return self._reorder(kernel, onnx, keras).T, self._reorder(recurrent, onnx, keras).T, keras_bias
+            keras_bias = _reorder(input_bias + recurrent_bias, onnx_order, keras_order)
+        return _reorder(kernel, onnx_order, keras_order).T, _reorder(recurrent, onnx_order, keras_order).T, keras_bias
 
 
 _NO_QUANTIZER = "onnxruntime's dynamic quantization has no quantizer for {op}: W, R and B stay float32"
