@@ -1,5 +1,7 @@
-"""SimpleRNN's batch path, without TensorFlow: an If that runs big batches as a Scan of Gemm + Tanh and small ones on
-the RNN node; undoing it; and the probability-only graph the Predictor answers plain predictions with."""
+"""SimpleRNN's batch path without TensorFlow: an If running big batches as a Scan of Gemm + Tanh, small ones on RNN.
+
+Also its undoing (native_only), and the probability-only graph the Predictor answers plain predictions with.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The native-op rewrite, without TensorFlow: one ONNX RNN/GRU node per recurrent layer in place of tf2onnx's Loops,
-the tidying passes after it, and the Keras weights read back from the rewritten graph."""
+"""The native-op rewrite without TensorFlow: tf2onnx's Loops become RNN/GRU nodes, then tidying; weights read back."""
 
 from __future__ import annotations
 
