@@ -65,11 +65,10 @@ def main() -> int:
     import keras
     import onnx
 
-    from core.config import ModelConfig
     from core.model import build_model
-    from core.onnx_graph import keras_weights
+    from core.native_ops import keras_weights
 
-    config = ModelConfig.from_dict(predictor.config["model"])
+    config = predictor.config.model
     model = build_model(config)
     model.set_weights(keras_weights(onnx.load(args.model), config))
     vocabulary = predictor.vocabulary
@@ -87,7 +86,7 @@ def main() -> int:
 
     # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
     from core.model_file import load_session
-    from core.onnx_graph import native_only
+    from core.batched_rnn import native_only
 
     proto = onnx.load(args.model)
     native_only(proto)

@@ -107,16 +107,15 @@ def run_bench(
     import onnxruntime
     import tensorflow as tf
 
-    from core.config import ModelConfig
     from core.export import convert
-    from core.onnx_graph import keras_weights
     from core.model import build_model
+    from core.native_ops import keras_weights
 
     def say(message: str) -> None:
         if progress:
             progress(message)
 
-    config = ModelConfig.from_dict(predictor.config["model"])
+    config = predictor.config.model
     # The Keras model is rebuilt from the file alone: its config metadata and its initializers.
     model = build_model(config)
     model.set_weights(keras_weights(onnx.load(str(model_path)), config))

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-CELL_TYPES = ("simple_rnn", "lstm", "gru")
+from core import cells
+
+CELL_TYPES = cells.CELL_TYPES  # the registry's cell types (core.cells), importable from here as before
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 PAD_SIDES = ("pre", "post")
 
@@ -54,7 +56,7 @@ def _check_keys(cls: type, data: Any) -> dict:
 class RecurrentLayerConfig:
     """One recurrent layer of the stack."""
 
-    cell: str = "simple_rnn"  # simple_rnn, lstm or gru
+    cell: str = "simple_rnn"  # one of CELL_TYPES (core.cells)
     units: int = 32  # size of the state vector
     dropout: float = 0.0  # dropout on the layer's inputs, training only
     recurrent_dropout: float = 0.0  # dropout on the recurrent state, training only

@@ -1,4 +1,4 @@
-"""Export a trained model to one self-describing .onnx file with native RNN/GRU/LSTM ops, checked against Keras."""
+"""Export a trained model (the TensorFlow side): tf2onnx, the ONNX wing's passes, Keras parity, one .onnx file."""
 
 from __future__ import annotations
 
@@ -12,27 +12,29 @@ from pathlib import Path
 
 import numpy as np
 
+from core import parity
 from core.atomic import write_bytes
+from core.batched_rnn import batched_simple_rnn
 from core.config import ExperimentConfig, ModelConfig
 from core.errors import first_line
-from core.model import layer_names
+from core.model import model_layers, sequence_copy
 from core.model_file import (
     DEFAULT_THRESHOLD,
     INPUT_NAME,
     OUTPUT_NAME,
-    PARITY_TOLERANCE,
-    TRAJECTORY_TOLERANCE,
     TRAJECTORY_NAME,
     ModelMetadata,
-    session_options,
 )
-from core.onnx_graph import ExportError, batched_simple_rnn, keras_weights, op_counts, use_native_ops
+from core.native_ops import use_native_ops
+from core.onnx_graph import ExportError, model_props, op_counts, set_props
 from core.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
-from core.padding_skip import PaddingSkipError, output_differences, skip_padding
+from core.padding_skip import PaddingSkipError, skip_padding
 from core.reviews import LABELS
+from core.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
 from core.text import Vocabulary, pad_sequences
 
-__all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "keras_weights", "op_counts"]
+# op_counts is re-exported: the dashboard's Export page counts a file's ops through core.export.
+__all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "op_counts", "skips_padding"]
 
 OPSET = 17
 PARITY_REVIEWS = 300  # real test reviews checked at export, when the run's data can be read
@@ -52,14 +54,6 @@ class ExportResult:
     trajectory_max_abs_diff: float | None = None  # the same for step_probability, when the file has it
 
 
-def _layers(model, config: ModelConfig):
-    """The Keras layers of a build_model model: embedding, recurrent layers, head (hidden Dense, output)."""
-    names = layer_names(config)
-    layers = [model.get_layer(name) for name in names]
-    count = len(config.recurrent_layers)
-    return layers[0], layers[1 : 1 + count], layers[1 + count :]
-
-
 def _check_exportable(config: ModelConfig) -> None:
     if not config.is_classifier:
         raise ExportError(
@@ -67,20 +61,12 @@ def _check_exportable(config: ModelConfig) -> None:
         )
 
 
-def _sequence_copy(layer):
-    """The same recurrent layer (same weights) returning its output at every step, for the trajectory output."""
-    copy = type(layer).from_config({**layer.get_config(), "return_sequences": True, "name": layer.name + "_steps"})
-    copy.build((None, None, layer.get_weights()[0].shape[0]))  # the kernel's rows are the layer's input width
-    copy.set_weights(layer.get_weights())
-    return copy
-
-
 def _forward_function(model, config: ModelConfig, trajectory: bool, strip_mask: bool = True):
     """A tf.function over the model's own layers with a named, fully dynamic [batch, sequence] int32 input."""
     import tensorflow as tf
 
-    embedding, recurrent, head = _layers(model, config)
-    last = _sequence_copy(recurrent[-1]) if trajectory else recurrent[-1]
+    embedding, recurrent, head = model_layers(model, config)
+    last = sequence_copy(recurrent[-1]) if trajectory else recurrent[-1]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=INPUT_NAME)])
     def forward(input_ids):
@@ -130,7 +116,7 @@ def convert(
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=forward.input_signature, opset=OPSET)
     if not native:
         return proto
-    _, recurrent, _ = _layers(model, config)
+    _, recurrent, _ = model_layers(model, config)
     use_native_ops(proto, config, recurrent)
     if padding_skip and skips_padding(config):
         try:
@@ -143,72 +129,10 @@ def convert(
             )
         except PaddingSkipError as error:
             raise ExportError(f"cannot skip padding: {error}") from None
-        onnx_helper_set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
+        set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
     if padding_skip:
         batched_simple_rnn(proto)
     return proto
-
-
-def _props(proto) -> dict[str, str]:
-    return {prop.key: prop.value for prop in proto.metadata_props}
-
-
-def onnx_helper_set_props(proto, props: dict[str, str]) -> None:
-    """Add or replace metadata_props entries, keeping the others."""
-    existing = _props(proto)
-    existing.update(props)
-    del proto.metadata_props[:]
-    for key, value in existing.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
-def random_ids(config: ModelConfig, rows: int, seed: int = 0) -> np.ndarray:
-    """Random reviews as the model sees them: start id, random word ids, some rows pre- or post-padded."""
-    generator = np.random.default_rng(seed)
-    length = config.sequence_length
-    ids = generator.integers(3, config.vocabulary_size, size=(rows, length), dtype=np.int32)
-    ids[:, 0] = 1
-    for row in range(1, rows, 2):
-        keep = int(generator.integers(1, length + 1))
-        ids[row] = pad_sequences([ids[row, :keep]], length, config.padding, config.truncating)[0]
-    return ids
-
-
-def _keras_outputs(model, config: ModelConfig, ids: np.ndarray, trajectory: bool) -> dict[str, np.ndarray]:
-    import keras
-
-    outputs = {OUTPUT_NAME: np.asarray(model.predict(ids, batch_size=256, verbose=0)).reshape(len(ids), 1)}
-    if trajectory:
-        embedding, recurrent, head = _layers(model, config)
-        inputs = keras.Input(shape=(None,), dtype="int32")
-        values = embedding(inputs)
-        for layer in recurrent[:-1]:
-            values = layer(values)
-        values = _sequence_copy(recurrent[-1])(values)
-        for layer in head:
-            values = layer(values)
-        steps = keras.Model(inputs, values).predict(ids, batch_size=256, verbose=0)
-        outputs[TRAJECTORY_NAME] = np.asarray(steps)[..., 0]
-    return outputs
-
-
-def parity(proto, model, config: ModelConfig, ids: np.ndarray, *, trajectory: bool = False) -> dict[str, float]:
-    """Output name -> largest |Keras - onnxruntime| over the given id rows; for a file that skips padding, also with
-    each batch cut to its longest row, against Keras on the full padding."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(
-        proto.SerializeToString(), sess_options=session_options(), providers=["CPUExecutionProvider"]
-    )
-    return output_differences(
-        session,
-        _keras_outputs(model, config, ids, trajectory),
-        ids,
-        padding=config.padding,
-        masked=config.mask_padding,
-        skips=bool(_props(proto).get(PADDING_SKIP_KEY)),
-    )
 
 
 def _versions() -> dict[str, str]:
@@ -267,20 +191,18 @@ def export_model(
         )
         parity_inputs = parity_inputs or f"{len(EXAMPLE_REVIEWS)} example reviews"
     parity_inputs = f"{parity_inputs or f'{len(parity_ids)} given reviews'} and {RANDOM_PARITY_ROWS} random id rows"
-    ids = np.concatenate([np.asarray(parity_ids, dtype=np.int32), random_ids(config, RANDOM_PARITY_ROWS)])
-    differences = parity(proto, model, config, ids, trajectory=trajectory)
+    ids = np.concatenate([np.asarray(parity_ids, dtype=np.int32), parity.random_ids(config, RANDOM_PARITY_ROWS)])
+    differences = parity.keras_differences(proto, model, config, ids, trajectory=trajectory)
     difference = differences[OUTPUT_NAME]
     steps_difference = differences.get(TRAJECTORY_NAME)
-    if not difference <= PARITY_TOLERANCE:  # also catches NaN
+    failure = parity.exceeded(differences)
+    if failure is not None:
+        name, worst, limit = failure
+        which = "onnxruntime" if name == OUTPUT_NAME else f"onnxruntime's {name}"
         raise ExportError(
-            f"onnxruntime differs from Keras by {difference:.3g} (limit {PARITY_TOLERANCE:g}) on {parity_inputs}: "
-            "the file was not written"
+            f"{which} differs from Keras by {worst:.3g} (limit {limit:g}) on {parity_inputs}: the file was not written"
         )
-    if steps_difference is not None and not steps_difference <= TRAJECTORY_TOLERANCE:
-        raise ExportError(
-            f"onnxruntime's step_probability differs from Keras by {steps_difference:.3g} (limit "
-            f"{TRAJECTORY_TOLERANCE:g}) on {parity_inputs}: the file was not written"
-        )
+    skip_description = model_props(proto).get(PADDING_SKIP_KEY)
     metadata = ModelMetadata(
         vocabulary=vocabulary,
         sequence_length=config.sequence_length,
@@ -288,12 +210,12 @@ def export_model(
         truncating=config.truncating,
         labels=LABELS,
         threshold=DEFAULT_THRESHOLD,
-        config=experiment.to_dict(),
+        config=experiment,
         metrics=dict(metrics),
         parity_max_abs_diff=difference,
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        padding_skip=_props(proto).get(PADDING_SKIP_KEY) and json.loads(_props(proto)[PADDING_SKIP_KEY]),
+        padding_skip=json.loads(skip_description) if skip_description else None,
     )
     onnx.helper.set_model_props(proto, metadata.to_props())
     proto.producer_name = "imdb-rnn core.export"
@@ -317,40 +239,27 @@ def export_model(
     )
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ExportError(f"cannot read the {what} {path}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ExportError(f"the {what} {path} is not valid JSON: {error}") from None
+def _real_review_ids(run, vocabulary: Vocabulary, config: ModelConfig) -> tuple[np.ndarray, str] | None:
+    """A few hundred test reviews of the run's data (or IMDB_DATA), encoded with the run's vocabulary; None when no
+    review text can be read. Only the test split's texts are read: no training split, vocabulary or cache is built."""
+    from core.data import read_reviews
 
-
-def _real_review_ids(run_info: dict, vocabulary: Vocabulary, config: ModelConfig) -> tuple[np.ndarray, str] | None:
-    """A few hundred encoded test reviews from the run's data (or IMDB_DATA), or None when it cannot be read."""
-    from core.paths import data_source
-
-    recorded = run_info.get("data") if isinstance(run_info, dict) else None
-    recorded = recorded if isinstance(recorded, dict) else {}
-    candidates = [
-        source
-        for source in (recorded.get("path"), data_source())
-        if isinstance(source, str) and source and Path(source).exists()
-    ]
-    if not candidates:
+    source = run.data_source()
+    if source is None or not Path(source).exists():
         return None
     try:
-        from core.data import load_dataset
-
-        dataset = load_dataset(candidates[0], num_words=vocabulary.num_words)
-    except (ValueError, OSError, ImportError):
+        reviews = read_reviews(source, "test")
+    except (ValueError, OSError):
         return None
-    test = dataset.test
-    if not len(test):
+    if not reviews:
         return None
-    rows = np.random.default_rng(0).choice(len(test), size=min(PARITY_REVIEWS, len(test)), replace=False)
-    ids = pad_sequences([test.ids(int(row)) for row in rows], config.sequence_length, config.padding, config.truncating)
-    return ids, f"{len(rows)} test reviews of {dataset.source}"
+    # The same rows as the cached dataset's test split would give: read_reviews keeps its order.
+    rows = np.random.default_rng(0).choice(len(reviews), size=min(PARITY_REVIEWS, len(reviews)), replace=False)
+    encoded = [vocabulary.encode(reviews[int(row)].text).ids for row in rows]
+    ids = pad_sequences(encoded, config.sequence_length, config.padding, config.truncating)
+    # The run recorded how its data reads for people ("Stanford archive ..."); another source is named by its path.
+    described = run.data.get("source") if source == run.recorded_source else None
+    return ids, f"{len(rows)} test reviews of {described or source}"
 
 
 def export_run(
@@ -369,49 +278,47 @@ def export_run(
     out = Path(out) if out else run_dir / "model.onnx"
     if out.is_dir():
         raise ExportError(f"{out} is a folder: give the path of the .onnx file to write, such as {out / 'model.onnx'}")
-    for name in ("config.json", "vocab.json", "model.keras"):
+    for name in (CONFIG_FILE, VOCABULARY_FILE, MODEL_FILE):
         if not (run_dir / name).is_file():
             raise ExportError(f"run {run_dir} has no {name}: only finished runs can be exported")
-    run_info = _read_json(run_dir / "run.json", "run status") if (run_dir / "run.json").is_file() else {}
-    if isinstance(run_info, dict) and run_info.get("status") == "running":
-        from core.runs import read_run
-
-        # A run whose process died still says "running" in run.json; read_run tells the two apart.
-        if read_run(run_dir).status == "running":
-            raise ExportError(f"run {run_dir} is still training: export it when it has finished")
+    run = read_run(run_dir)
+    # read_run tells a live training from a run whose process died while run.json still says "running".
+    if run.status == "running":
+        raise ExportError(f"run {run_dir} is still training: export it when it has finished")
+    if run.config is None:
+        raise ExportError(f"run {run_dir} cannot be exported: {run.broken}")
+    if run.metrics is None and (run_dir / METRICS_FILE).is_file():
+        raise ExportError(f"run {run_dir} cannot be exported: {METRICS_FILE} is corrupt")
     try:
-        experiment = ExperimentConfig.from_dict(_read_json(run_dir / "config.json", "run config"))
-        vocabulary = Vocabulary.from_dict(_read_json(run_dir / "vocab.json", "vocabulary"))
-    except ExportError:
-        raise
+        vocabulary = read_vocabulary(run_dir)
     except ValueError as error:
         raise ExportError(f"run {run_dir} cannot be exported: {error}") from None
-    metrics = _read_json(run_dir / "metrics.json", "metrics") if (run_dir / "metrics.json").is_file() else {}
+    experiment = run.config
     config = experiment.model
     _check_exportable(config)
     import keras  # after the checks: a mistyped folder fails in milliseconds, not after TensorFlow's start-up
 
     try:
-        model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+        model = keras.saving.load_model(run.model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
         message = first_line(error)
-        raise ExportError(f"cannot load {run_dir / 'model.keras'}: {message}") from None
+        raise ExportError(f"cannot load {run.model_path}: {message}") from None
     if parity_reviews is not None:
         texts = [text for text in parity_reviews if text.strip()]
         if not texts:
             raise ExportError("parity_reviews holds no non-empty review")
-        parity = pad_sequences(
+        given = pad_sequences(
             [vocabulary.encode(text).ids for text in texts], config.sequence_length, config.padding, config.truncating
         )
-        real = (parity, f"{len(texts)} given reviews")
+        real = (given, f"{len(texts)} given reviews")
     else:
-        real = _real_review_ids(run_info, vocabulary, config)
+        real = _real_review_ids(run, vocabulary, config)
     parity_ids, parity_inputs = real if real is not None else (None, "")
     return export_model(
         model,
         experiment,
         vocabulary,
-        metrics,
+        run.metrics or {},
         out,
         trajectory=trajectory,
         parity_ids=parity_ids,

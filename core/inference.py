@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import ExperimentConfig
 from core.csv_scoring import CsvPrediction, predict_csv
 from core.explain import Explanation, read_words, steps_run
 from core.model_file import (
@@ -102,22 +103,14 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | Path) -> "Predictor":
         """Check and load an exported file; ModelFileError (a ValueError) with one line when it cannot be used."""
+        from core.batched_rnn import plain_prediction_graph
+
         # A text rule this version does not know is refused with the metadata (Vocabulary checks its name).
         data, model, metadata = read_model_file(path)
-        outputs = [output.name for output in model.graph.output]
-        if TRAJECTORY_NAME not in outputs or OUTPUT_NAME not in outputs:
+        # A file with step_probability gets a second session on a copy that answers probability alone (see
+        # plain_prediction_graph for why); the file's own graph answers the trajectory.
+        if not plain_prediction_graph(model):
             return cls(load_session(data, str(path)), metadata, Path(path))
-        # onnxruntime computes every output of a graph whatever run() asks for, and the per-step head costs a third
-        # of a batch's time; a copy of the graph without it answers plain predictions.
-        kept = [output for output in model.graph.output if output.name != TRAJECTORY_NAME]
-        del model.graph.output[:]
-        model.graph.output.extend(kept)
-        from core.onnx_graph import batched_simple_rnn, native_only, prune_graph
-
-        # Rebuilt around the pruned graph, a SimpleRNN layer's batch path (a Scan) no longer writes every step.
-        if native_only(model):
-            batched_simple_rnn(model)
-        prune_graph(model.graph)
         session = load_session(model.SerializeToString(), str(path))
         return cls(session, metadata, Path(path), trajectory_session=load_session(data, str(path)))
 
@@ -147,7 +140,7 @@ class Predictor:
         return self.metadata.sequence_length
 
     @property
-    def config(self) -> dict:
+    def config(self) -> ExperimentConfig:
         return self.metadata.config
 
     @property

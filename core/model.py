@@ -1,12 +1,12 @@
-"""Build the Keras model of a ModelConfig, and describe it (shapes, parameters, formulas) without building it."""
+"""Build the Keras model of a ModelConfig, find its layers, and describe it (shapes, parameters) without building it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import cells
 from core.config import ModelConfig
 
-KERAS_LAYER_TYPES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 BYTES_PER_PARAMETER = 4  # float32 weights
 
 
@@ -57,15 +57,6 @@ def layer_names(config: ModelConfig) -> list[str]:
     return names
 
 
-def _recurrent_params(cell: str, inputs: int, units: int) -> tuple[int, str]:
-    if cell == "simple_rnn":
-        return units * (inputs + units + 1), f"u*(in+u+1) = {units}*({inputs}+{units}+1)"
-    if cell == "lstm":
-        return 4 * units * (inputs + units + 1), f"4*u*(in+u+1) = 4*{units}*({inputs}+{units}+1)"
-    # Keras 3 GRU uses reset_after=True: two bias vectors of 3u each.
-    return 3 * units * (inputs + units + 2), f"3*u*(in+u+2) = 3*{units}*({inputs}+{units}+2)"
-
-
 def describe(config: ModelConfig) -> ModelDescription:
     """Summarize the model of config from arithmetic alone: no weights are built."""
     names = iter(layer_names(config))
@@ -84,10 +75,11 @@ def describe(config: ModelConfig) -> ModelDescription:
     width = config.embedding_dim
     last = len(config.recurrent_layers) - 1
     for index, layer in enumerate(config.recurrent_layers):
-        params, formula = _recurrent_params(layer.cell, width, layer.units)
+        cell = cells.cell(layer.cell)
+        params, formula = cell.parameters(width, layer.units), cell.formula(width, layer.units)
         sequences = index < last or config.last_return_sequences
         shape = (None, length, layer.units) if sequences else (None, layer.units)
-        rows.append(LayerSummary(next(names), KERAS_LAYER_TYPES[layer.cell], shape, params, f"{formula} = {params:,}"))
+        rows.append(LayerSummary(next(names), cell.keras_class, shape, params, f"{formula} = {params:,}"))
         width = layer.units
     for units in ([config.hidden_dense_units] if config.hidden_dense_units else []) + (
         [1] if config.output_layer else []
@@ -113,10 +105,9 @@ def build_model(config: ModelConfig):
         ),
     ]
     last = len(config.recurrent_layers) - 1
-    recurrent_classes = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
     for index, layer in enumerate(config.recurrent_layers):
         stack.append(
-            recurrent_classes[layer.cell](
+            cells.cell(layer.cell).keras_layer()(
                 layer.units,
                 dropout=layer.dropout,
                 recurrent_dropout=layer.recurrent_dropout,
@@ -129,3 +120,18 @@ def build_model(config: ModelConfig):
     if config.output_layer:
         stack.append(layers.Dense(1, activation="sigmoid", name=next(names)))
     return keras.Sequential(stack, name="imdb_" + "_".join(layer.cell for layer in config.recurrent_layers))
+
+
+def model_layers(model, config: ModelConfig):
+    """The Keras layers of a build_model model: embedding, recurrent layers, head (hidden Dense, output)."""
+    layers = [model.get_layer(name) for name in layer_names(config)]
+    count = len(config.recurrent_layers)
+    return layers[0], layers[1 : 1 + count], layers[1 + count :]
+
+
+def sequence_copy(layer):
+    """The same recurrent layer (same weights) returning its output at every step, for the trajectory output."""
+    copy = type(layer).from_config({**layer.get_config(), "return_sequences": True, "name": layer.name + "_steps"})
+    copy.build((None, None, layer.get_weights()[0].shape[0]))  # the kernel's rows are the layer's input width
+    copy.set_weights(layer.get_weights())
+    return copy

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import ExperimentConfig
 from core.errors import first_line
 from core.text import Vocabulary
 
@@ -59,7 +60,7 @@ class ModelMetadata:
     truncating: str
     labels: tuple[str, str]
     threshold: float
-    config: dict  # the run's ExperimentConfig as JSON
+    config: ExperimentConfig  # the run's config, stored as its JSON
     metrics: dict  # the run's test metrics
     parity_max_abs_diff: float  # Keras vs onnxruntime, measured at export
     versions: dict  # library versions that made the file
@@ -83,7 +84,7 @@ class ModelMetadata:
             "normalization": vocabulary.normalization,
             "labels": json.dumps(list(self.labels)),
             "threshold": repr(float(self.threshold)),
-            "config": json.dumps(self.config, sort_keys=True),
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
             "metrics": json.dumps(self.metrics, sort_keys=True),
             "parity_max_abs_diff": repr(float(self.parity_max_abs_diff)),
             "versions": json.dumps(self.versions, sort_keys=True),
@@ -122,7 +123,7 @@ class ModelMetadata:
                 truncating=props["truncating"],
                 labels=labels,
                 threshold=float(props["threshold"]),
-                config=json.loads(props["config"]),
+                config=ExperimentConfig.from_dict(json.loads(props["config"])),
                 metrics=json.loads(props["metrics"]),
                 parity_max_abs_diff=float(props["parity_max_abs_diff"]),
                 versions=json.loads(props["versions"]),

@@ -16,24 +16,14 @@ No TensorFlow here: the transform reads a file made by core.export and works on 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from core.atomic import write_bytes
-from core.model_file import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    PADDING_SKIP_KEY,
-    PARITY_TOLERANCE,
-    TRAJECTORY_NAME,
-    TRAJECTORY_TOLERANCE,
-)
-from core.onnx_graph import batched_simple_rnn, graph_constants
-from core.text import pad_sequences
+from core import cells
+from core.model_file import INPUT_NAME, PADDING_SKIP_KEY, TRAJECTORY_NAME
+from core.onnx_graph import graph_constants, node_attributes, producers, recurrent_nodes
+from core.reference import RecurrentWeights, run_layer
 
 METADATA_KEY = PADDING_SKIP_KEY  # metadata_props key of a file whose graph accepts shorter input_ids
-RECURRENT_OPS = ("RNN", "GRU", "LSTM")
 PREFIX = "padding_skip"
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -43,83 +33,41 @@ class PaddingSkipError(ValueError):
     """The graph is not one this transform understands: one line says why."""
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
-
-
-def _attributes(node) -> dict:
-    from onnx import helper
-
-    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
-
-
 def _check_plain(node) -> None:
     """The node uses the ops' default activations, one forward direction, no clip, no peepholes."""
-    attributes = _attributes(node)
+    attributes = node_attributes(node)
     activations = [value.decode() if isinstance(value, bytes) else value for value in attributes.get("activations", [])]
-    defaults = {"RNN": [["Tanh"]], "GRU": [["Sigmoid", "Tanh"]], "LSTM": [["Sigmoid", "Tanh", "Tanh"]]}[node.op_type]
-    if activations and activations not in defaults:
+    if activations and activations != list(cells.by_onnx_op(node.op_type).activations):
         raise PaddingSkipError(f"{node.name}: activations {activations} are not the defaults")
     direction = attributes.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
     if direction != "forward" or "clip" in attributes or attributes.get("input_forget", 0):
         raise PaddingSkipError(f"{node.name}: only forward recurrences without clip or input_forget can skip padding")
-    if node.op_type == "LSTM" and len(node.input) > 7 and node.input[7]:
-        raise PaddingSkipError(f"{node.name}: LSTM peepholes are not supported")
+    if len(node.input) > 7 and node.input[7]:
+        raise PaddingSkipError(f"{node.name}: peepholes (an LSTM's input P) are not supported")
     if len(node.input) > 4 and node.input[4]:
         raise PaddingSkipError(f"{node.name}: the node already has sequence_lens")
 
 
 def run_onnx_cell(node, weights: dict[str, np.ndarray], inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The ONNX op's state after every step for one sequence inputs [steps, features], in float64, from zero state:
-    (h [steps, units], c [steps, units] for an LSTM else None). The ops' formulas, as the ONNX spec writes them."""
+    """The ONNX node's state after every step for one sequence inputs [steps, features], in float64, from zero state:
+    (h [steps, units], c [steps, units] for a cell with a carry (LSTM) else None). The node's weights go to Keras's
+    layout through core.cells and run through core.reference's loop: one implementation of each cell's maths."""
     _check_plain(node)
-    kernel, recurrent, bias = (weights[name][0].astype(np.float64) for name in node.input[1:4])
-    units = recurrent.shape[1]
-    gates = kernel.shape[0] // units
-    w_bias, r_bias = bias[: gates * units], bias[gates * units :]
-    projected = inputs.astype(np.float64) @ kernel.T + w_bias
-    state = np.zeros(units)
-    carry = np.zeros(units)
-    states = np.empty((len(inputs), units))
-    carries = np.empty((len(inputs), units)) if node.op_type == "LSTM" else None
-    linear_before_reset = _attributes(node).get("linear_before_reset", 0)
-    for step, x_part in enumerate(projected):
-        if node.op_type == "RNN":
-            state = np.tanh(x_part + recurrent @ state + r_bias)
-        elif node.op_type == "GRU":
-            # Gates z, r, h.
-            h_part = recurrent[: 2 * units] @ state + r_bias[: 2 * units]
-            update = _sigmoid(x_part[:units] + h_part[:units])
-            reset = _sigmoid(x_part[units : 2 * units] + h_part[units:])
-            if linear_before_reset:
-                hidden = reset * (recurrent[2 * units :] @ state + r_bias[2 * units :])
-            else:
-                hidden = recurrent[2 * units :] @ (reset * state) + r_bias[2 * units :]
-            candidate = np.tanh(x_part[2 * units :] + hidden)
-            state = (1.0 - update) * candidate + update * state
-        else:
-            # Gates i, o, f, c.
-            z = x_part + recurrent @ state + r_bias
-            input_gate, output_gate = _sigmoid(z[:units]), _sigmoid(z[units : 2 * units])
-            forget_gate, candidate = _sigmoid(z[2 * units : 3 * units]), np.tanh(z[3 * units :])
-            carry = forget_gate * carry + input_gate * candidate
-            state = output_gate * np.tanh(carry)
-            carries[step] = carry
-        states[step] = state
-    return states, carries
-
-
-def _producers(graph) -> dict:
-    return {output: node for node in graph.node for output in node.output}
+    cell = cells.by_onnx_op(node.op_type)
+    packed = [weights[name].astype(np.float64) for name in node.input[1:4]]
+    kernel, recurrent_kernel, bias = cell.to_keras(*packed, node_attributes(node))
+    layer = RecurrentWeights(cell.name, kernel, recurrent_kernel, bias, return_sequences=True)
+    states, carries = run_layer(layer, np.asarray(inputs, dtype=np.float64)[np.newaxis])
+    return states[0], None if carries is None else carries[0]
 
 
 def _embedding_matrix(graph, first, constants) -> np.ndarray:
     """The embedding matrix the first recurrent node reads (Gather of a constant), through Transposes."""
-    producers = _producers(graph)
+    written_by = producers(graph)
     tensor = first.input[0]
     for _ in range(8):
-        node = producers.get(tensor)
+        node = written_by.get(tensor)
         if node is None:
             break
         if node.op_type == "Gather" and node.input[0] in constants:
@@ -130,18 +78,13 @@ def _embedding_matrix(graph, first, constants) -> np.ndarray:
     raise PaddingSkipError("cannot find the embedding that feeds the first recurrent layer")
 
 
-def recurrent_nodes(graph) -> list:
-    """The graph's RNN/GRU/LSTM nodes, bottom layer first (ONNX nodes are topologically sorted)."""
-    return [node for node in graph.node if node.op_type in RECURRENT_OPS]
-
-
 def pad_state_tables(proto, sequence_length: int, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Per recurrent layer, the state after k padding steps for k = 0 .. sequence_length: float32 (h, c or None),
     each [sequence_length + 1, units]; row 0 is the zero initial state."""
     graph = proto.graph
     nodes = recurrent_nodes(graph)
     if not nodes:
-        raise PaddingSkipError("the graph has no RNN, GRU or LSTM node")
+        raise PaddingSkipError(f"the graph has no recurrent node ({', '.join(cells.RECURRENT_OPS)})")
     constants = graph_constants(graph)
     for node in nodes:
         missing = [name for name in node.input[1:4] if name not in constants]
@@ -273,7 +216,7 @@ def skip_padding(
     last_sequence = None
     for layer, node in enumerate(nodes):
         inputs = list(node.input) + [""] * (8 - len(node.input))
-        units = int(_attributes(node)["hidden_size"])
+        units = int(node_attributes(node)["hidden_size"])
         if masked:
             inputs[4] = lengths32
             inputs[5] = inputs[6] = ""  # zero initial state: the padding never touched it
@@ -300,7 +243,7 @@ def skip_padding(
         if len(squeezes) != 1:
             raise PaddingSkipError(f"{nodes[-1].name}: expected one Squeeze reading its steps")
         sequence = squeezes[0].output[0]
-        units = int(_attributes(nodes[-1])["hidden_size"])
+        units = int(node_attributes(nodes[-1])["hidden_size"])
         # Only the first `steps` entries of each row's order were run; scatter them into a [width, batch, units] zero.
         steps_run = add("Shape", [sequence], "steps_shape")
         order_run = add(
@@ -361,106 +304,3 @@ def padded_lengths(ids: np.ndarray, padding: str, pad_id: int = 0) -> np.ndarray
     if padding == "pre":
         return np.where(present, steps - tokens.argmax(axis=1), 0)
     return np.where(present, steps - tokens[:, ::-1].argmax(axis=1), 0)
-
-
-
-def _worse(known: float, new: float) -> float:
-    """The larger difference, NaN winning (max() would drop a NaN that comes second)."""
-    return float("nan") if np.isnan(known) or np.isnan(new) else max(known, new)
-
-
-def _trimmed_batches(ids: np.ndarray, padding: str, pad_id: int, batch_size: int):
-    """(rows, ids) of rows sorted by length, each batch only as wide as its longest row; then a few rows alone."""
-    lengths = np.maximum(padded_lengths(ids, padding, pad_id), 1)
-    order = np.argsort(lengths, kind="stable")
-    groups = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    groups += [order[index : index + 1] for index in np.linspace(0, len(order) - 1, min(8, len(order))).astype(int)]
-    for rows in groups:
-        width = int(lengths[rows].max())
-        batch = ids[rows]
-        yield rows, (batch[:, -width:] if padding == "pre" else batch[:, :width])
-
-
-def output_differences(
-    session, expected: dict[str, np.ndarray], ids: np.ndarray, *, padding: str, masked: bool, skips: bool,
-    pad_id: int = 0,
-) -> dict[str, float]:
-    """Output name -> largest |expected - session's| over full id rows fed in batches of 256 and, when the graph
-    skips padding, over the rows sorted by length with each batch cut to its longest row (and a few rows alone).
-
-    expected holds each output of the full rows. For a masked model only the tokens' steps of step_probability count:
-    Keras repeats the last state on masked steps where the ONNX ops write zeros."""
-    names = list(expected)
-    input_name = session.get_inputs()[0].name
-    worst = dict.fromkeys(names, 0.0)
-
-    def compare(rows: np.ndarray, batch: np.ndarray) -> None:
-        got = dict(zip(names, session.run(names, {input_name: batch})))
-        for name in names:
-            want = expected[name][rows]
-            if name == TRAJECTORY_NAME:
-                width = batch.shape[1]
-                want = want[:, -width:] if padding == "pre" else want[:, :width]
-                if masked:
-                    keep = batch != pad_id
-                    got[name], want = np.where(keep, got[name], 0.0), np.where(keep, want, 0.0)
-            worst[name] = _worse(worst[name], float(np.max(np.abs(got[name] - want))))
-
-    for start in range(0, len(ids), 256):
-        compare(np.arange(start, min(start + 256, len(ids))), ids[start : start + 256])
-    if skips:
-        for rows, batch in _trimmed_batches(ids, padding, pad_id, 64):
-            compare(rows, batch)
-    return worst
-
-
-def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, float]:
-    """Write a copy of an exported file whose graph skips padding, checked against the original on full padding.
-
-    For files exported before the padding-free path existed. Returns (the METADATA_KEY description, the largest
-    |original - new| over every output on random reviews cut to their own length). Raises PaddingSkipError.
-    """
-    import onnx
-
-    from core.model_file import load_session, read_model_file
-
-    _, proto, metadata = read_model_file(source)
-    if metadata.padding_skip:
-        raise PaddingSkipError(f"{source} already skips padding")
-    masked = bool(metadata.config.get("model", {}).get("mask_padding", False))
-    original = load_session(proto.SerializeToString(), str(source))
-    description = skip_padding(
-        proto,
-        metadata.sequence_length,
-        masked=masked,
-        padding=metadata.padding,
-        truncating=metadata.truncating,
-        pad_id=metadata.vocabulary.pad_id,
-    )
-    batched_simple_rnn(proto)
-    onnx.checker.check_model(proto, full_check=True)
-    upgraded = load_session(proto.SerializeToString(), str(out))
-    # Random reviews of every length, as the Predictor pads them.
-    generator = np.random.default_rng(seed)
-    length = metadata.sequence_length
-    vocabulary = metadata.vocabulary
-    low = vocabulary.oov_id + 1
-    sequences = [
-        [vocabulary.start_id, *generator.integers(low, vocabulary.num_words, size=int(size) - 1)]
-        for size in generator.integers(1, length + 40, size=rows)
-    ]
-    full = pad_sequences(sequences, length, metadata.padding, metadata.truncating, vocabulary.pad_id)
-    names = [output.name for output in original.get_outputs()]
-    expected = dict(zip(names, original.run(names, {INPUT_NAME: full})))
-    worst = output_differences(
-        upgraded, expected, full, padding=metadata.padding, masked=masked, skips=True, pad_id=vocabulary.pad_id
-    )
-    for name, limit in ((OUTPUT_NAME, PARITY_TOLERANCE), (TRAJECTORY_NAME, TRAJECTORY_TOLERANCE)):
-        if name in worst and not worst[name] <= limit:
-            raise PaddingSkipError(
-                f"the padding-free graph's {name} differs from the original by {worst[name]:.3g}: nothing written"
-            )
-    props = {prop.key: prop.value for prop in proto.metadata_props}
-    onnx.helper.set_model_props(proto, {**props, METADATA_KEY: json.dumps(description, sort_keys=True)})
-    write_bytes(out, proto.SerializeToString())
-    return description, worst[OUTPUT_NAME]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import cells
 from core.model_file import ModelFileError, read_model_file
 
 QUANTIZATION_KEY = "quantization"  # the metadata_props entry a quantized file adds to the float file's
@@ -21,14 +22,10 @@ INT8_SUFFIX = ".int8.onnx"
 # The metadata key onnxruntime's shape inference leaves behind; it says nothing about the model, so it is dropped.
 SHAPE_INFERENCE_KEY = "onnx.infer"
 
-# Why every other weight-holding op of these graphs stays float32 (measured with onnxruntime 1.32, see README).
+# Why every other weight-holding op of these graphs stays float32 (measured with onnxruntime 1.32, see README): each
+# recurrent op says so in its core.cells entry.
 NOT_QUANTIZED = {
-    "RNN": "onnxruntime's dynamic quantization has no quantizer for RNN: W, R and B stay float32",
-    "GRU": "onnxruntime's dynamic quantization has no quantizer for GRU: W, R and B stay float32",
-    "LSTM": (
-        "onnxruntime quantizes LSTM only into com.microsoft's DynamicQuantizeLSTM, which other ONNX runtimes lack: "
-        "left float32 so the file keeps to standard ONNX ops"
-    ),
+    **{cell.onnx_op: cell.quantization_note for cell in cells.CELLS.values()},
     "MatMul": (
         "the Dense weights are a few dozen numbers, and dynamic quantization would also quantize their input with "
         "one scale for the whole batch, so a review's score would depend on the other reviews in its batch: "

@@ -6,18 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
-KERAS_CLASSES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+from core import cells
 
 
 @dataclass(frozen=True)
 class RecurrentWeights:
-    """One recurrent layer's arrays, in Keras's layout (gates side by side along the last axis)."""
+    """One recurrent layer's arrays, in Keras's layout (gates side by side along the last axis, see core.cells)."""
 
-    cell: str  # simple_rnn, lstm or gru
+    cell: str  # a cell type of core.cells
     kernel: np.ndarray  # (inputs, gates * units): W, applied to the layer's input
     recurrent_kernel: np.ndarray  # (units, gates * units): U, applied to the previous state
-    bias: np.ndarray  # (gates * units,); GRU: (2, 3 * units), input bias then recurrent bias
+    bias: np.ndarray  # (gates * units,), or (2, gates * units): input bias then recurrent bias (GRU reset_after)
     return_sequences: bool
 
     @property
@@ -54,13 +53,20 @@ class ReferenceOutput:
     outputs: np.ndarray  # what the last recurrent layer hands on, as Keras returns it without a head
 
 
-def _activation_name(layer) -> str:
-    activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", str(activation))
+def model_weights(embedding, mask_zero: bool, recurrent: list, dense: list[DenseWeights], source: str = "the model"):
+    """ModelWeights from a model's layers in order, as every reader finds them; ValueError for a stack the reference
+    cannot run (no embedding or recurrent layer, a head other than [Dense(relu)] Dense(sigmoid))."""
+    if embedding is None or not recurrent:
+        raise ValueError(f"{source} needs an Embedding and at least one recurrent layer")
+    dense = list(dense)
+    output = dense.pop() if dense and dense[-1].activation == "sigmoid" else None
+    if len(dense) > 1 or any(layer.activation != "relu" for layer in dense):
+        raise ValueError("the reference handles at most one Dense(relu) layer before the output")
+    return ModelWeights(np.asarray(embedding), tuple(recurrent), dense[0] if dense else None, output, bool(mask_zero))
 
 
 def extract_weights(model) -> ModelWeights:
-    """Copy a Keras model's weights (Embedding, recurrent stack, Dense head) into NumPy arrays."""
+    """Copy a live Keras model's weights (Embedding, recurrent stack, Dense head) into NumPy arrays."""
     embedding = None
     mask_zero = False
     recurrent = []
@@ -68,69 +74,60 @@ def extract_weights(model) -> ModelWeights:
     for layer in model.layers:
         kind = type(layer).__name__
         arrays = [np.asarray(array) for array in layer.get_weights()]
+        cell = cells.by_keras_class(kind)
         if kind == "Embedding":
             embedding, mask_zero = arrays[0], bool(layer.mask_zero)
-        elif kind in KERAS_CLASSES:
-            cell = KERAS_CLASSES[kind]
-            if _activation_name(layer.cell) != "tanh" or not layer.cell.use_bias:
-                raise ValueError(f"layer {layer.name}: the reference handles only tanh cells with a bias")
-            if cell == "gru" and not layer.cell.reset_after:
-                raise ValueError(f"layer {layer.name}: the reference handles only Keras 3's reset_after GRU")
-            recurrent.append(RecurrentWeights(cell, arrays[0], arrays[1], arrays[2], bool(layer.return_sequences)))
+        elif cell is not None:
+            settings = layer.get_config()
+            cell.check_reference_settings(layer.name, settings)
+            recurrent.append(RecurrentWeights(cell.name, *arrays[:3], bool(settings["return_sequences"])))
         elif kind == "Dense":
-            dense.append(DenseWeights(arrays[0], arrays[1], _activation_name(layer)))
+            dense.append(DenseWeights(arrays[0], arrays[1], layer.get_config()["activation"]))
         elif kind not in ("InputLayer",):
             raise ValueError(f"layer {layer.name} ({kind}) has no NumPy reference")
-    if embedding is None or not recurrent:
-        raise ValueError("the model needs an Embedding and at least one recurrent layer")
-    output = dense.pop() if dense and dense[-1].activation == "sigmoid" else None
-    if len(dense) > 1 or any(layer.activation != "relu" for layer in dense):
-        raise ValueError("the reference handles at most one Dense(relu) layer before the output")
-    return ModelWeights(embedding, tuple(recurrent), dense[0] if dense else None, output, mask_zero)
+    return model_weights(embedding, mask_zero, recurrent, dense)
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
-
-
-def _run_layer(layer: RecurrentWeights, inputs: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """The state after every step, (batch, steps, units); keep[b, t] False holds the state of step t - 1."""
+def run_layer(
+    layer: RecurrentWeights, inputs: np.ndarray, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The state after every step, (batch, steps, units), and the LSTM's carry after every step (else None), from
+    zero states in float64; keep[b, t] False holds the states of step t - 1."""
+    cell = cells.cell(layer.cell)
     batch, steps, _ = inputs.shape
     units = layer.units
     kernel = layer.kernel.astype(np.float64)
     recurrent_kernel = layer.recurrent_kernel.astype(np.float64)
     bias = layer.bias.astype(np.float64)
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
     # W x_t + b for every step at once: only U state_(t-1) has to wait for the previous step.
-    projected = inputs @ kernel + (bias[0] if layer.cell == "gru" else bias)
+    projected = inputs.astype(np.float64) @ kernel + input_bias
     state = np.zeros((batch, units))
-    carry = np.zeros((batch, units))  # the LSTM's cell state
+    carry = np.zeros((batch, units))
     states = np.empty((batch, steps, units))
+    carries = np.empty((batch, steps, units)) if cell.has_carry else None
     for step in range(steps):
-        x_part = projected[:, step]
-        if layer.cell == "simple_rnn":
-            new_state = np.tanh(x_part + state @ recurrent_kernel)
-            new_carry = carry
-        elif layer.cell == "lstm":
-            z = x_part + state @ recurrent_kernel
-            input_gate, forget_gate = _sigmoid(z[:, :units]), _sigmoid(z[:, units : 2 * units])
-            candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), _sigmoid(z[:, 3 * units :])
-            new_carry = forget_gate * carry + input_gate * candidate
-            new_state = output_gate * np.tanh(new_carry)
-        else:
-            # Keras 3's GRU (reset_after): the reset gate scales U h + recurrent bias, gates ordered z, r, h.
-            h_part = state @ recurrent_kernel + bias[1]
-            update = _sigmoid(x_part[:, :units] + h_part[:, :units])
-            reset = _sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
-            candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
-            new_state = update * state + (1.0 - update) * candidate
-            new_carry = carry
+        new_state, new_carry = cell.step(projected[:, step], state, carry, recurrent_kernel, recurrent_bias)
         if keep is not None:
             mask = keep[:, step : step + 1]
             new_state = np.where(mask, new_state, state)
             new_carry = np.where(mask, new_carry, carry)
         state, carry = new_state, new_carry
         states[:, step] = state
-    return states
+        if carries is not None:
+            carries[:, step] = carry
+    return states, carries
+
+
+def head_probability(weights: ModelWeights, final_states: np.ndarray) -> np.ndarray | None:
+    """The Dense head on the last recurrent layer's states (..., units): the positive probability (...), or None for a
+    model without an output layer. Applied to every step's state, it says "if the review ended here"."""
+    if weights.output is None:
+        return None
+    features = np.asarray(final_states, dtype=np.float64)
+    if weights.hidden is not None:
+        features = np.maximum(features @ weights.hidden.kernel + weights.hidden.bias, 0.0)
+    return cells.sigmoid(features @ weights.output.kernel + weights.output.bias)[..., 0]
 
 
 def run_reference(weights: ModelWeights, ids) -> ReferenceOutput:
@@ -147,14 +144,8 @@ def run_reference(weights: ModelWeights, ids) -> ReferenceOutput:
     values = weights.embedding.astype(np.float64)[ids]
     states = []
     for layer in weights.recurrent:
-        values = _run_layer(layer, values, keep)
+        values, _ = run_layer(layer, values, keep)
         states.append(values)
     last = weights.recurrent[-1]
     outputs = values if last.return_sequences else values[:, -1]
-    probability = None
-    if weights.output is not None:
-        features = values[:, -1]
-        if weights.hidden is not None:
-            features = np.maximum(features @ weights.hidden.kernel + weights.hidden.bias, 0.0)
-        probability = _sigmoid(features @ weights.output.kernel + weights.output.bias)[:, 0]
-    return ReferenceOutput(probability, tuple(states), outputs)
+    return ReferenceOutput(head_probability(weights, values[:, -1]), tuple(states), outputs)

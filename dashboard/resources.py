@@ -210,69 +210,11 @@ def classify_models() -> dict[str, Path]:
     return models
 
 
-_KERAS_CELLS = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
-# Keras 3 stores a layer's weights in model.weights.h5 under its class name in snake case, numbered from the second
-# layer of that class on (dense, dense_1, ...), in the order of model.layers.
-_KERAS_WEIGHT_GROUPS = {"Embedding": "embedding", "SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru", "Dense": "dense"}
-
-
-def read_keras_weights(path: Path):
-    """A run's model.keras as core.reference.ModelWeights, read with zipfile and h5py: no TensorFlow is imported."""
-    import io
-    import json
-    import zipfile
-
-    import h5py
-    import numpy as np
-
-    from core.reference import DenseWeights, ModelWeights, RecurrentWeights
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            layers = json.loads(archive.read("config.json"))["config"]["layers"]
-            weights_file = io.BytesIO(archive.read("model.weights.h5"))
-    except (OSError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} cannot be read as a Keras model: {error}") from None
-    seen: dict[str, int] = {}
-    embedding, mask_zero, recurrent, dense = None, False, [], []
-    try:
-        with h5py.File(weights_file, "r") as weights:
-            for layer in layers:
-                kind, settings = layer["class_name"], layer["config"]
-                if kind == "InputLayer":
-                    continue
-                if kind not in _KERAS_WEIGHT_GROUPS:
-                    raise ValueError(f"layer {settings.get('name')} ({kind}) has no NumPy reference")
-                base = _KERAS_WEIGHT_GROUPS[kind]
-                count = seen.get(base, 0)
-                seen[base] = count + 1
-                group = weights["layers"][base if count == 0 else f"{base}_{count}"]
-                if kind in _KERAS_CELLS:
-                    if settings.get("activation") != "tanh" or not settings.get("use_bias", True):
-                        raise ValueError(f"layer {settings.get('name')}: only tanh cells with a bias are supported")
-                    if kind == "GRU" and not settings.get("reset_after", True):
-                        raise ValueError(f"layer {settings.get('name')}: only Keras 3's reset_after GRU is supported")
-                    arrays = [np.asarray(group["cell"]["vars"][str(index)]) for index in range(3)]
-                    recurrent.append(
-                        RecurrentWeights(_KERAS_CELLS[kind], *arrays, bool(settings.get("return_sequences", False)))
-                    )
-                elif kind == "Embedding":
-                    embedding, mask_zero = np.asarray(group["vars"]["0"]), bool(settings.get("mask_zero", False))
-                else:
-                    dense.append(
-                        DenseWeights(np.asarray(group["vars"]["0"]), np.asarray(group["vars"]["1"]), settings["activation"])
-                    )
-    except (OSError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} has weights this page cannot read: {error}") from None
-    if embedding is None or not recurrent:
-        raise ValueError(f"{path} needs an Embedding and at least one recurrent layer")
-    output = dense.pop() if dense and dense[-1].activation == "sigmoid" else None
-    return ModelWeights(embedding, tuple(recurrent), dense[0] if dense else None, output, mask_zero)
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_weights(path: str, modified_ns: int):
-    return read_keras_weights(Path(path))
+    from core.keras_archive import read_model_weights
+
+    return read_model_weights(Path(path))
 
 
 def run_weights(run_dir: str | Path):

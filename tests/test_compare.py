@@ -28,8 +28,9 @@ from core.compare import (
     load_comparison,
 )
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
-from core.export import export_model, op_counts, random_ids
+from core.export import export_model, op_counts
 from core.model import build_model, describe
+from core.parity import random_ids
 from core.runs import RunStore, read_run, write_history
 from core.text import Vocabulary, tokenize
 from core.train import TrainingCallbacks

@@ -310,11 +310,11 @@ def test_inside_own_review_and_empty_review(tiny_default):
 def test_numpy_weights_read_without_tensorflow_match_keras(tiny_default):
     import keras
 
+    from core.keras_archive import read_model_weights
     from core.reference import extract_weights, run_reference
-    from dashboard.resources import read_keras_weights
 
     ids = np.random.default_rng(0).integers(0, 200, size=(4, 60))
-    mine = run_reference(read_keras_weights(tiny_default / "model.keras"), ids)
+    mine = run_reference(read_model_weights(tiny_default / "model.keras"), ids)
     theirs = run_reference(extract_weights(keras.models.load_model(tiny_default / "model.keras", compile=False)), ids)
     np.testing.assert_array_equal(mine.probability, theirs.probability)
     np.testing.assert_array_equal(mine.states[0], theirs.states[0])

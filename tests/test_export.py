@@ -13,12 +13,13 @@ import onnx
 import onnxruntime
 import pytest
 
-from core import export
+from core import cells, export, parity
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.examples import EXAMPLE_REVIEWS
-from core.export import ExportError, export_model, export_run, keras_weights
+from core.export import ExportError, export_model, export_run
 from core.inference import METADATA_KEYS, Predictor
-from core.model import build_model
+from core.model import build_model, model_layers, sequence_copy
+from core.native_ops import keras_weights
 from core.onnx_graph import recurrent_nodes_anywhere
 from core.text import Vocabulary, pad_sequences, tokenize
 
@@ -59,11 +60,11 @@ def _randomized(model, seed: int = 1):
 
 def _keras_steps(model, config: ModelConfig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Keras's probability and its probability after every step, by calling the model's own layers eagerly."""
-    embedding, recurrent, head = export._layers(model, config)
+    embedding, recurrent, head = model_layers(model, config)
     values = embedding(ids)
     for layer in recurrent[:-1]:
         values = layer(values, training=False)
-    steps = export._sequence_copy(recurrent[-1])(values, training=False)
+    steps = sequence_copy(recurrent[-1])(values, training=False)
     final = recurrent[-1](values, training=False)
     for layer in head:
         steps, final = layer(steps), layer(final)
@@ -99,8 +100,8 @@ def test_one_native_op_per_recurrent_layer_and_no_loop(exported, name):
     model = onnx.load(result.path)
     counts = export.op_counts(model)
     assert counts == result.op_counts
-    for cell, op_type in (("simple_rnn", "RNN"), ("gru", "GRU"), ("lstm", "LSTM")):
-        assert counts.get(op_type, 0) == sum(layer.cell == cell for layer in config.recurrent_layers), counts
+    for cell in cells.CELLS.values():
+        assert counts.get(cell.onnx_op, 0) == sum(layer.cell == cell.name for layer in config.recurrent_layers), counts
     assert "Loop" not in counts
     # A SimpleRNN layer is one If: its RNN node for small batches, a Scan of Gemm + Tanh for big ones.
     simple = sum(layer.cell == "simple_rnn" for layer in config.recurrent_layers)
@@ -118,7 +119,7 @@ def test_one_native_op_per_recurrent_layer_and_no_loop(exported, name):
 def test_onnxruntime_matches_keras_on_fresh_random_ids(exported, name):
     config, model, result = exported[name]
     assert 0 <= result.parity_max_abs_diff <= TOLERANCE
-    ids = export.random_ids(config, 32, seed=7)
+    ids = parity.random_ids(config, 32, seed=7)
     expected = model.predict(ids, verbose=0)
     (got, *_) = _session(result.path).run(["probability"], {"input_ids": ids})
     assert got.shape == (32, 1)
@@ -147,7 +148,7 @@ def test_batch_and_sequence_length_are_dynamic(exported, name):
 @pytest.mark.parametrize("name", [name for name, (_, trajectory) in CASES.items() if trajectory])
 def test_trajectory_output_matches_keras_step_by_step(exported, name):
     config, model, result = exported[name]
-    ids = export.random_ids(config, 16, seed=9)
+    ids = parity.random_ids(config, 16, seed=9)
     expected_final, expected_steps = _keras_steps(model, config, ids)
     probability, steps = _session(result.path).run(["probability", "step_probability"], {"input_ids": ids})
     assert steps.shape == ids.shape
@@ -180,7 +181,7 @@ def test_metadata_round_trip_through_the_predictor(exported):
     predictor = Predictor.from_file(result.path)
     metadata = predictor.metadata
     assert metadata.vocabulary == _vocabulary(config.vocabulary_size)
-    assert ExperimentConfig.from_dict(metadata.config) == ExperimentConfig(config)
+    assert metadata.config == ExperimentConfig(config)
     assert metadata.metrics == {"test_accuracy": 0.5, "test_loss": 0.69}
     assert (metadata.sequence_length, metadata.padding, metadata.truncating) == (40, "post", "post")
     assert metadata.labels == ("negative", "positive") and metadata.threshold == 0.5
@@ -230,7 +231,7 @@ def test_weights_read_back_from_the_file_equal_the_models(exported):
 
 def test_a_parity_failure_writes_no_file(monkeypatch, tmp_path):
     config = _config("simple_rnn")
-    monkeypatch.setattr(export, "parity", lambda *args, **kwargs: {"probability": 3e-4})
+    monkeypatch.setattr(parity, "keras_differences", lambda *args, **kwargs: {"probability": 3e-4})
     with pytest.raises(ExportError, match=r"differs from Keras by 0.0003 .*not written"):
         export_model(build_model(config), ExperimentConfig(config), _vocabulary(200), {}, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from core import paths
+from core.config import ExperimentConfig, ModelConfig
 from core.inference import (
     METADATA_KEYS,
     ModelFileError,
@@ -56,7 +57,7 @@ def _metadata(**changes) -> ModelMetadata:
         truncating="pre",
         labels=("negative", "positive"),
         threshold=0.5,
-        config={"model": {"vocabulary_size": VOCABULARY.num_words}},
+        config=ExperimentConfig(ModelConfig(vocabulary_size=VOCABULARY.num_words)),
         metrics={"test_accuracy": 0.75, "test_loss": 0.5},
         parity_max_abs_diff=1.5e-7,
         versions={"onnx": onnx.__version__},

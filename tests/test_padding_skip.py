@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import export, onnx_graph, padding_skip
+from core import batched_rnn, cells, export, padding_skip, upgrade
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
-from core.model import build_model
+from core.model import build_model, model_layers, sequence_copy
 from core.model_file import PADDING_SKIP_KEY
 from core.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
 
@@ -110,11 +110,11 @@ def test_trajectory_of_a_cut_row_is_the_tail_of_keras_steps(exported, name):
     config, model, path = exported[name]
     reviews = _reviews(config, 20, seed=4)
     full = pad_sequences(reviews, config.sequence_length, config.padding, config.truncating)
-    embedding, recurrent, head = export._layers(model, config)
+    embedding, recurrent, head = model_layers(model, config)
     values = embedding(full)
     for layer in recurrent[:-1]:
         values = layer(values)
-    steps = export._sequence_copy(recurrent[-1])(values)
+    steps = sequence_copy(recurrent[-1])(values)
     for layer in head:
         steps = layer(steps)
     steps = np.asarray(steps)[..., 0]
@@ -156,7 +156,7 @@ def test_the_scan_and_native_branches_agree(exported, name):
     reviews = pad_sequences(_reviews(config, 40, seed=8), config.sequence_length)
     (together,) = session.run(["probability"], {"input_ids": reviews})  # 40 rows: the Scan branch
     alone = [session.run(["probability"], {"input_ids": reviews[row : row + 1]})[0][0, 0] for row in range(40)]
-    assert len(reviews) >= onnx_graph.SCAN_MIN_BATCH
+    assert len(reviews) >= batched_rnn.SCAN_MIN_BATCH
     assert np.max(np.abs(together[:, 0] - np.array(alone))) <= 1e-6
 
 
@@ -214,31 +214,32 @@ def test_upgrading_an_old_file_gives_the_same_scores_in_fewer_steps(tmp_path):
     export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, old, trajectory=True, padding_skip=False)
     assert Predictor.from_file(old).metadata.padding_skip is None
     new = tmp_path / "new.onnx"
-    description, difference = padding_skip.upgrade_file(old, new)
+    description, difference = upgrade.upgrade_file(old, new)
     assert description["method"] == "pad_states" and difference <= TOLERANCE
     predictor = Predictor.from_file(new)
     reviews = _reviews(config, 100, seed=9)
     expected = model.predict(pad_sequences(reviews, LENGTH), verbose=0)[:, 0]
     assert np.max(np.abs(predictor.sequence_probabilities(reviews) - expected)) <= TOLERANCE
     with pytest.raises(padding_skip.PaddingSkipError, match="already skips padding"):
-        padding_skip.upgrade_file(new, tmp_path / "again.onnx")
+        upgrade.upgrade_file(new, tmp_path / "again.onnx")
     assert not (tmp_path / "again.onnx").exists()
 
 
-@pytest.mark.parametrize("op_type", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("op_type", cells.RECURRENT_OPS)
 def test_the_numpy_cells_follow_onnxruntime(op_type):
     """run_onnx_cell, which makes the pad-state tables, against onnxruntime's own op on random weights."""
     from onnx import TensorProto, helper, numpy_helper
 
     generator = np.random.default_rng(1)
     units, features, steps = 5, 3, 9
-    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[op_type]
+    entry = cells.by_onnx_op(op_type)
+    gates = entry.gates
     weights = {
         "W": generator.normal(0, 0.8, (1, gates * units, features)).astype(np.float32),
         "R": generator.normal(0, 0.8, (1, gates * units, units)).astype(np.float32),
         "B": generator.normal(0, 0.8, (1, 2 * gates * units)).astype(np.float32),
     }
-    extra = {"linear_before_reset": 1} if op_type == "GRU" else {}
+    extra = {entry.reset_after_attribute: 1} if entry.reset_after_attribute else {}
     node = helper.make_node(op_type, ["X", "W", "R", "B"], ["Y"], hidden_size=units, **extra)
     graph = helper.make_graph(
         [node], "cell", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [steps, 1, features])],
@@ -251,7 +252,7 @@ def test_the_numpy_cells_follow_onnxruntime(op_type):
     (expected,) = session.run(None, {"X": inputs[:, np.newaxis]})
     states, carries = padding_skip.run_onnx_cell(node, weights, inputs)
     assert np.max(np.abs(states - expected[:, 0, 0])) <= 1e-5
-    assert (carries is not None) == (op_type == "LSTM")
+    assert (carries is not None) == entry.has_carry
 
 
 # The fast ASCII tokenizer must give exactly the regex's tokens.

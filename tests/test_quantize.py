@@ -11,7 +11,9 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from core import cells
 from core.cli import main
+from core.config import ExperimentConfig, ModelConfig
 from core.inference import Predictor
 from core.model_file import ModelFileError
 from core.quantize import QUANTIZATION_KEY, QuantizeError, compare_quantized, int8_path, quantize_file
@@ -23,8 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "imdb_simplernn.onnx"
 WORDS = ("good", "bad", "movie", "great", "awful", "plot", "actors", "boring", "loved", "it")
 NUM_WORDS, DIM, UNITS, LENGTH = 2000, 16, 8, 20
-# Gates a step: RNN 1, GRU 3, LSTM 4.
-GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 # Measured on the hand-built SimpleRNN below (weights N(0, 0.5), one scale for the whole table): the largest score
 # change over 500 random reviews was 0.023 (the shipped model: 0.102 at most, 0.0022 on average, on real reviews).
 SCORE_TOLERANCE = 0.05
@@ -40,7 +40,8 @@ def _hand_built(cell: str = "RNN", outlier: float | None = None, seed: int = 0) 
     def normal(*shape):
         return generator.normal(0, 0.5, shape).astype(np.float32)
 
-    gates = GATES[cell]
+    entry = cells.by_onnx_op(cell)
+    gates = entry.gates
     embedding = normal(NUM_WORDS, DIM)
     if outlier is not None:
         embedding[7, 0] = outlier
@@ -54,8 +55,8 @@ def _hand_built(cell: str = "RNN", outlier: float | None = None, seed: int = 0) 
     }
     initializers = [numpy_helper.from_array(value, name) for name, value in weights.items()]
     initializers.append(numpy_helper.from_array(np.array([-1, UNITS], np.int64), "state_shape"))
-    recurrent_outputs = ["Y", "Y_h"] + (["Y_c"] if cell == "LSTM" else [])
-    attributes = {"linear_before_reset": 1} if cell == "GRU" else {}
+    recurrent_outputs = ["Y", "Y_h"] + (["Y_c"] if entry.has_carry else [])
+    attributes = {entry.reset_after_attribute: 1} if entry.reset_after_attribute else {}
     nodes = [
         helper.make_node("Transpose", ["input_ids"], ["time_major"], perm=[1, 0]),
         helper.make_node("Gather", ["embedding", "time_major"], ["vectors"]),
@@ -75,7 +76,9 @@ def _hand_built(cell: str = "RNN", outlier: float | None = None, seed: int = 0) 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     vocabulary = Vocabulary(words=(RESERVED_WORD, *WORDS), num_words=NUM_WORDS)
     metadata = _metadata(
-        vocabulary=vocabulary, sequence_length=LENGTH, config={"model": {"vocabulary_size": NUM_WORDS}}
+        vocabulary=vocabulary,
+        sequence_length=LENGTH,
+        config=ExperimentConfig(ModelConfig(vocabulary_size=NUM_WORDS, sequence_length=LENGTH)),
     )
     helper.set_model_props(model, metadata.to_props())
     onnx.checker.check_model(model, full_check=True)
@@ -165,13 +168,13 @@ def test_int8_scores_are_close_to_float_and_do_not_depend_on_the_batch(rnn_files
     np.testing.assert_allclose(alone, int8_scores[:5], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
-def test_gru_and_lstm_stay_float_and_standard(tmp_path, cell):
+@pytest.mark.parametrize("cell", cells.RECURRENT_OPS)
+def test_every_recurrent_op_stays_float_and_standard(tmp_path, cell):
     float_path = _save(_hand_built(cell), tmp_path / f"{cell}.onnx")
     result = quantize_file(float_path)
     nodes = onnx.load(result.path).graph.node
     # onnxruntime would turn an LSTM into com.microsoft's DynamicQuantizeLSTM; the file keeps the standard op.
-    assert [node.op_type for node in nodes if node.op_type in GATES] == [cell]
+    assert [node.op_type for node in nodes if node.op_type in cells.RECURRENT_OPS] == [cell]
     assert all(node.domain in ("", "ai.onnx") for node in nodes)
     assert cell in result.not_quantized and [entry["initializer"] for entry in result.quantized] == ["embedding"]
     Predictor.from_file(result.path)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import cells
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.data import Dataset, Split
+from core.keras_archive import read_model_weights
 from core.model import build_model
-from core.reference import extract_weights, run_reference
+from core.reference import extract_weights, head_probability, run_reference
 from core.runs import RunStore
 from core.text import Vocabulary, pad_sequences
 from core.train import load_run_model, train, training_arrays
@@ -36,7 +38,7 @@ def recurrent_outputs(model, ids: np.ndarray) -> list[np.ndarray]:
     """What every recurrent layer of a Keras model outputs for ids."""
     import keras
 
-    recurrent = [layer for layer in model.layers if type(layer).__name__ in ("SimpleRNN", "LSTM", "GRU")]
+    recurrent = [layer for layer in model.layers if cells.by_keras_class(type(layer).__name__) is not None]
     probe = keras.Model(model.inputs[0], [layer.output for layer in recurrent])
     outputs = probe(ids)
     return [np.asarray(output) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
@@ -146,3 +148,38 @@ def test_reference_equals_a_briefly_trained_model(tmp_path):
     result = run_reference(extract_weights(model), ids)
     np.testing.assert_allclose(result.probability, expected, atol=TOLERANCE)
     assert np.ptp(expected) > 0.01  # training moved the outputs apart: the check is not between two constants
+
+
+def test_the_head_alone_gives_the_loops_probability_at_every_step():
+    config = CONFIGS["gru with hidden dense"]
+    rng = np.random.default_rng(4)
+    model = build_model(config)
+    randomize(model, rng)
+    ids = pre_padded_ids(rng, config.vocabulary_size, config.sequence_length)
+    weights = extract_weights(model)
+    result = run_reference(weights, ids)
+    np.testing.assert_array_equal(head_probability(weights, result.states[-1][:, -1]), result.probability)
+    every_step = head_probability(weights, result.states[-1][0])  # one review's states, (steps, units)
+    assert every_step.shape == (config.sequence_length,) and every_step[-1] == result.probability[0]
+    no_head = extract_weights(build_model(CONFIGS["sequences out, no classifier"]))
+    assert head_probability(no_head, result.states[-1]) is None
+
+
+@pytest.mark.parametrize("name", ["gru with hidden dense", "mixed stack, masked"])
+def test_weights_read_from_model_keras_without_tensorflow_are_the_models(name, tmp_path):
+    config = CONFIGS[name]
+    model = build_model(config)
+    randomize(model, np.random.default_rng(5))
+    model.save(tmp_path / "model.keras")
+    read = read_model_weights(tmp_path / "model.keras")
+    live = extract_weights(model)
+    assert read.mask_zero == live.mask_zero == config.mask_padding
+    assert [layer.cell for layer in read.recurrent] == [layer.cell for layer in config.recurrent_layers]
+    np.testing.assert_array_equal(read.embedding, live.embedding)
+    for mine, theirs in zip(read.recurrent, live.recurrent, strict=True):
+        for field in ("kernel", "recurrent_kernel", "bias"):
+            np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field))
+        assert mine.return_sequences == theirs.return_sequences
+    assert (read.hidden is None) == (live.hidden is None) and read.output.activation == "sigmoid"
+    with pytest.raises(ValueError, match="cannot be read as a Keras model"):
+        read_model_weights(tmp_path / "missing.keras")

@@ -243,7 +243,7 @@ st.dataframe(rows, hide_index=True, key="export_metadata", height=36 * (len(rows
 config_column, metrics_column, versions_column = st.columns(3)
 with config_column:
     st.caption("config")
-    st.json(predictor.metadata.config, expanded=False)
+    st.json(predictor.metadata.config.to_dict(), expanded=False)
 with metrics_column:
     st.caption("metrics")
     st.json(predictor.metadata.metrics, expanded=True)

@@ -1,0 +1,224 @@
+"""The recurrent cells: one frozen entry per cell type, holding everything the rest of the project knows about it.
+
+Keras layer, ONNX op and gate orders, parameter formula, the NumPy step, the Keras <-> ONNX weight conversion and the
+label pages show. Adding a cell type means one entry here and its tests; every other module asks this table.
+
+Keras layout: kernel (inputs, gates * units), recurrent_kernel (units, gates * units), bias (gates * units,), or
+(2, gates * units) for a cell whose recurrent bias sits inside its reset gate (Keras 3's GRU, reset_after=True): the
+gates side by side along the last axis, in keras_gates order. ONNX layout: the op's inputs W [1, gates * units,
+inputs], R [1, gates * units, units], B [1, 2 * gates * units] (input bias, then recurrent bias), gates stacked
+along axis 1 in onnx_gates order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# One step of a cell for a batch of rows: (x_part, state, carry, recurrent_kernel, recurrent_bias) -> (state, carry).
+# x_part is x_t @ kernel + input bias, every gate; recurrent_bias is None unless the bias has two rows.
+Step = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-values))
+
+
+def _simple_rnn_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    # The seed's loop: state_t = tanh(W x_t + b + U state_(t-1)).
+    return np.tanh(x_part + state @ recurrent_kernel), carry
+
+
+def _lstm_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    units = state.shape[-1]
+    z = x_part + state @ recurrent_kernel
+    input_gate, forget_gate = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
+    candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
+    carry = forget_gate * carry + input_gate * candidate
+    return output_gate * np.tanh(carry), carry
+
+
+def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    units = state.shape[-1]
+    if recurrent_bias is not None:
+        # Keras 3's GRU (reset_after, ONNX's linear_before_reset=1): the reset gate scales U h + recurrent bias.
+        h_part = state @ recurrent_kernel + recurrent_bias
+        update = sigmoid(x_part[:, :units] + h_part[:, :units])
+        reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
+        candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
+    else:
+        # The reset gate applied to the state before the recurrent matmul (Keras reset_after=False).
+        h_part = state @ recurrent_kernel[:, : 2 * units]
+        update = sigmoid(x_part[:, :units] + h_part[:, :units])
+        reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units:])
+        candidate = np.tanh(x_part[:, 2 * units :] + (reset * state) @ recurrent_kernel[:, 2 * units :])
+    return update * state + (1.0 - update) * candidate, carry
+
+
+def _reorder(matrix: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    """matrix's gate blocks along axis 0, from source order to target order."""
+    blocks = dict(zip(source, np.split(matrix, len(source))))
+    return np.concatenate([blocks[gate] for gate in target])
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One recurrent cell type, as Keras, ONNX, NumPy and the pages know it."""
+
+    name: str  # the config's value (RecurrentLayerConfig.cell)
+    label: str  # what pages and summaries show
+    keras_class: str  # the keras.layers class
+    onnx_op: str  # the native ONNX op
+    keras_gates: tuple[str, ...]  # gate blocks of the Keras weights, in order
+    onnx_gates: tuple[str, ...]  # the same gates in the ONNX op's order
+    bias_rows: int  # 1, or 2 when Keras keeps an input and a recurrent bias (GRU reset_after)
+    step: Step  # the NumPy step, Keras layout, float64
+    activations: tuple[str, ...]  # the ONNX op's default activations: the ones step computes
+    has_carry: bool = False  # a second state (LSTM's c): the ONNX op's initial_c input and Y_c output
+    # ONNX attribute set to 1 when the Keras bias has two rows (the recurrent bias inside the reset gate).
+    reset_after_attribute: str | None = None
+    # Attributes the native node is written with, beyond hidden_size (the file format: keep them as they are).
+    export_attributes: dict = field(default_factory=dict)
+    # tf2onnx writes this op itself; otherwise it writes a Loop, which core.native_ops swaps for the op.
+    native_from_tf2onnx: bool = False
+    # Layer settings the NumPy reference needs besides a tanh activation and a bias.
+    reference_settings: dict = field(default_factory=dict)
+    quantization_note: str = ""  # why onnxruntime's dynamic quantization leaves the op's weights float32
+
+    @property
+    def gates(self) -> int:
+        return len(self.keras_gates)
+
+    def parameters(self, inputs: int, units: int) -> int:
+        """Trainable parameters of one layer reading inputs features."""
+        return self.gates * units * (inputs + units + self.bias_rows)
+
+    def formula(self, inputs: int, units: int) -> str:
+        """How parameters() is computed, with the numbers filled in: 4*u*(in+u+1) = 4*32*(32+32+1)."""
+        times = f"{self.gates}*" if self.gates > 1 else ""
+        rows = self.bias_rows
+        return f"{times}u*(in+u+{rows}) = {times}{units}*({inputs}+{units}+{rows})"
+
+    def keras_layer(self):
+        """The Keras layer class (imports Keras, hence TensorFlow)."""
+        from keras import layers
+
+        return getattr(layers, self.keras_class)
+
+    def check_reference_settings(self, layer_name: str, settings: dict) -> None:
+        """ValueError unless a layer's Keras config (get_config(), or model.keras's config.json) is one the NumPy
+        step computes: tanh, a bias, and reference_settings."""
+        if settings.get("activation") != "tanh" or not settings.get("use_bias", True):
+            raise ValueError(f"layer {layer_name}: the NumPy reference handles only tanh cells with a bias")
+        for key, value in self.reference_settings.items():
+            if settings.get(key, value) != value:
+                raise ValueError(
+                    f"layer {layer_name}: the NumPy reference handles only {self.label} layers with {key}={value}"
+                )
+
+    def to_onnx(self, kernel, recurrent_kernel, bias) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Keras weights -> the ONNX op's W, R, B and its attributes (hidden_size included)."""
+        keras_order, onnx_order = self.keras_gates, self.onnx_gates
+        kernel, recurrent_kernel, bias = (np.asarray(value) for value in (kernel, recurrent_kernel, bias))
+        attributes = {"hidden_size": recurrent_kernel.shape[0], **self.export_attributes}
+        if bias.ndim == 2:
+            if self.reset_after_attribute is None:
+                raise ValueError(f"{self.label} has one bias vector, got {bias.shape[0]}")
+            attributes[self.reset_after_attribute] = 1
+            packed = np.concatenate([_reorder(row, keras_order, onnx_order) for row in bias])
+        else:
+            packed = np.concatenate([_reorder(bias, keras_order, onnx_order), np.zeros_like(bias)])
+        return (
+            _reorder(kernel.T, keras_order, onnx_order)[np.newaxis].copy(),
+            _reorder(recurrent_kernel.T, keras_order, onnx_order)[np.newaxis].copy(),
+            packed[np.newaxis],
+            attributes,
+        )
+
+    def to_keras(self, packed_kernel, packed_recurrent, packed_bias, attributes: dict | None = None):
+        """The ONNX op's W, R, B (and its attributes) -> Keras's kernel, recurrent_kernel, bias."""
+        keras_order, onnx_order = self.keras_gates, self.onnx_gates
+        kernel, recurrent, bias = (np.asarray(value)[0] for value in (packed_kernel, packed_recurrent, packed_bias))
+        size = kernel.shape[0]  # gates * units
+        input_bias, recurrent_bias = bias[:size], bias[size:]
+        reset_after = self.reset_after_attribute and (attributes or {}).get(self.reset_after_attribute, 0)
+        if reset_after:
+            keras_bias = np.stack([_reorder(row, onnx_order, keras_order) for row in (input_bias, recurrent_bias)])
+        else:
+            keras_bias = _reorder(input_bias + recurrent_bias, onnx_order, keras_order)
+        return _reorder(kernel, onnx_order, keras_order).T, _reorder(recurrent, onnx_order, keras_order).T, keras_bias
+
+
+_NO_QUANTIZER = "onnxruntime's dynamic quantization has no quantizer for {op}: W, R and B stay float32"
+
+SIMPLE_RNN = Cell(
+    name="simple_rnn",
+    label="SimpleRNN",
+    keras_class="SimpleRNN",
+    onnx_op="RNN",
+    keras_gates=("h",),
+    onnx_gates=("h",),
+    bias_rows=1,
+    step=_simple_rnn_step,
+    activations=("Tanh",),
+    export_attributes={"activations": ["Tanh"]},
+    quantization_note=_NO_QUANTIZER.format(op="RNN"),
+)
+
+LSTM = Cell(
+    name="lstm",
+    label="LSTM",
+    keras_class="LSTM",
+    onnx_op="LSTM",
+    keras_gates=("i", "f", "c", "o"),
+    onnx_gates=("i", "o", "f", "c"),
+    bias_rows=1,
+    step=_lstm_step,
+    activations=("Sigmoid", "Tanh", "Tanh"),
+    has_carry=True,
+    native_from_tf2onnx=True,
+    quantization_note=(
+        "onnxruntime quantizes LSTM only into com.microsoft's DynamicQuantizeLSTM, which other ONNX runtimes lack: "
+        "left float32 so the file keeps to standard ONNX ops"
+    ),
+)
+
+# Keras 3's GRU uses reset_after=True: two bias vectors of 3u each, the recurrent one inside the reset gate.
+GRU = Cell(
+    name="gru",
+    label="GRU",
+    keras_class="GRU",
+    onnx_op="GRU",
+    keras_gates=("z", "r", "h"),
+    onnx_gates=("z", "r", "h"),
+    bias_rows=2,
+    step=_gru_step,
+    activations=("Sigmoid", "Tanh"),
+    reset_after_attribute="linear_before_reset",
+    reference_settings={"reset_after": True},
+    quantization_note=_NO_QUANTIZER.format(op="GRU"),
+)
+
+CELLS: dict[str, Cell] = {entry.name: entry for entry in (SIMPLE_RNN, LSTM, GRU)}
+CELL_TYPES = tuple(CELLS)  # the order the build form offers them
+RECURRENT_OPS = tuple(entry.onnx_op for entry in CELLS.values())
+
+
+def cell(name: str) -> Cell:
+    """The entry of a cell type, or a ValueError that lists the known ones."""
+    try:
+        return CELLS[name]
+    except KeyError:
+        raise ValueError(f"unknown cell {name!r}; known cells: {', '.join(CELLS)}") from None
+
+
+def by_keras_class(class_name: str) -> Cell | None:
+    """The entry whose Keras layer class is class_name, or None for any other layer."""
+    return next((entry for entry in CELLS.values() if entry.keras_class == class_name), None)
+
+
+def by_onnx_op(op_type: str) -> Cell | None:
+    """The entry whose native ONNX op is op_type, or None for any other op."""
+    return next((entry for entry in CELLS.values() if entry.onnx_op == op_type), None)
