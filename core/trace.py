@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.config import ModelConfig
-from core.reference import ModelWeights, run_reference
+from core.reference import ModelWeights, head_probability, run_reference
 from core.text import Vocabulary, pad_sequences
 
 if TYPE_CHECKING:
@@ -38,23 +38,12 @@ class ReviewTrace:
         return self.states[layer_index][self.positions]
 
 
-def step_probabilities(weights: ModelWeights, states: np.ndarray) -> np.ndarray | None:
-    """The model's head (the optional Dense(relu), then Dense(1, sigmoid)) applied to last-layer states, (steps,
-    units) -> (steps,): the probability "if the review ended here"; None for a model without an output layer."""
-    if weights.output is None:
-        return None
-    features = states
-    if weights.hidden is not None:
-        features = np.maximum(features @ weights.hidden.kernel + weights.hidden.bias, 0.0)
-    return 1.0 / (1.0 + np.exp(-(features @ weights.output.kernel + weights.output.bias)[:, 0]))
-
-
 def trace_review(weights: ModelWeights, vocabulary: Vocabulary, model: ModelConfig, text: str) -> ReviewTrace:
     """Encode text with the run's vocabulary, pad it as the run's model does and run the NumPy reference over it."""
     ids = pad_sequences([vocabulary.encode(text).ids], model.sequence_length, model.padding, model.truncating)[0]
     reference = run_reference(weights, ids[None, :])
     positions = np.flatnonzero(ids != vocabulary.pad_id)
-    steps = step_probabilities(weights, reference.states[-1][0][positions])
+    steps = head_probability(weights, reference.states[-1][0][positions])
     return ReviewTrace(
         ids=ids,
         positions=positions,

@@ -10,7 +10,8 @@ import pytest
 from core.config import ModelConfig, RecurrentLayerConfig
 from core.inference import Predictor
 from core.reference import DenseWeights, ModelWeights, RecurrentWeights
-from core.trace import compare_implementations, loop_terms, step_probabilities, trace_review
+from core.reference import head_probability
+from core.trace import compare_implementations, loop_terms, trace_review
 from test_inference import DIM, SEQUENCE_LENGTH, UNITS, VOCABULARY, _weights, build_model, numpy_steps
 
 MODEL = ModelConfig(
@@ -74,12 +75,12 @@ def test_the_head_at_every_step_with_and_without_a_hidden_layer():
     weights = _model_weights()
     states = np.random.default_rng(1).normal(size=(5, UNITS))
     expected = 1 / (1 + np.exp(-(states @ weights.output.kernel + weights.output.bias)[:, 0]))
-    np.testing.assert_allclose(step_probabilities(weights, states), expected)
+    np.testing.assert_allclose(head_probability(weights, states), expected)
     hidden = DenseWeights(np.eye(UNITS), np.full(UNITS, -0.5), "relu")
-    with_hidden = step_probabilities(replace(weights, hidden=hidden), states)
+    with_hidden = head_probability(replace(weights, hidden=hidden), states)
     logits = np.maximum(states - 0.5, 0.0) @ weights.output.kernel + weights.output.bias
     np.testing.assert_allclose(with_hidden, 1 / (1 + np.exp(-logits[:, 0])))
-    assert step_probabilities(replace(weights, output=None), states) is None
+    assert head_probability(replace(weights, output=None), states) is None
 
 
 def test_numpy_keras_and_onnxruntime_side_by_side(predictor):

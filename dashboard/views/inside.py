@@ -5,6 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
+from core import cells
 from core.examples import EXAMPLE_REVIEWS
 from core.runs import read_vocabulary
 from core.trace import compare_implementations, loop_terms, trace_review
@@ -13,7 +14,6 @@ from dashboard import access, figures, resources, widgets
 STEP_KEY = "inside_step"
 STEP_FOR_KEY = "inside_step_review"
 COMPARISON_KEY = "inside_comparison"
-CELL_NAMES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 SEED_PSEUDOCODE = """state_t = 0  # the state at t
 for input_t in input_sequence:
@@ -65,7 +65,7 @@ if len(weights.recurrent) > 1:
     layer_index = st.selectbox(
         "Recurrent layer",
         list(range(len(weights.recurrent))),
-        format_func=lambda index: f"{index + 1}: {CELL_NAMES[weights.recurrent[index].cell]}",
+        format_func=lambda index: f"{index + 1}: {cells.cell(weights.recurrent[index].cell).label}",
         key="inside_layer",
     )
 layer = weights.recurrent[layer_index]
@@ -112,7 +112,7 @@ if terms is not None:
         key="inside_loop",
     )
 else:
-    st.caption(f"{CELL_NAMES[layer.cell]} layers use gates; the table of the plain tanh loop applies to SimpleRNN only.")
+    st.caption(f"{cells.cell(layer.cell).label} layers use gates; the table of the plain tanh loop applies to SimpleRNN only.")
 
 st.subheader("NumPy beside Keras and onnxruntime")
 if st.button("Compare with Keras and onnxruntime", key="inside_compare", icon=":material/compare_arrows:"):
