@@ -15,6 +15,8 @@ import numpy as np
 from core.atomic import write_bytes
 from core.config import ExperimentConfig, preset
 from core.errors import first_line
+from core.history import peak_val_accuracy
+from core.run_table import text_table
 from core.runs import RunInfo, RunStore, model_name, read_run, utc_now
 from core.train import TrainingCallbacks
 
@@ -35,8 +37,10 @@ class ComparisonRow:
     status: str  # finished or cancelled
     parameters: int
     epochs_run: int
-    best_val_accuracy: float | None  # the highest validation accuracy of any epoch
-    best_val_epoch: int | None  # that epoch, from 1
+    # The peak validation accuracy (core.history.peak_val_accuracy): the highest of any epoch, which need not be the
+    # best epoch (lowest val loss). The key keeps its name in compare.json.
+    best_val_accuracy: float | None
+    best_val_epoch: int | None  # the epoch of that peak, from 1 (not the best epoch)
     test_accuracy: float | None  # after the last epoch (or the restored best one), on the whole test split
     test_n: int
     seconds_per_epoch: float | None  # median of epoch_seconds when measured, else fit time / epochs
@@ -88,16 +92,16 @@ class Comparison:
 
     def table(self) -> str:
         """The side-by-side table, for people."""
-        header = ("Model", "Params", "Epochs", "Best val acc", "Test acc", "s/epoch", "Latency ms", "Size KiB", "Run")
+        header = ("Model", "Params", "Epochs", "Peak val acc", "Test acc", "s/epoch", "Latency ms", "Size KiB", "Run")
         lines = [header]
         for row in self.rows:
-            best = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.4f} (epoch {row.best_val_epoch})"
+            peak = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.4f} (epoch {row.best_val_epoch})"
             lines.append(
                 (
                     row.name,
                     f"{row.parameters:,}",
                     str(row.epochs_run),
-                    best,
+                    peak,
                     _number(row.test_accuracy, "{:.4f}"),
                     _number(row.seconds_per_epoch, "{:.1f}"),
                     _number(row.latency_ms, "{:.3f}"),
@@ -105,12 +109,7 @@ class Comparison:
                     row.run_id,
                 )
             )
-        widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-        text = []
-        for index, line in enumerate(lines):
-            text.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-            if index == 0:
-                text.append("  ".join("-" * width for width in widths))
+        text = [text_table(lines)]
         if self.latency_input:
             text.append(f"latency: {self.latency_input}")
         text += [f"note: {row.name}: {row.problem}" for row in self.rows if row.problem]
@@ -178,14 +177,6 @@ def single_review_latency_ms(onnx_path: str | Path, repeats: int = LATENCY_REPEA
     return 1000 * statistics.median(times)
 
 
-def _best_validation(history: dict) -> tuple[float | None, int | None]:
-    values = history.get("val_accuracy") or []
-    if not values:
-        return None, None
-    index = int(np.argmax(values))  # the first of equal maxima
-    return float(values[index]), index + 1
-
-
 def _seconds_per_epoch(run: RunInfo, epoch_seconds: Sequence[float]) -> float | None:
     if epoch_seconds:
         return float(statistics.median(epoch_seconds))
@@ -245,7 +236,7 @@ def comparison_row(
             issue = f"model.onnx cannot be timed: {first_line(error)}"
     elif not onnx_path.is_file() and issue is None:
         issue = "no model.onnx: export the run to time it"
-    best_accuracy, best_epoch = _best_validation(run.history)
+    peak = peak_val_accuracy(run.history)
     metrics = run.metrics or {}
     test_accuracy = metrics.get("test_accuracy")
     return ComparisonRow(
@@ -255,8 +246,8 @@ def comparison_row(
         status=run.status,
         parameters=describe(run.config.model).total_params,
         epochs_run=run.epochs_done,
-        best_val_accuracy=best_accuracy,
-        best_val_epoch=best_epoch,
+        best_val_accuracy=peak.val_accuracy if peak else None,
+        best_val_epoch=peak.epoch if peak else None,
         test_accuracy=float(test_accuracy) if isinstance(test_accuracy, (int, float)) else None,
         test_n=int(metrics.get("test_n") or 0),
         seconds_per_epoch=_seconds_per_epoch(run, epoch_seconds),
@@ -363,6 +354,20 @@ def compare_runs(
     return comparison
 
 
+def default_selection(comparable: Sequence[RunInfo], saved: Comparison | None) -> list[str]:
+    """The runs the Compare page starts on: those of the last saved comparison when they are all still comparable,
+    else the newest run of each book preset (comparable is newest first), else the three newest."""
+    ids = [run.run_id for run in comparable]
+    if saved is not None and saved.rows and all(row.run_id in ids for row in saved.rows):
+        return [row.run_id for row in saved.rows]
+    newest: dict[str, str] = {}
+    for run in comparable:
+        name = model_name(run.config.model)
+        if name in BOOK_PRESETS and name not in newest:
+            newest[name] = run.run_id
+    return [newest[name] for name in BOOK_PRESETS if name in newest] or ids[:3]
+
+
 def default_folder(runs: Sequence[RunInfo], store: RunStore) -> Path:
     """Where a comparison of runs is saved: the folder that holds them all, else the store's root."""
     parents = {run.path.resolve().parent for run in runs}
@@ -449,3 +454,57 @@ def compare(
         callbacks=callbacks,
         epoch_seconds=timings,
     )
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """A comparison checked and ready to run: presets to train, or finished runs to take as they are."""
+
+    store: RunStore
+    presets: tuple[str, ...]  # empty when comparing runs
+    runs: tuple[RunInfo, ...]  # empty when training presets
+    data: str | None
+    epochs: int | None  # the --epochs override, None for each preset's own
+    limit: int | None
+
+    @property
+    def epochs_each(self) -> int:
+        """How many epochs each training plans (0 when no training is done), for a progress line."""
+        if not self.presets:
+            return 0
+        return self.epochs or preset(self.presets[0]).train.epochs
+
+    @property
+    def folder(self) -> Path:
+        """Where compare.json goes: the folder holding every run compared, else the runs folder."""
+        return default_folder(self.runs, self.store) if self.runs else self.store.root
+
+    def run(self, callbacks: CompareCallbacks | None = None) -> Comparison:
+        """Train (presets) or read (runs), export, time and tabulate; saved as compare.json in folder."""
+        if self.runs:
+            return compare_runs(self.runs, save_to=self.folder, callbacks=callbacks)
+        return compare(
+            self.presets, self.data, epochs=self.epochs, limit=self.limit, runs=self.store, callbacks=callbacks
+        )
+
+
+def plan_comparison(
+    presets: str | None = None,
+    run_dirs: Sequence[str] | None = None,
+    *,
+    data: str | None = None,
+    epochs: int | None = None,
+    limit: int | None = None,
+    runs_folder: str | None = None,
+) -> ComparisonPlan:
+    """Check what `python -m core compare` was asked: comma-separated presets to train, or run folders (ids or paths)
+    to compare as they are; ValueError with one line for a mistake, before anything is trained."""
+    store = RunStore(runs_folder)
+    if run_dirs:
+        for flag, value in (("epochs", epochs), ("limit", limit), ("data", data)):
+            if value is not None:
+                raise ValueError(
+                    f"--{flag} applies only when training --presets; --run compares finished runs as they are"
+                )
+        return ComparisonPlan(store, (), tuple(store.load(run) for run in run_dirs), None, None, None)
+    return ComparisonPlan(store, tuple(parse_presets(presets or "")), (), data, epochs, limit)
