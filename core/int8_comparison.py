@@ -35,7 +35,7 @@ def reviews_to_score(
     load: Callable | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> ReviewsToScore:
-    """The test split of source in the model's ids (load(source, num_words) reads it; core.data.load_dataset by default).
+    """The test split of source in the model's ids; load(source, num_words) reads it (default core.data.load_dataset).
 
     No source means no split: Keras's imdb.npz would need the network and TensorFlow. With keep_going, a source that
     cannot be read costs the accuracy rows only (its first line says why); otherwise its ValueError is raised.

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
+from core.config import ExperimentConfig
 from core.runs import RunInfo
 
 # The column names people read, one word for each idea (core.history): shared by the command line and the pages.
@@ -94,6 +95,32 @@ def listed_runs(root: str | None = None) -> tuple[Path, list[RunInfo]]:
     if store.root.exists() and not store.root.is_dir():
         raise ValueError(f"{store.root} is a file, not a runs folder")
     return store.root, store.list()
+
+
+def flat_config(config: ExperimentConfig) -> dict[str, object]:
+    """Every field of an experiment under a dotted name (model.recurrent_layers[0].units), for comparing two runs."""
+    flat: dict[str, object] = {}
+    for section, values in config.to_dict().items():
+        for name, value in values.items():
+            if name == "recurrent_layers":
+                for index, layer in enumerate(value):
+                    for layer_field, layer_value in layer.items():
+                        flat[f"{section}.recurrent_layers[{index}].{layer_field}"] = layer_value
+                flat[f"{section}.recurrent_layers (count)"] = len(value)
+            else:
+                flat[f"{section}.{name}"] = value
+    return flat
+
+
+def config_differences(first: ExperimentConfig, second: ExperimentConfig) -> list[tuple[str, str, str]]:
+    """The fields whose values differ between two experiments, sorted by name: (field, first's, second's), "-" for
+    a field one of them lacks (fewer recurrent layers)."""
+    one, other = flat_config(first), flat_config(second)
+    return [
+        (name, str(one.get(name, "-")), str(other.get(name, "-")))
+        for name in sorted(set(one) | set(other))
+        if one.get(name) != other.get(name)
+    ]
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:
