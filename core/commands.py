@@ -35,6 +35,7 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def summary(args: argparse.Namespace) -> int:
     from core.model import describe
+    from core.run_table import text_table
 
     description = describe(experiment_from_args(args).model)
     if args.json:
@@ -45,11 +46,7 @@ def summary(args: argparse.Namespace) -> int:
         (f"{layer.name} ({layer.type})", str(layer.output_shape), f"{layer.params:,}", layer.formula)
         for layer in description.layers
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print(text_table(rows))
     print(f"Total params: {description.total_params:,} ({description.size_bytes / 1024:,.1f} KiB as float32)")
     return 0
 
