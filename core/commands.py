@@ -141,6 +141,8 @@ def _optional(value: float | None) -> str:
 
 def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool) -> None:
     """The full report: one JSON object, or the counts, the curves' summaries and a table of metrics by threshold."""
+    from core.evaluation import thresholds_by_role
+
     if as_json:
         print(json.dumps({**report.to_dict(), "scored_with": scored_with}))
         return
@@ -150,21 +152,11 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
         f"loss {report.loss:.4f}"
     )
     print(f"ROC AUC {_optional(report.roc_auc)}  average precision {_optional(report.average_precision)}")
-    # One row a distinct threshold, named by every role it plays.
-    named: dict[float, list[str]] = {}
-    roles = [(report.at_file_threshold, "the file's"), (report.at_default_threshold, "default")]
-    if threshold_given:
-        roles.insert(0, (report.at_threshold, "--threshold"))
-    metrics_by_threshold = {}
-    for metrics, role in roles:
-        named.setdefault(metrics.threshold, []).append(role)
-        metrics_by_threshold[metrics.threshold] = metrics
     rows = [("threshold", "accuracy", "precision", "recall", "F1", "TP", "FP", "TN", "FN")]
-    for threshold, names in named.items():
-        metrics = metrics_by_threshold[threshold]
+    for metrics, names in thresholds_by_role(report, threshold_given):
         rows.append(
             (
-                f"{threshold:g} ({', '.join(names)})",
+                f"{metrics.threshold:g} ({', '.join(names)})",
                 *(f"{value:.4f}" for value in (metrics.accuracy, metrics.precision, metrics.recall, metrics.f1)),
                 *(f"{value:,}" for value in (metrics.tp, metrics.fp, metrics.tn, metrics.fn)),
             )

@@ -177,3 +177,15 @@ def evaluate(
     full = evaluation_report(split.labels, scores, threshold, file_threshold)
     summary = {"accuracy": full.accuracy, "loss": full.loss, "n": full.n}
     return Evaluation(written=written, summary=summary, report=full, scored_with=scored_with)
+
+
+def thresholds_by_role(report, threshold_given: bool) -> list[tuple[object, list[str]]]:
+    """The report's metrics at each distinct threshold, with every role that threshold plays ("--threshold", "the
+    file's", "default"), in that order: one row each in the command line's table."""
+    roles = [(report.at_file_threshold, "the file's"), (report.at_default_threshold, "default")]
+    if threshold_given:
+        roles.insert(0, (report.at_threshold, "--threshold"))
+    named: dict[float, tuple[object, list[str]]] = {}
+    for metrics, role in roles:
+        named.setdefault(metrics.threshold, (metrics, []))[1].append(role)
+    return list(named.values())

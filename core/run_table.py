@@ -1,5 +1,6 @@
-"""Runs as people see them: one row a run (for `python -m core runs` and the Runs page), its record for JSON, and the
-figures both show (test accuracy, training time, best epoch, peak validation accuracy)."""
+"""Runs as people see them: one row a run (for `python -m core runs` and the Runs page), its record for JSON, the
+figures both show (test accuracy, training time, best epoch, peak validation accuracy), and the aligned text table
+every command line listing prints (runs, summary, compare)."""
 
 from __future__ import annotations
 

@@ -273,3 +273,13 @@ def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
         evaluate("runs/some-run", str(model_file))
     with pytest.raises(ValueError, match="is an exported model, not a run folder"):
         evaluate(str(model_file))
+
+
+def test_each_distinct_threshold_is_one_row_named_by_its_roles(model_file, reviews_csv):
+    from core.evaluation import evaluate, thresholds_by_role
+
+    report = evaluate(model=str(model_file), data=str(reviews_csv), threshold=0.3, report=True).report
+    rows = [(metrics.threshold, names) for metrics, names in thresholds_by_role(report, threshold_given=True)]
+    assert rows == [(0.3, ["--threshold"]), (0.5, ["the file's", "default"])]
+    same = evaluate(model=str(model_file), data=str(reviews_csv), report=True).report
+    assert [names for _, names in thresholds_by_role(same, threshold_given=False)] == [["the file's", "default"]]
