@@ -117,8 +117,8 @@ st.dataframe(
 )
 st.caption(
     f"{PEAK_COLUMN}: the highest of any epoch (at its peak epoch). {BEST_EPOCH_COLUMN}: the epoch early stopping "
-    "watches and restores. Test accuracy: the whole test split, after the last epoch "
-    "(or the restored best one). s/epoch: the median epoch when the comparison trained the run, "
+    "watches and restores. Test accuracy: the whole test split, after the last epoch (or with the best epoch's "
+    "weights, when early stopping restored them). s/epoch: the median epoch when the comparison trained the run, "
     "else fit time / epochs. "
     f"Latency: {comparison.latency_input or 'needs an exported file'}."
 )
