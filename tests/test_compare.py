@@ -271,7 +271,9 @@ def _row_dict(run_id: str) -> dict:
 def test_a_plan_checks_the_request_before_anything_is_trained(tmp_path):
     plan = plan_comparison("seed,book-gru", None, epochs=2, runs_folder=str(tmp_path / "runs"))
     assert plan.presets == ("seed", "book-gru") and plan.epochs_each == 2 and plan.folder == tmp_path / "runs"
-    assert plan_comparison("seed", None, runs_folder=str(tmp_path)).epochs_each == ExperimentConfig().train.epochs
+    from core.config import preset
+
+    assert plan_comparison("seed", None, runs_folder=str(tmp_path)).epochs_each == preset("seed").train.epochs
     with pytest.raises(ValueError, match="--epochs applies only when training --presets"):
         plan_comparison(None, ["some-run"], epochs=2, runs_folder=str(tmp_path))
     with pytest.raises(ValueError, match="no run folder at"):

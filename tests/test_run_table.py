@@ -32,7 +32,7 @@ from core.runs import RunStore, read_run
 from core.splits import Dataset, Split
 from core.text import Vocabulary
 from core.train import outcome_lines, prepare_training
-from test_runs import DATA, VOCABULARY, finished_run
+from test_runs import finished_run
 
 HISTORY = {
     "loss": [0.6, 0.4, 0.3],

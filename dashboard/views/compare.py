@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core.compare import comparable_problem, compare_runs, default_selection, load_comparison, single_review_latency_ms
+from core.compare import comparable_problem, compare_runs, default_selection, single_review_latency_ms
+from core.comparison import load_comparison
 from core.errors import first_line
 from core.history import best_epoch
 from core.run_table import BEST_EPOCH_COLUMN, PEAK_COLUMN
