@@ -14,7 +14,7 @@ import pytest
 from core import runs
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, preset
 from core.data_summary import coverage, label_counts, length_summary, review_as_read
-from core.file_summary import generic_loops, io_rows, metadata_rows, shape_text
+from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows, shape_text
 from core.jobs import JobSnapshot
 from core.paths import DEFAULT_MODEL
 from core.run_archive import history_csv, run_zip
@@ -173,3 +173,13 @@ def test_the_shipped_files_metadata_and_inputs_read_as_rows():
     assert [row["direction"] for row in io_table][0] == "input" and io_table[0]["name"] == "input_ids"
     assert shape_text(["batch", 500]) == "[any, 500]"
     assert generic_loops({"Scan": 2, "If": 2}) == 0 and generic_loops({"Loop": 1, "Scan": 1}) == 2
+
+
+def test_a_files_notes_and_what_makes_it_untrustworthy():
+    notes = file_notes({"If": 2, "RNN": 2}, {"method": "sequence_lens"}, 500)
+    assert notes[0].startswith("Each SimpleRNN layer runs as onnxruntime's RNN op") and "(2 If nodes)" in notes[0]
+    assert "sequence_lens" in notes[1] and notes[1].endswith("on 500 ids.")
+    assert file_notes({"LSTM": 1}, None, 500) == []
+    assert file_problem({"LSTM": 1}, 1e-7) is None
+    assert "generic Loop nodes" in file_problem({"Loop": 1}, 1e-7)
+    assert file_problem({"RNN": 1}, 3e-4).startswith("Parity 3.0e-04 is above 1e-05")

@@ -4,14 +4,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import quantize
-from core.file_summary import generic_loops, io_rows, metadata_rows
+from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
+from core.model_file import PARITY_TOLERANCE
 from core.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
 from dashboard import resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
 RECURRENT_OPS = ("RNN", "GRU", "LSTM")
 GENERIC_LOOPS = ("Loop", "Scan")
-PARITY_BOUND = 1e-5
 
 
 def _op_figure(counts: dict[str, int]) -> go.Figure:
@@ -103,32 +103,17 @@ columns[1].metric(
     "Parity (max difference)",
     f"{parity:.1e}",
     border=True,
-    help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_BOUND:.0e}.",
+    help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_TOLERANCE:.0e}.",
 )
 columns[2].metric(
     "Native recurrent nodes", ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none", border=True
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
-if counts.get("If"):
-    st.caption(
-        f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of Gemm + Tanh for "
-        f"batches ({counts['If']} If node{'s' if counts['If'] > 1 else ''}): the Scan is faster a review in batches."
-    )
-skip = predictor.metadata.padding_skip
-if skip:
-    how = (
-        "masked model: its rows go through the op's sequence_lens, tokens first"
-        if skip.get("method") == "sequence_lens"
-        else "each layer starts from its state after the padding it was not fed"
-    )
-    st.caption(
-        f"Skips padding: input_ids may be as short as a batch's longest review ({widgets.escape_markdown(how)}); "
-        f"the scores equal the model's on {predictor.sequence_length} ids."
-    )
-if loops:
-    st.error("This file still holds generic Loop nodes: export the run again with this version.")
-elif parity > PARITY_BOUND:
-    st.error(f"Parity {parity:.1e} is above {PARITY_BOUND:.0e}: do not trust this file; export the run again.")
+for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length):
+    st.caption(widgets.escape_markdown(note))
+problem = file_problem(counts, parity)
+if problem:
+    st.error(problem)
 st.download_button(
     "Download model.onnx",
     data=onnx_path.read_bytes(),
