@@ -23,6 +23,7 @@ from core.comparison import (  # noqa: F401 (what a comparison is and its file a
 from core.config import ExperimentConfig, preset
 from core.errors import first_line
 from core.history import peak_val_accuracy
+from core.run_table import test_accuracy
 from core.runs import RunInfo, RunStore, model_name, read_run, utc_now
 from core.train import TrainingCallbacks
 
@@ -149,7 +150,6 @@ def comparison_row(
         issue = "no model.onnx: export the run to time it"
     peak = peak_val_accuracy(run.history)
     metrics = run.metrics or {}
-    test_accuracy = metrics.get("test_accuracy")
     return ComparisonRow(
         name=name,
         run_id=run.run_id,
@@ -159,7 +159,7 @@ def comparison_row(
         epochs_run=run.epochs_done,
         best_val_accuracy=peak.val_accuracy if peak else None,
         best_val_epoch=peak.epoch if peak else None,
-        test_accuracy=float(test_accuracy) if isinstance(test_accuracy, (int, float)) else None,
+        test_accuracy=test_accuracy(run),
         test_n=int(metrics.get("test_n") or 0),
         seconds_per_epoch=_seconds_per_epoch(run, epoch_seconds),
         epoch_seconds=tuple(round(value, 3) for value in epoch_seconds),

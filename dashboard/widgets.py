@@ -73,11 +73,13 @@ def model_choice_ui(models: dict, key: str):
 
 def run_label(run) -> str:
     """One line naming a run in a picker: id, status (and broken), test accuracy when known."""
-    accuracy = (run.metrics or {}).get("test_accuracy")
+    from core.run_table import test_accuracy
+
+    accuracy = test_accuracy(run)
     parts = [run.run_id, run.status]
     if run.broken:
         parts.append("broken")
-    if isinstance(accuracy, (int, float)):
+    if accuracy is not None:
         parts.append(f"test accuracy {accuracy:.1%}")
     return " · ".join(parts)
 
