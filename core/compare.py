@@ -12,110 +12,25 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_bytes
+from core.comparison import (  # noqa: F401 (what a comparison is and its file are part of this module's interface)
+    COMPARISON_FILE,
+    Comparison,
+    ComparisonRow,
+    comparison_path,
+    load_comparison,
+    save_comparison,
+)
 from core.config import ExperimentConfig, preset
 from core.errors import first_line
+from core.history import peak_val_accuracy
+from core.run_table import test_accuracy
 from core.runs import RunInfo, RunStore, model_name, read_run, utc_now
 from core.train import TrainingCallbacks
 
-COMPARISON_FILE = "compare.json"
 BOOK_PRESETS = ("seed", "book-lstm", "book-gru")
 LATENCY_REPEATS = 50  # timed single-review runs per file, after LATENCY_WARMUP untimed ones
 LATENCY_WARMUP = 3
 COMPARABLE_STATUSES = ("finished", "cancelled")
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One model of a comparison, with what its run folder and its exported file measure."""
-
-    name: str  # the preset the run's model is, else its cells (lstm-gru)
-    run_id: str
-    run_dir: str
-    status: str  # finished or cancelled
-    parameters: int
-    epochs_run: int
-    best_val_accuracy: float | None  # the highest validation accuracy of any epoch
-    best_val_epoch: int | None  # that epoch, from 1
-    test_accuracy: float | None  # after the last epoch (or the restored best one), on the whole test split
-    test_n: int
-    seconds_per_epoch: float | None  # median of epoch_seconds when measured, else fit time / epochs
-    epoch_seconds: tuple[float, ...]  # each epoch's wall time, when compare trained the run itself
-    latency_ms: float | None  # median time of one review of sequence_length ids through the exported file
-    file_bytes: int | None  # size of the exported .onnx file
-    onnx_path: str | None
-    history: dict  # {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}
-    problem: str | None = None  # why a measure is missing (the export failed, ...)
-
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["epoch_seconds"] = list(self.epoch_seconds)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ComparisonRow":
-        known = {item.name for item in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        values["epoch_seconds"] = tuple(values.get("epoch_seconds") or ())
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Models side by side, in the order asked for; notes say where their data or budget differ."""
-
-    rows: tuple[ComparisonRow, ...]
-    created: str  # ISO 8601, UTC
-    notes: tuple[str, ...] = ()
-    latency_input: str = ""  # what one timed review is, for people
-
-    def to_dict(self) -> dict:
-        return {
-            "created": self.created,
-            "latency_input": self.latency_input,
-            "notes": list(self.notes),
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Comparison":
-        return cls(
-            rows=tuple(ComparisonRow.from_dict(row) for row in data["rows"]),
-            created=data["created"],
-            notes=tuple(data.get("notes") or ()),
-            latency_input=data.get("latency_input", ""),
-        )
-
-    def table(self) -> str:
-        """The side-by-side table, for people."""
-        header = ("Model", "Params", "Epochs", "Best val acc", "Test acc", "s/epoch", "Latency ms", "Size KiB", "Run")
-        lines = [header]
-        for row in self.rows:
-            best = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.4f} (epoch {row.best_val_epoch})"
-            lines.append(
-                (
-                    row.name,
-                    f"{row.parameters:,}",
-                    str(row.epochs_run),
-                    best,
-                    _number(row.test_accuracy, "{:.4f}"),
-                    _number(row.seconds_per_epoch, "{:.1f}"),
-                    _number(row.latency_ms, "{:.3f}"),
-                    _number(None if row.file_bytes is None else row.file_bytes / 1024, "{:,.0f}"),
-                    row.run_id,
-                )
-            )
-        widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-        text = []
-        for index, line in enumerate(lines):
-            text.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-            if index == 0:
-                text.append("  ".join("-" * width for width in widths))
-        if self.latency_input:
-            text.append(f"latency: {self.latency_input}")
-        text += [f"note: {row.name}: {row.problem}" for row in self.rows if row.problem]
-        text += [f"note: {note}" for note in self.notes]
-        return "\n".join(text)
 
 
 @dataclass(frozen=True)
@@ -125,10 +40,6 @@ class CompareCallbacks:
     on_step: Callable[[str], None] | None = None  # one line per step: "training book-lstm (2 of 3)", "exporting ..."
     training: TrainingCallbacks | None = None  # handed to every training; its cancel ends the rest
     on_row: Callable[[ComparisonRow], None] | None = None  # each model's row as soon as it is measured
-
-
-def _number(value: float | None, form: str) -> str:
-    return "-" if value is None else form.format(value)
 
 
 def parse_presets(text: str) -> list[str]:
@@ -176,14 +87,6 @@ def single_review_latency_ms(onnx_path: str | Path, repeats: int = LATENCY_REPEA
         predictor.probabilities(ids)
         times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
-
-
-def _best_validation(history: dict) -> tuple[float | None, int | None]:
-    values = history.get("val_accuracy") or []
-    if not values:
-        return None, None
-    index = int(np.argmax(values))  # the first of equal maxima
-    return float(values[index]), index + 1
 
 
 def _seconds_per_epoch(run: RunInfo, epoch_seconds: Sequence[float]) -> float | None:
@@ -245,9 +148,8 @@ def comparison_row(
             issue = f"model.onnx cannot be timed: {first_line(error)}"
     elif not onnx_path.is_file() and issue is None:
         issue = "no model.onnx: export the run to time it"
-    best_accuracy, best_epoch = _best_validation(run.history)
+    peak = peak_val_accuracy(run.history)
     metrics = run.metrics or {}
-    test_accuracy = metrics.get("test_accuracy")
     return ComparisonRow(
         name=name,
         run_id=run.run_id,
@@ -255,9 +157,9 @@ def comparison_row(
         status=run.status,
         parameters=describe(run.config.model).total_params,
         epochs_run=run.epochs_done,
-        best_val_accuracy=best_accuracy,
-        best_val_epoch=best_epoch,
-        test_accuracy=float(test_accuracy) if isinstance(test_accuracy, (int, float)) else None,
+        best_val_accuracy=peak.val_accuracy if peak else None,
+        best_val_epoch=peak.epoch if peak else None,
+        test_accuracy=test_accuracy(run),
         test_n=int(metrics.get("test_n") or 0),
         seconds_per_epoch=_seconds_per_epoch(run, epoch_seconds),
         epoch_seconds=tuple(round(value, 3) for value in epoch_seconds),
@@ -290,27 +192,6 @@ def budget_notes(runs: Sequence[RunInfo]) -> list[str]:
     if len(epochs) > 1:
         notes.append(f"the runs trained for different numbers of epochs ({', '.join(map(str, sorted(epochs)))})")
     return notes
-
-
-def comparison_path(folder: str | Path) -> Path:
-    return Path(folder) / COMPARISON_FILE
-
-
-def save_comparison(comparison: Comparison, folder: str | Path) -> Path:
-    """Write folder/compare.json atomically; returns its path."""
-    path = comparison_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, json.dumps(comparison.to_dict(), indent=2).encode("utf-8"))
-    return path
-
-
-def load_comparison(folder: str | Path) -> Comparison | None:
-    """The comparison saved in folder, or None when there is none or it cannot be read."""
-    try:
-        data = json.loads(comparison_path(folder).read_text(encoding="utf-8"))
-        return Comparison.from_dict(data)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def _latency_input(rows: Sequence[ComparisonRow], runs: Sequence[RunInfo]) -> str:
@@ -361,6 +242,20 @@ def compare_runs(
     if save_to is not None:
         save_comparison(comparison, save_to)
     return comparison
+
+
+def default_selection(comparable: Sequence[RunInfo], saved: Comparison | None) -> list[str]:
+    """The runs the Compare page starts on: those of the last saved comparison when they are all still comparable,
+    else the newest run of each book preset (comparable is newest first), else the three newest."""
+    ids = [run.run_id for run in comparable]
+    if saved is not None and saved.rows and all(row.run_id in ids for row in saved.rows):
+        return [row.run_id for row in saved.rows]
+    newest: dict[str, str] = {}
+    for run in comparable:
+        name = model_name(run.config.model)
+        if name in BOOK_PRESETS and name not in newest:
+            newest[name] = run.run_id
+    return [newest[name] for name in BOOK_PRESETS if name in newest] or ids[:3]
 
 
 def default_folder(runs: Sequence[RunInfo], store: RunStore) -> Path:
@@ -449,3 +344,57 @@ def compare(
         callbacks=callbacks,
         epoch_seconds=timings,
     )
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """A comparison checked and ready to run: presets to train, or finished runs to take as they are."""
+
+    store: RunStore
+    presets: tuple[str, ...]  # empty when comparing runs
+    runs: tuple[RunInfo, ...]  # empty when training presets
+    data: str | None
+    epochs: int | None  # the --epochs override, None for each preset's own
+    limit: int | None
+
+    @property
+    def epochs_each(self) -> int:
+        """How many epochs each training plans (0 when no training is done), for a progress line."""
+        if not self.presets:
+            return 0
+        return self.epochs or preset(self.presets[0]).train.epochs
+
+    @property
+    def folder(self) -> Path:
+        """Where compare.json goes: the folder holding every run compared, else the runs folder."""
+        return default_folder(self.runs, self.store) if self.runs else self.store.root
+
+    def run(self, callbacks: CompareCallbacks | None = None) -> Comparison:
+        """Train (presets) or read (runs), export, time and tabulate; saved as compare.json in folder."""
+        if self.runs:
+            return compare_runs(self.runs, save_to=self.folder, callbacks=callbacks)
+        return compare(
+            self.presets, self.data, epochs=self.epochs, limit=self.limit, runs=self.store, callbacks=callbacks
+        )
+
+
+def plan_comparison(
+    presets: str | None = None,
+    run_dirs: Sequence[str] | None = None,
+    *,
+    data: str | None = None,
+    epochs: int | None = None,
+    limit: int | None = None,
+    runs_folder: str | None = None,
+) -> ComparisonPlan:
+    """Check what `python -m core compare` was asked: comma-separated presets to train, or run folders (ids or paths)
+    to compare as they are; ValueError with one line for a mistake, before anything is trained."""
+    store = RunStore(runs_folder)
+    if run_dirs:
+        for flag, value in (("epochs", epochs), ("limit", limit), ("data", data)):
+            if value is not None:
+                raise ValueError(
+                    f"--{flag} applies only when training --presets; --run compares finished runs as they are"
+                )
+        return ComparisonPlan(store, (), tuple(store.load(run) for run in run_dirs), None, None, None)
+    return ComparisonPlan(store, tuple(parse_presets(presets or "")), (), data, epochs, limit)

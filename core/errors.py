@@ -21,3 +21,11 @@ def user_message(error: BaseException) -> str:
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror[0].lower()}{error.strerror[1:]}"
     return first_line(error)
+
+
+def reason(error: BaseException) -> str:
+    """Why an error happened, to follow a message that names the path itself: an OSError's reason ("No space left on
+    device"), anything else as the first line of its message."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return first_line(error)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 BEST_EPOCH_RULE = "lowest validation loss"
 PEAK_ACCURACY_RULE = "highest validation accuracy"
+# The words people read for each, on every page and in the command line (capitalized at the start of a label).
+BEST_EPOCH_LABEL = "best epoch (lowest val loss)"
+PEAK_ACCURACY_LABEL = "peak val accuracy"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,20 @@ class JobSnapshot:
     def active(self) -> bool:
         return self.status in ("starting", "running")
 
+    @property
+    def progress_text(self) -> str:
+        """Where the training stands in one line for people: the epoch, its share done, the time left in it."""
+        if self.status == "starting":
+            return "Starting: loading TensorFlow and building the model..."
+        text = f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: {self.epoch_fraction:.0%} of its batches"
+        if self.seconds_left_in_epoch is not None and self.epoch_fraction < 1.0:
+            left = self.seconds_left_in_epoch
+            text += f", about {left:,.0f} s left" if left >= 1.0 else ", under a second left"
+            text += " in this epoch"
+        elif self.epoch_fraction >= 1.0:
+            text += ", validating"
+        return text
+
 
 class TrainingJob:
     """train() on a daemon thread; snapshot() to follow it, stop() to end it after the current batch."""

@@ -20,6 +20,7 @@ from typing import Any
 from core import paths
 from core.atomic import atomic_path
 from core.config import PRESETS, ExperimentConfig, ModelConfig
+from core.errors import reason
 
 STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
 # What a run whose process died without recording an end (killed, machine restarted) says about itself.
@@ -125,7 +126,7 @@ def _write_atomically(path: Path, write, suffix: str = ".tmp") -> None:
         with atomic_path(path, suffix) as temporary:
             write(temporary)
     except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+        raise ValueError(f"cannot write {path}: {reason(error)}") from None
 
 
 def write_history(run_dir: Path, history: dict) -> None:
@@ -313,7 +314,7 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ValueError(
-                f"cannot create the runs folder {self.root}: {error.strerror or error}; "
+                f"cannot create the runs folder {self.root}: {reason(error)}; "
                 "choose another with --runs or IMDB_RUNS"
             ) from None
         # A real file tells the truth where permission bits do not: root, read-only mounts, a full disk.
@@ -323,7 +324,7 @@ class RunStore:
             os.unlink(probe)
         except OSError as error:
             raise ValueError(
-                f"the runs folder {self.root} is not writable ({error.strerror or error}); "
+                f"the runs folder {self.root} is not writable ({reason(error)}); "
                 "choose another with --runs or IMDB_RUNS"
             ) from None
 
@@ -339,7 +340,7 @@ class RunStore:
         try:
             handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise ValueError(f"cannot open {path}: {error.strerror or error}; choose another --runs") from None
+            raise ValueError(f"cannot open {path}: {reason(error)}; choose another --runs") from None
         try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -381,9 +382,8 @@ class RunStore:
             os.rename(staging, self.root / run_id)
         except (OSError, ValueError) as error:
             shutil.rmtree(staging, ignore_errors=True)
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             raise ValueError(
-                f"cannot write a run in {self.root}: {reason}; free some space or choose another --runs"
+                f"cannot write a run in {self.root}: {reason(error)}; free some space or choose another --runs"
             ) from None
         return self.root / run_id
 

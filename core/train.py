@@ -15,6 +15,7 @@ from core import runs
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data import Dataset, Split, split_for_vocabulary
 from core.errors import first_line
+from core.history import BEST_EPOCH_LABEL, best_epoch
 from core.runs import RunInfo, RunStore
 
 
@@ -80,16 +81,6 @@ def _optimizer(train_config: TrainConfig):
 
     classes = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
-
-
-def _best_epoch(history: dict) -> tuple[int | None, float | None, float | None]:
-    """The epoch (from 1) with the lowest val_loss, as EarlyStopping picks it, with its val_loss and val_accuracy."""
-    losses = history.get("val_loss") or []
-    if not losses:
-        return None, None, None
-    index = int(np.argmin(losses))  # the first of equal minima, as EarlyStopping keeps the first
-    accuracies = history.get("val_accuracy") or []
-    return index + 1, float(losses[index]), float(accuracies[index]) if index < len(accuracies) else None
 
 
 def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
@@ -211,14 +202,16 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunIn
     runs.save_model(run_dir, model)
 
     history = recorder.history
-    best_epoch, best_val_loss, best_val_accuracy = _best_epoch(history)
+    # The best epoch is the one of lowest val_loss (core.history), as EarlyStopping picks it: best_val_accuracy and
+    # best_val_loss are that epoch's, not the highest validation accuracy of any epoch.
+    best = best_epoch(history)
     metrics = {
         "test_accuracy": None,
         "test_loss": None,
         "test_n": 0,
-        "best_epoch": best_epoch,
-        "best_val_accuracy": best_val_accuracy,
-        "best_val_loss": best_val_loss,
+        "best_epoch": best.epoch if best else None,
+        "best_val_accuracy": best.val_accuracy if best else None,
+        "best_val_loss": best.val_loss if best else None,
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": round(train_seconds, 3),
         # True when model.keras holds best_epoch's weights rather than the last epoch's.
@@ -274,3 +267,75 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset) -> dict:
     """
     split, _ = split_for_vocabulary(dataset, runs.read_vocabulary(run_dir))
     return evaluate_split(run_dir, split)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What `python -m core train` trains: the settings, checked, and the reviews, loaded."""
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    dataset: Dataset
+    store: RunStore
+    limit: int | None
+
+    @property
+    def data_line(self) -> str:
+        """Where the reviews come from and how many are used, for people."""
+        dataset, used = self.dataset, ""
+        if self.limit is not None and self.limit < len(dataset.train):
+            used = f" (--limit: the first {self.limit:,} used)"
+        return f"data: {dataset.source}: {len(dataset.train):,} training{used} and {len(dataset.test):,} test reviews"
+
+
+def prepare_training(
+    experiment: ExperimentConfig,
+    *,
+    epochs: int | None = None,
+    limit: int | None = None,
+    data: str | None = None,
+    runs_folder: str | None = None,
+    on_loading: Callable[[float, str], None] | None = None,
+    before_tensorflow: Callable[[], None] | None = None,
+) -> TrainingSetup:
+    """Check a training's settings (epochs and limit override the experiment's) and load its reviews (data, else
+    IMDB_DATA, else Keras's imdb.npz); ValueError with one line for anything a user can get wrong, before the data."""
+    import dataclasses
+
+    from core.data import load_dataset
+    from core.paths import data_source
+
+    train_config = experiment.train
+    if epochs is not None:
+        # TrainConfig validates it again: --epochs 0 fails with the field's own message.
+        train_config = dataclasses.replace(train_config, epochs=epochs)
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be a positive number of reviews, got {limit}")
+    if not experiment.model.is_classifier:
+        raise ValueError("this model has no classifier on top (a seed-rnn or seed-stacked cell); it cannot be trained")
+    store = RunStore(runs_folder)
+    # Both before the data, which can take half a minute to load the first time; train() takes the lock for real.
+    with store.training_lock():
+        pass
+    source = data or data_source()
+    if source is None and before_tensorflow is not None:
+        before_tensorflow()  # Keras's imdb.npz is read through Keras
+    dataset = load_dataset(source, num_words=experiment.model.vocabulary_size, progress=on_loading)
+    return TrainingSetup(experiment.model, train_config, dataset, store, limit)
+
+
+def outcome_lines(run: RunInfo) -> list[str]:
+    """What a finished training says: its best epoch (lowest val loss) and its test accuracy, when known."""
+    metrics = run.metrics or {}
+    lines = []
+    if metrics.get("best_epoch"):
+        lines.append(
+            f"{BEST_EPOCH_LABEL} {metrics['best_epoch']}: "
+            f"val_loss {metrics['best_val_loss']:.4f}, val_accuracy {metrics['best_val_accuracy']:.4f}"
+        )
+    if metrics.get("test_accuracy") is not None:
+        lines.append(
+            f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+            f"on {metrics['test_n']:,} reviews; fit took {metrics['train_seconds']:.0f} s"
+        )
+    return lines

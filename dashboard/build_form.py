@@ -1,4 +1,9 @@
-"""The Build page's form: model and training settings as widgets with explicit keys, each bad value explained at its field."""
+"""The Build page's form: model and training settings as widgets with explicit keys, each bad value explained at its field.
+
+Longer than a page (it is not one): every field of ModelConfig and TrainConfig has its widget here, so that the page
+reads top to bottom. In order: the session state behind the widgets, field helpers, the recurrent stack, the model
+form, the training form.
+"""
 
 from __future__ import annotations
 
@@ -35,29 +40,7 @@ _MODEL_FIELDS = (
 _TRAIN_FIELDS = ("optimizer", "learning_rate", "batch_size", "epochs", "validation_split", "early_stopping_patience", "seed")
 
 
-def field_error(message: str | None) -> None:
-    """Show a config error right under the field it names; nothing when message is None."""
-    if message:
-        st.error(message, icon=":material/error:")
-
-
-def config_error(cls: type, **values: Any) -> str | None:
-    """The ValueError message cls(**values) raises (other fields at their valid defaults), or None when valid."""
-    try:
-        cls(**values)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def _show_row_errors(row: list[str | None]) -> bool:
-    """Show the errors of a row of fields under it, at the form's full width (a column is too narrow for a sentence);
-    empties row; True when there was any."""
-    messages = [message for message in row if message]
-    for message in messages:
-        field_error(message)
-    row.clear()
-    return bool(messages)
+# ---- The session state behind the widgets ---------------------------------------------------------------------------
 
 
 def _layer_key(index: int, name: str) -> str:
@@ -109,6 +92,34 @@ def _remove_layer(index: int) -> None:
     state[LAYER_COUNT_KEY] = count - 1
 
 
+# ---- Field helpers ---------------------------------------------------------------------------------------------------
+
+
+def field_error(message: str | None) -> None:
+    """Show a config error right under the field it names; nothing when message is None."""
+    if message:
+        st.error(message, icon=":material/error:")
+
+
+def config_error(cls: type, **values: Any) -> str | None:
+    """The ValueError message cls(**values) raises (other fields at their valid defaults), or None when valid."""
+    try:
+        cls(**values)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _show_row_errors(row: list[str | None]) -> bool:
+    """Show the errors of a row of fields under it, at the form's full width (a column is too narrow for a sentence);
+    empties row; True when there was any."""
+    messages = [message for message in row if message]
+    for message in messages:
+        field_error(message)
+    row.clear()
+    return bool(messages)
+
+
 def _int_input(label: str, key: str, step: int, help_text: str | None = None) -> int:
     # No min or max: the config's own ValueError explains a bad value, next to the field.
     value = st.number_input(label, step=step, key=key, help=help_text)
@@ -118,6 +129,9 @@ def _int_input(label: str, key: str, step: int, help_text: str | None = None) ->
 def _fraction_input(label: str, key: str, help_text: str | None = None) -> float:
     value = st.number_input(label, step=0.05, format="%.2f", key=key, help=help_text)
     return float(value) if value is not None else 0.0
+
+
+# ---- The recurrent stack, the model form, the training form ---------------------------------------------------------
 
 
 def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
@@ -184,18 +198,15 @@ def model_config_ui() -> ModelConfig | None:
         vocabulary_size = _int_input(
             "Vocabulary size", "build_vocabulary_size", 1000, "num_words: the most frequent words kept; others are <unk>"
         )
-        message = config_error(ModelConfig, vocabulary_size=vocabulary_size)
-        row.append(message)
+        row.append(config_error(ModelConfig, vocabulary_size=vocabulary_size))
     with second:
         sequence_length = _int_input(
             "Sequence length", "build_sequence_length", 50, "Reviews are padded or cut to this many tokens"
         )
-        message = config_error(ModelConfig, sequence_length=sequence_length)
-        row.append(message)
+        row.append(config_error(ModelConfig, sequence_length=sequence_length))
     with third:
         embedding_dim = _int_input("Embedding dim", "build_embedding_dim", 8, "Size of each word vector")
-        message = config_error(ModelConfig, embedding_dim=embedding_dim)
-        row.append(message)
+        row.append(config_error(ModelConfig, embedding_dim=embedding_dim))
 
     errors |= _show_row_errors(row)
 
@@ -209,8 +220,7 @@ def model_config_ui() -> ModelConfig | None:
         hidden_dense_units = _int_input(
             "Hidden Dense units (0 for none)", "build_hidden_dense_units", 8, "An extra Dense(relu) before the output"
         )
-        message = config_error(ModelConfig, hidden_dense_units=hidden_dense_units)
-        row.append(message)
+        row.append(config_error(ModelConfig, hidden_dense_units=hidden_dense_units))
     with second:
         output_layer = st.checkbox(
             "Output Dense(1, sigmoid)", key="build_output_layer", help="The classifier on top; the seed's first two cells have none"
@@ -266,21 +276,17 @@ def train_config_ui() -> TrainConfig | None:
         optimizer = st.selectbox("Optimizer", OPTIMIZERS, key="build_optimizer")
         learning_rate = st.number_input("Learning rate", step=0.0001, format="%.4f", key="build_learning_rate")
         learning_rate = float(learning_rate) if learning_rate is not None else 0.0
-        message = config_error(TrainConfig, learning_rate=learning_rate)
-        row.append(message)
+        row.append(config_error(TrainConfig, learning_rate=learning_rate))
     with second:
         batch_size = _int_input("Batch size", "build_batch_size", 32)
-        message = config_error(TrainConfig, batch_size=batch_size)
-        row.append(message)
+        row.append(config_error(TrainConfig, batch_size=batch_size))
         epochs = _int_input("Epochs", "build_epochs", 1)
-        message = config_error(TrainConfig, epochs=epochs)
-        row.append(message)
+        row.append(config_error(TrainConfig, epochs=epochs))
     with third:
         validation_split = _fraction_input(
             "Validation split", "build_validation_split", "Share of training reviews held out, from the end"
         )
-        message = config_error(TrainConfig, validation_split=validation_split)
-        row.append(message)
+        row.append(config_error(TrainConfig, validation_split=validation_split))
         patience = _int_input(
             "Early stopping patience (0 for off)",
             "build_early_stopping_patience",

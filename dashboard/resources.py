@@ -1,4 +1,8 @@
-"""Cached loaders shared by the pages: datasets (st.cache_data), run stores, loaded runs and the training slot (st.cache_resource)."""
+"""Cached loaders shared by the pages: datasets (st.cache_data), run stores, loaded runs and the training slot (st.cache_resource).
+
+Longer than a page (it is not one): each loader sits beside the cache it uses and the key that invalidates it (a file's
+modification time, a run's files); what they load is computed in core.
+"""
 
 from __future__ import annotations
 
@@ -255,30 +259,9 @@ def onnx_op_counts(path: str | Path) -> dict[str, int]:
 
 @st.cache_data(max_entries=4, show_spinner="Packing the run...")
 def _cached_run_archive(path: str, stamp: tuple) -> bytes:
-    import csv
-    import io
-    import zipfile
+    from core.run_archive import run_zip
 
-    run_dir = Path(path)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in ("config.json", "vocab.json", "metrics.json", "run.json", "history.json", "model.keras", "model.onnx"):
-            if (run_dir / name).is_file():
-                archive.write(run_dir / name, f"{run_dir.name}/{name}")
-        history = read_run(run_dir).history
-        columns = [name for name in ("loss", "accuracy", "val_loss", "val_accuracy") if history.get(name)]
-        columns += sorted(name for name in history if name not in columns and history.get(name))
-        table = io.StringIO()
-        writer = csv.writer(table)
-        writer.writerow(["epoch", *columns])
-        for epoch in range(max((len(history[name]) for name in columns), default=0)):
-            writer.writerow([epoch + 1, *(_at(history[name], epoch) for name in columns)])
-        archive.writestr(f"{run_dir.name}/history.csv", table.getvalue())
-    return buffer.getvalue()
-
-
-def _at(values: list, index: int):
-    return values[index] if index < len(values) else ""
+    return run_zip(path)
 
 
 def run_archive(run_dir: str | Path) -> bytes:

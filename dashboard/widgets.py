@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from core.config import ExperimentConfig, ModelConfig
+from core.config import ModelConfig
 
 CELL_LABELS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -23,69 +23,15 @@ def architecture_label(model: ModelConfig) -> str:
     return " > ".join(parts)
 
 
-def best_epoch(history: dict) -> int | None:
-    """The 1-based epoch with the lowest validation loss (what early stopping watches), or None without validation."""
-    losses = history.get("val_loss") or []
-    if not losses:
-        return None
-    return min(range(len(losses)), key=losses.__getitem__) + 1
-
-
-def history_figure(history: dict, metric: str, title: str, height: int = 320):
-    """The seed's figure in plotly: training as dots, validation as a line, over epochs; the best epoch marked."""
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    training = history.get(metric) or []
-    validation = history.get(f"val_{metric}") or []
-    figure.add_trace(
-        go.Scatter(x=list(range(1, len(training) + 1)), y=training, mode="markers", name=f"Training {metric}")
-    )
-    if validation:
-        figure.add_trace(
-            go.Scatter(
-                x=list(range(1, len(validation) + 1)), y=validation, mode="lines+markers", name=f"Validation {metric}"
-            )
-        )
-    best = best_epoch(history)
-    if best is not None:
-        figure.add_vline(x=best, line_dash="dot", line_color="gray", annotation_text=f"best epoch {best}")
-    figure.update_layout(
-        title=title,
-        xaxis_title="Epochs",
-        yaxis_title=metric.capitalize(),
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    figure.update_xaxes(rangemode="tozero", dtick=1 if len(training) <= 20 else None)
-    # Loss and accuracy are never negative; without this a single epoch's point is padded into negative values.
-    figure.update_yaxes(rangemode="nonnegative")
-    return figure
-
-
 def history_figures_ui(history: dict, key: str) -> None:
     """The book's two figures side by side: training and validation accuracy, training and validation loss."""
+    from dashboard.run_figures import history_figure
+
     accuracy_column, loss_column = st.columns(2)
     with accuracy_column:
         st.plotly_chart(history_figure(history, "accuracy", "Training and validation accuracy"), key=f"{key}_accuracy")
     with loss_column:
         st.plotly_chart(history_figure(history, "loss", "Training and validation loss"), key=f"{key}_loss")
-
-
-def flatten_config(config: ExperimentConfig) -> dict[str, object]:
-    """Every field of an experiment under a dotted name (model.recurrent_layers[0].units), for comparing two runs."""
-    flat: dict[str, object] = {}
-    for section, values in config.to_dict().items():
-        for name, value in values.items():
-            if name == "recurrent_layers":
-                for index, layer in enumerate(value):
-                    for layer_field, layer_value in layer.items():
-                        flat[f"{section}.recurrent_layers[{index}].{layer_field}"] = layer_value
-                flat[f"{section}.recurrent_layers (count)"] = len(value)
-            else:
-                flat[f"{section}.{name}"] = value
-    return flat
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~:$&=\"'")
@@ -133,11 +79,13 @@ def model_choice_ui(models: dict, key: str):
 
 def run_label(run) -> str:
     """One line naming a run in a picker: id, status (and broken), test accuracy when known."""
-    accuracy = (run.metrics or {}).get("test_accuracy")
+    from core.run_table import test_accuracy
+
+    accuracy = test_accuracy(run)
     parts = [run.run_id, run.status]
     if run.broken:
         parts.append("broken")
-    if isinstance(accuracy, (int, float)):
+    if accuracy is not None:
         parts.append(f"test accuracy {accuracy:.1%}")
     return " · ".join(parts)
 

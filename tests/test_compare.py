@@ -24,8 +24,10 @@ from core.compare import (
     Comparison,
     compare,
     compare_runs,
+    default_selection,
     latency_ids,
     load_comparison,
+    plan_comparison,
 )
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.export import export_model, op_counts
@@ -235,6 +237,50 @@ def test_compare_refuses_bad_presets_before_training(tmp_path):
     ):
         with pytest.raises(ValueError, match=message):
             compare(presets, tmp_path / "none.csv", runs=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists(), "nothing was written"
+
+
+def _listed(run_id: str, preset_name: str):
+    from core.config import preset
+    from core.runs import RunInfo
+
+    return RunInfo(run_id, Path(run_id), "finished", preset(preset_name), {}, {}, {}, None, None, None, None)
+
+
+def test_the_page_starts_on_the_saved_comparison_else_the_newest_of_each_book_preset():
+    comparable = [
+        _listed("4-gru", "book-gru"), _listed("3-seed", "seed"), _listed("2-gru", "book-gru"), _listed("1-lstm", "book-lstm")
+    ]
+    assert default_selection(comparable, None) == ["3-seed", "1-lstm", "4-gru"]
+    saved = Comparison.from_dict({"created": "now", "rows": [_row_dict("2-gru"), _row_dict("1-lstm")]})
+    assert default_selection(comparable, saved) == ["2-gru", "1-lstm"]
+    gone = Comparison.from_dict({"created": "now", "rows": [_row_dict("0-deleted")]})
+    assert default_selection(comparable, gone) == ["3-seed", "1-lstm", "4-gru"]
+    others = [_listed(f"{index}-stacked", "seed-stacked") for index in range(5)]
+    assert default_selection(others, None) == ["0-stacked", "1-stacked", "2-stacked"]
+
+
+def _row_dict(run_id: str) -> dict:
+    return {
+        "name": "x", "run_id": run_id, "run_dir": run_id, "status": "finished", "parameters": 1, "epochs_run": 1,
+        "best_val_accuracy": None, "best_val_epoch": None, "test_accuracy": None, "test_n": 0,
+        "seconds_per_epoch": None, "epoch_seconds": [], "latency_ms": None, "file_bytes": None, "onnx_path": None,
+        "history": {},
+    }
+
+
+def test_a_plan_checks_the_request_before_anything_is_trained(tmp_path):
+    plan = plan_comparison("seed,book-gru", None, epochs=2, runs_folder=str(tmp_path / "runs"))
+    assert plan.presets == ("seed", "book-gru") and plan.epochs_each == 2 and plan.folder == tmp_path / "runs"
+    from core.config import preset
+
+    assert plan_comparison("seed", None, runs_folder=str(tmp_path)).epochs_each == preset("seed").train.epochs
+    with pytest.raises(ValueError, match="--epochs applies only when training --presets"):
+        plan_comparison(None, ["some-run"], epochs=2, runs_folder=str(tmp_path))
+    with pytest.raises(ValueError, match="no run folder at"):
+        plan_comparison(None, ["some-run"], runs_folder=str(tmp_path))
+    with pytest.raises(ValueError, match="--presets needs comma-separated preset names"):
+        plan_comparison("seed,", None, runs_folder=str(tmp_path))
     assert not (tmp_path / "runs").exists(), "nothing was written"
 
 

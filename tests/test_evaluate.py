@@ -244,3 +244,42 @@ def test_a_run_reports_through_keras_until_it_is_exported_then_through_its_file(
     assert report["threshold"] == 0.7 and Predictor.from_run(run_dir).threshold == 0.7
     status, stdout, _ = _run([*base, "--json"], capsys)
     assert json.loads(stdout) == plain, "plain evaluate of a run stays Keras's"
+
+
+# ---- core.evaluation: the decisions behind the command -------------------------------------------------------------
+
+
+def test_evaluate_in_core_returns_what_the_command_prints(model_file, reviews_csv):
+    from core.evaluation import EvaluationCallbacks, evaluate
+
+    notes, imported = [], []
+    callbacks = EvaluationCallbacks(on_note=notes.append, before_tensorflow=lambda: imported.append(1))
+    plain = evaluate(model=str(model_file), data=str(reviews_csv), callbacks=callbacks)
+    assert plain.written is None and plain.report is None and plain.summary["n"] == 40
+    full = evaluate(model=str(model_file), data=str(reviews_csv), report=True, write_threshold=0.6, callbacks=callbacks)
+    assert full.written.previous_threshold == 0.5 and full.written.threshold == 0.6
+    # The written threshold is announced before the report, which is evaluated at it.
+    assert notes == [f"threshold 0.6 (was 0.5) written to {model_file}"]
+    assert full.report.threshold == 0.6 and full.summary["accuracy"] == full.report.accuracy
+    assert full.scored_with == f"{model_file} (onnxruntime)" and imported == [], "an .onnx file needs no TensorFlow"
+    only = evaluate(model=str(model_file), write_threshold=0.5)
+    assert only.summary is None and only.written.to_dict()["previous_threshold"] == 0.6
+
+
+def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
+    from core.evaluation import evaluate
+
+    with pytest.raises(ValueError, match="not both"):
+        evaluate("runs/some-run", str(model_file))
+    with pytest.raises(ValueError, match="is an exported model, not a run folder"):
+        evaluate(str(model_file))
+
+
+def test_each_distinct_threshold_is_one_row_named_by_its_roles(model_file, reviews_csv):
+    from core.evaluation import evaluate, thresholds_by_role
+
+    report = evaluate(model=str(model_file), data=str(reviews_csv), threshold=0.3, report=True).report
+    rows = [(metrics.threshold, names) for metrics, names in thresholds_by_role(report, threshold_given=True)]
+    assert rows == [(0.3, ["--threshold"]), (0.5, ["the file's", "default"])]
+    same = evaluate(model=str(model_file), data=str(reviews_csv), report=True).report
+    assert [names for _, names in thresholds_by_role(same, threshold_given=False)] == [["the file's", "default"]]

@@ -1,19 +1,14 @@
 """Compare page: finished runs side by side (the book's SimpleRNN, LSTM and GRU): curves, accuracy, size, speed."""
 
 import pandas as pd
-import plotly.colors
-import plotly.graph_objects as go
 import streamlit as st
 
-from core.compare import (
-    BOOK_PRESETS,
-    comparable_problem,
-    compare_runs,
-    load_comparison,
-    model_name,
-    single_review_latency_ms,
-)
-from dashboard import resources, widgets
+from core.compare import comparable_problem, compare_runs, default_selection, single_review_latency_ms
+from core.comparison import load_comparison
+from core.errors import first_line
+from core.history import best_epoch
+from core.run_table import BEST_EPOCH_COLUMN, PEAK_COLUMN
+from dashboard import resources, run_figures, widgets
 
 TRAIN_COMMAND = "python -m core compare --presets seed,book-lstm,book-gru"
 METRICS = {"accuracy": "Accuracy", "loss": "Loss"}
@@ -27,50 +22,6 @@ def _cached_latency(path: str, modified_ns: int) -> float:
 def _latency(path) -> float:
     # Keyed by modification time: a re-exported file is timed again.
     return _cached_latency(str(path), path.stat().st_mtime_ns)
-
-
-def _default_selection(comparable: list, saved) -> list[str]:
-    """The runs of the last saved comparison when they are all still here, else the newest run of each book preset."""
-    ids = [run.run_id for run in comparable]
-    if saved is not None and saved.rows and all(row.run_id in ids for row in saved.rows):
-        return [row.run_id for row in saved.rows]
-    newest = {}
-    for run in comparable:  # newest first
-        name = model_name(run.config.model)
-        if name in BOOK_PRESETS and name not in newest:
-            newest[name] = run.run_id
-    return [newest[name] for name in BOOK_PRESETS if name in newest] or ids[:3]
-
-
-def _overlay(rows, metric: str) -> go.Figure:
-    """Every run in its own colour: validation as a solid line, training as a dotted one."""
-    figure = go.Figure()
-    palette = plotly.colors.qualitative.Plotly
-    for index, row in enumerate(rows):
-        colour = palette[index % len(palette)]
-        label = f"{row.name} ({row.run_id[-6:]})"
-        for key, dash, kind in ((f"val_{metric}", "solid", "validation"), (metric, "dot", "training")):
-            values = row.history.get(key) or []
-            figure.add_trace(
-                go.Scatter(
-                    x=list(range(1, len(values) + 1)),
-                    y=values,
-                    mode="lines+markers",
-                    name=f"{label} {kind}",
-                    line={"color": colour, "dash": dash},
-                )
-            )
-    figure.update_layout(
-        title=f"Training and validation {metric}",
-        xaxis_title="Epochs",
-        yaxis_title=METRICS[metric],
-        height=380,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    figure.update_xaxes(dtick=1 if max((row.epochs_run for row in rows), default=0) <= 20 else None)
-    figure.update_yaxes(rangemode="nonnegative")
-    return figure
 
 
 st.title("Compare runs")
@@ -91,7 +42,7 @@ saved = load_comparison(resources.run_store().root)
 chosen = st.multiselect(
     "Runs",
     list(by_id),
-    default=_default_selection(comparable, saved),
+    default=default_selection(comparable, saved),
     format_func=lambda run_id: widgets.run_label(by_id[run_id]),
     key="compare_runs",
 )
@@ -118,7 +69,7 @@ if missing:
                 try:
                     export_run(run.path)
                 except ValueError as error:
-                    failed.append(f"{run.run_id}: {error}")
+                    failed.append(f"{run.run_id}: {first_line(error)}")
         if failed:
             st.error(widgets.message("; ".join(failed)))
             st.stop()
@@ -139,8 +90,10 @@ table = pd.DataFrame(
             "Model": row.name,
             "Parameters": row.parameters,
             "Epochs": row.epochs_run,
-            "Best val accuracy": row.best_val_accuracy,
-            "Best epoch": row.best_val_epoch,
+            # compare.json's best_val_accuracy is the peak of any epoch; the best epoch is the lowest val loss.
+            PEAK_COLUMN: row.best_val_accuracy,
+            "Peak epoch": row.best_val_epoch,
+            BEST_EPOCH_COLUMN: getattr(best_epoch(row.history), "epoch", None),
             "Test accuracy": row.test_accuracy,
             "s/epoch": row.seconds_per_epoch,
             "Latency (ms)": row.latency_ms,
@@ -155,7 +108,7 @@ st.dataframe(
     hide_index=True,
     column_config={
         "Parameters": st.column_config.NumberColumn(format="localized"),
-        "Best val accuracy": st.column_config.NumberColumn(format="percent"),
+        PEAK_COLUMN: st.column_config.NumberColumn(format="percent"),
         "Test accuracy": st.column_config.NumberColumn(format="percent"),
         "s/epoch": st.column_config.NumberColumn(format="%.1f"),
         "Latency (ms)": st.column_config.NumberColumn(format="%.3f"),
@@ -164,17 +117,20 @@ st.dataframe(
     key="compare_table",
 )
 st.caption(
-    "Best val accuracy: the highest of any epoch. Test accuracy: the whole test split, after the last epoch "
-    "(or the restored best one). s/epoch: the median epoch when the comparison trained the run, "
+    f"{PEAK_COLUMN}: the highest of any epoch (at its peak epoch). {BEST_EPOCH_COLUMN}: the epoch early stopping "
+    "watches and restores. Test accuracy: the whole test split, after the last epoch (or with the best epoch's "
+    "weights, when early stopping restored them). s/epoch: the median epoch when the comparison trained the run, "
     "else fit time / epochs. "
     f"Latency: {comparison.latency_input or 'needs an exported file'}."
 )
 
 accuracy_column, loss_column = st.columns(2)
 with accuracy_column:
-    st.plotly_chart(_overlay(comparison.rows, "accuracy"), key="compare_accuracy")
+    st.plotly_chart(
+        run_figures.comparison_overlay(comparison.rows, "accuracy", METRICS["accuracy"]), key="compare_accuracy"
+    )
 with loss_column:
-    st.plotly_chart(_overlay(comparison.rows, "loss"), key="compare_loss")
+    st.plotly_chart(run_figures.comparison_overlay(comparison.rows, "loss", METRICS["loss"]), key="compare_loss")
 
 st.caption("Train the three book models on the same data and budget, then compare them, with:")
 st.code(TRAIN_COMMAND, language="sh")

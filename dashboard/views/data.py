@@ -1,12 +1,12 @@
 """Data page: which reviews are in use and how to change them, their counts and lengths, and one review as the model sees it."""
 
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.data import LABELS, DataError, describe_source
-from core.text import OOV_TOKEN, PAD_ID, START_ID
+from core.data import DataError, describe_source
+from core.data_summary import coverage, label_counts, length_summary, review_as_read, splits_of
+from core.text import OOV_TOKEN
 from dashboard import resources, widgets
 
 # The session key holding why the CSV in the uploader was not put in use.
@@ -88,36 +88,26 @@ st.caption(
 )
 
 # Counts per split and label.
-splits = {"train": dataset.train, "test": dataset.test}
-counts = pd.DataFrame(
-    [
-        {
-            "Split": name,
-            LABELS[0]: int(np.sum(split.labels == 0)),
-            LABELS[1]: int(np.sum(split.labels == 1)),
-            "Total": len(split),
-        }
-        for name, split in splits.items()
-    ]
-)
+splits = splits_of(dataset)
 st.subheader("Reviews")
-st.dataframe(counts, hide_index=True, key="data_counts")
+st.dataframe(pd.DataFrame(label_counts(dataset)), hide_index=True, key="data_counts")
 
 # Lengths against the sequence length.
 st.subheader("Lengths")
 length_split = st.segmented_control("Split", list(splits), default="train", key="data_length_split") or "train"
-lengths = splits[length_split].lengths()
-cut_share = float(np.mean(lengths > model.sequence_length)) if len(lengths) else 0.0
+lengths = length_summary(splits[length_split], model.sequence_length)
 first, second, third = st.columns(3)
-first.metric("Median length", f"{int(np.median(lengths)):,} ids" if len(lengths) else "-")
-second.metric("Longest", f"{int(lengths.max()):,} ids" if len(lengths) else "-")
-third.metric("Reviews cut", f"{cut_share:.1%}", help=f"Longer than the sequence length of {model.sequence_length:,}")
-histogram = px.histogram(x=lengths, nbins=80, labels={"x": "Length in ids (the start id and one id a word)"})
+first.metric("Median length", f"{lengths.median:,} ids" if lengths.median is not None else "-")
+second.metric("Longest", f"{lengths.longest:,} ids" if lengths.longest is not None else "-")
+third.metric(
+    "Reviews cut", f"{lengths.cut_share:.1%}", help=f"Longer than the sequence length of {model.sequence_length:,}"
+)
+histogram = px.histogram(x=lengths.lengths, nbins=80, labels={"x": "Length in ids (the start id and one id a word)"})
 histogram.add_vline(
     x=model.sequence_length,
     line_dash="dash",
     line_color="firebrick",
-    annotation_text=f"sequence length {model.sequence_length:,}: {cut_share:.1%} cut",
+    annotation_text=f"sequence length {model.sequence_length:,}: {lengths.cut_share:.1%} cut",
 )
 histogram.update_layout(yaxis_title="Reviews", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10})
 st.plotly_chart(histogram, key="data_length_histogram")
@@ -128,8 +118,7 @@ vocabulary = dataset.vocabulary
 coverage_columns = st.columns(len(splits) + 1)
 coverage_columns[0].metric("Words with an id", f"{vocabulary.size:,}")
 for column, (name, split) in zip(coverage_columns[1:], splits.items()):
-    words = split.values[(split.values != START_ID) & (split.values != PAD_ID)]
-    known = float(np.mean(words != vocabulary.oov_id)) if len(words) else 0.0
+    known = coverage(split, vocabulary)
     column.metric(f"Coverage, {name}", f"{known:.1%}", help="Share of the words in this split that are in the vocabulary")
 
 # One review: the raw text beside what the model sees.
@@ -146,18 +135,12 @@ with index_column:
         f"Review (0 to {len(split) - 1:,})", min_value=0, max_value=len(split) - 1, step=1, key="data_review_index"
     )
 index = int(index or 0)
-ids = split.ids(index)
-label = LABELS[int(split.labels[index])]
-length = model.sequence_length
-if len(ids) > length:
-    cut, kept = (ids[:-length], ids[-length:]) if model.truncating == "pre" else (ids[length:], ids[:length])
-else:
-    cut, kept = ids[:0], ids
+read = review_as_read(split, index, model, vocabulary)
 name = str(split.names[index]) if split.names is not None else None
 
 raw_column, model_column = st.columns(2)
 with raw_column:
-    st.markdown(f"**Raw text** ({label})")
+    st.markdown(f"**Raw text** ({read.label})")
     if name is None:
         st.caption("This source has no review names, so its raw text cannot be looked up.")
     else:
@@ -173,13 +156,12 @@ with raw_column:
                 st.code(review.text, language=None, wrap_lines=True)
 with model_column:
     st.markdown("**What the model sees**")
-    unknown = int(np.sum(ids == vocabulary.oov_id))
     st.caption(
-        f"{len(ids) - 1:,} words, {unknown:,} unknown (`<unk>`), {len(cut):,} ids cut, "
-        f"{max(length - len(ids), 0):,} pad ids added ({model.padding})"
+        f"{read.words:,} words, {read.unknown:,} unknown (`<unk>`), {len(read.cut):,} ids cut, "
+        f"{read.pad_added:,} pad ids added ({model.padding})"
     )
-    decoded_cut = vocabulary.decode(cut)
-    decoded_kept = vocabulary.decode(kept)
+    decoded_cut = vocabulary.decode(read.cut)
+    decoded_kept = vocabulary.decode(read.kept)
     if decoded_cut and model.truncating == "pre":
         st.caption("Cut off, never seen by the model:")
         st.markdown(f"~~{_marked_words(decoded_cut)}~~")

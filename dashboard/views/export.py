@@ -1,19 +1,17 @@
 """Export page: turn a trained run into one self-describing .onnx file and show what is inside it."""
 
-import json
-from pathlib import Path
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from core import quantize
-from core.errors import first_line
+from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
+from core.model_file import PARITY_TOLERANCE
+from core.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
 from dashboard import resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
 RECURRENT_OPS = ("RNN", "GRU", "LSTM")
 GENERIC_LOOPS = ("Loop", "Scan")
-PARITY_BOUND = 1e-5
 
 
 def _op_figure(counts: dict[str, int]) -> go.Figure:
@@ -26,43 +24,12 @@ def _op_figure(counts: dict[str, int]) -> go.Figure:
     return figure
 
 
-def _shape(dimensions: list) -> str:
-    # onnxruntime names dynamic axes with generated symbols; people need to know only that they are free.
-    return "[" + ", ".join(str(size) if isinstance(size, int) else "any" for size in dimensions) + "]"
-
-
 @st.cache_data(max_entries=8, show_spinner="Timing both files and scoring the test reviews with each...")
 def _int8_comparison(float_path: str, float_modified: int, int8_path: str, int8_modified: int, source: str | None):
     # Keyed on both files' paths and modification times: a new export or quantization measures again.
-    metadata = quantize.float_metadata(float_path)
-    split, note = None, None
-    if source is None:
-        note = "no test data; set IMDB_DATA or choose a CSV on the Data page"
-    else:
-        from core.data import split_for_vocabulary
-
-        try:
-            dataset = resources.dataset(source, metadata.vocabulary.num_words)
-            split, _ = split_for_vocabulary(dataset, metadata.vocabulary)
-        except ValueError as error:
-            note = f"the test reviews could not be read: {first_line(error)}"
-    return {
-        "comparison": quantize.compare_quantized(float_path, int8_path, split, single_repeats=100),
-        "quantization": quantize.quantization_info(int8_path),
-        "note": note,
-    }
-
-
-def _metadata_rows(props: dict[str, str]) -> list[dict[str, str]]:
-    rows = []
-    for name, value in props.items():
-        if name == "vocabulary":
-            words = json.loads(value)
-            value = f"{len(words) - 1:,} words: " + ", ".join(words[1:11]) + ", ..."
-        elif name in ("config", "metrics", "versions"):
-            continue  # shown as JSON below
-        rows.append({"key": name, "value": value})
-    return rows
+    vocabulary = quantize.float_metadata(float_path).vocabulary
+    reviews = reviews_to_score(vocabulary, source, no_data=NO_DATA_PAGE, keep_going=True, load=resources.dataset)
+    return compare_files(float_path, int8_path, reviews, single_repeats=100)
 
 
 st.title("Export a run to ONNX")
@@ -128,9 +95,7 @@ if last and last["run"] == run.run_id:
     st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {checked_on}.")
 counts = resources.onnx_op_counts(onnx_path)
 recurrent = {name: counts[name] for name in RECURRENT_OPS if name in counts}
-# Each SimpleRNN layer's batch path is a Scan inside an If (core.onnx_graph.batched_simple_rnn); any other loop is
-# tf2onnx's generic Loop, which a file from this version never holds.
-loops = counts.get("Loop", 0) + max(0, counts.get("Scan", 0) - counts.get("If", 0))
+loops = generic_loops(counts)
 parity = predictor.metadata.parity_max_abs_diff
 columns = st.columns(4)
 columns[0].metric("File size", f"{onnx_path.stat().st_size / 1024:,.1f} KiB", border=True)
@@ -138,32 +103,17 @@ columns[1].metric(
     "Parity (max difference)",
     f"{parity:.1e}",
     border=True,
-    help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_BOUND:.0e}.",
+    help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_TOLERANCE:.0e}.",
 )
 columns[2].metric(
     "Native recurrent nodes", ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none", border=True
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
-if counts.get("If"):
-    st.caption(
-        f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of Gemm + Tanh for "
-        f"batches ({counts['If']} If node{'s' if counts['If'] > 1 else ''}): the Scan is faster a review in batches."
-    )
-skip = predictor.metadata.padding_skip
-if skip:
-    how = (
-        "masked model: its rows go through the op's sequence_lens, tokens first"
-        if skip.get("method") == "sequence_lens"
-        else "each layer starts from its state after the padding it was not fed"
-    )
-    st.caption(
-        f"Skips padding: input_ids may be as short as a batch's longest review ({widgets.escape_markdown(how)}); "
-        f"the scores equal the model's on {predictor.sequence_length} ids."
-    )
-if loops:
-    st.error("This file still holds generic Loop nodes: export the run again with this version.")
-elif parity > PARITY_BOUND:
-    st.error(f"Parity {parity:.1e} is above {PARITY_BOUND:.0e}: do not trust this file; export the run again.")
+for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length):
+    st.caption(widgets.escape_markdown(note))
+problem = file_problem(counts, parity)
+if problem:
+    st.error(problem)
 st.download_button(
     "Download model.onnx",
     data=onnx_path.read_bytes(),
@@ -195,21 +145,14 @@ elif int8_file.stat().st_mtime_ns < onnx_path.stat().st_mtime_ns:
     st.info("model.int8.onnx was made from an earlier export of this run: press Quantize to int8 again.")
 else:
     # The run's own reviews when they are still where it read them, else the data source of this session.
-    recorded = run.data.get("path")
-    source = recorded if recorded and Path(recorded).exists() else resources.data_source()
+    source = run.data_source(resources.data_source())
     found = _int8_comparison(
         str(onnx_path), onnx_path.stat().st_mtime_ns, str(int8_file), int8_file.stat().st_mtime_ns, source
     )
-    st.dataframe(found["comparison"].rows(), hide_index=True, key="export_int8_table")
-    if found["note"]:
-        st.info(widgets.message(f"Test accuracy not measured: {found['note']}."))
-    info = found["quantization"]
-    done = "; ".join(
-        f"{entry['op']} table {' x '.join(f'{size:,}' for size in entry['shape'])} to {entry['dtype']}"
-        for entry in info["quantized"]
-    )
-    kept = " ".join(f"{op}: {reason}." for op, reason in info["not_quantized"].items())
-    st.caption(widgets.escape_markdown(f"Quantized with {info['method']}: {done}. Kept in float32: {kept}"))
+    st.dataframe(found.comparison.rows(), hide_index=True, key="export_int8_table")
+    if found.missing:
+        st.info(widgets.message(f"Test accuracy not measured: {found.missing}."))
+    st.caption(widgets.escape_markdown(quantization_summary(found.quantization)))
     st.download_button(
         "Download model.int8.onnx",
         data=int8_file.read_bytes(),
@@ -224,21 +167,11 @@ st.subheader("Op histogram")
 st.plotly_chart(_op_figure(counts), key="export_ops")
 
 st.subheader("Inputs and outputs")
-# The session with every output: plain predictions use a copy of the graph without step_probability.
-session = getattr(predictor, "trajectory_session", None) or predictor.session
-st.dataframe(
-    [
-        {"name": item.name, "direction": direction, "type": item.type, "shape": _shape(item.shape)}
-        for direction, items in (("input", session.get_inputs()), ("output", session.get_outputs()))
-        for item in items
-    ],
-    hide_index=True,
-    key="export_io",
-)
+st.dataframe(io_rows(predictor), hide_index=True, key="export_io")
 
 st.subheader("Metadata")
 props = predictor.metadata.to_props()
-rows = _metadata_rows(props)
+rows = metadata_rows(props)
 st.dataframe(rows, hide_index=True, key="export_metadata", height=36 * (len(rows) + 1))
 config_column, metrics_column, versions_column = st.columns(3)
 with config_column:

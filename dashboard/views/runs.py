@@ -1,13 +1,18 @@
 """Runs page: every training run in a table, their curves overlaid, two configs compared, one run's figures, delete."""
 
-from datetime import datetime
-
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from core.run_table import (
+    BEST_EPOCH_COLUMN,
+    PEAK_COLUMN,
+    config_differences,
+    run_row,
+    test_accuracy,
+    training_seconds,
+)
 from core.runs import RunInfo
-from dashboard import resources, widgets
+from dashboard import resources, run_figures, widgets
 
 CURVE_METRICS = {
     "val_accuracy": "Validation accuracy",
@@ -17,38 +22,19 @@ CURVE_METRICS = {
 }
 
 
-def _seconds(run: RunInfo) -> float | None:
-    measured = (run.metrics or {}).get("train_seconds")
-    if isinstance(measured, (int, float)):
-        return float(measured)
-    # Runs that never wrote metrics (killed, failed) still have their start and end times.
-    if not run.created or not run.finished:
-        return None
-    try:
-        return (datetime.fromisoformat(run.finished) - datetime.fromisoformat(run.created)).total_seconds()
-    except ValueError:
-        return None
-
-
-def _test_accuracy(run: RunInfo) -> float | None:
-    value = (run.metrics or {}).get("test_accuracy")
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _row(run: RunInfo) -> dict:
-    validation = run.history.get("val_accuracy") or []
-    planned = run.epochs_planned
+def _table_row(run: RunInfo) -> dict:
+    row = run_row(run)
     return {
-        "Run": run.run_id,
+        "Run": row.run_id,
         "Architecture": widgets.architecture_label(run.config.model) if run.config else "unknown",
-        # A broken run says so in its status, where people look first; the reason is in the Problem column.
-        "Status": f"{run.status}, broken" if run.broken else run.status,
-        "Epochs": f"{run.epochs_done}/{planned}" if planned else str(run.epochs_done),
-        "Best val accuracy": max(validation) if validation else None,
-        "Test accuracy": _test_accuracy(run),
-        "Time (s)": _seconds(run),
-        "Reviews": run.data.get("reviews") or run.data.get("limit"),
-        "Problem": run.broken or run.error or "",
+        "Status": row.status,
+        "Epochs": row.epochs,
+        PEAK_COLUMN: row.peak_val_accuracy,
+        BEST_EPOCH_COLUMN: row.best_epoch.epoch if row.best_epoch else None,
+        "Test accuracy": row.test_accuracy,
+        "Time (s)": row.seconds,
+        "Reviews": row.reviews,
+        "Problem": row.problem,
     }
 
 
@@ -82,12 +68,15 @@ if not runs:
     st.stop()
 
 by_id = {run.run_id: run for run in runs}
-table = pd.DataFrame([_row(run) for run in runs])
+table = pd.DataFrame([_table_row(run) for run in runs])
 st.dataframe(
     table,
     hide_index=True,
     column_config={
-        "Best val accuracy": st.column_config.NumberColumn(format="percent"),
+        PEAK_COLUMN: st.column_config.NumberColumn(
+            format="percent", help="The highest validation accuracy of any epoch"
+        ),
+        BEST_EPOCH_COLUMN: st.column_config.NumberColumn(help="The epoch early stopping watches and restores"),
         "Test accuracy": st.column_config.NumberColumn(format="percent"),
         "Time (s)": st.column_config.NumberColumn(format="%.0f"),
     },
@@ -102,19 +91,8 @@ with chosen_column:
 with metric_column:
     metric = st.selectbox("Curve", list(CURVE_METRICS), format_func=CURVE_METRICS.get, key="runs_curve_metric")
 if chosen:
-    overlay = go.Figure()
-    for run_id in chosen:
-        values = by_id[run_id].history.get(metric) or []
-        overlay.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=run_id))
-    overlay.update_layout(
-        xaxis_title="Epochs",
-        yaxis_title=CURVE_METRICS[metric],
-        height=360,
-        margin={"l": 10, "r": 10, "t": 20, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
-    )
-    overlay.update_xaxes(dtick=1 if max(by_id[run_id].epochs_done for run_id in chosen) <= 20 else None)
-    st.plotly_chart(overlay, key="runs_overlay_chart")
+    histories = {run_id: by_id[run_id].history for run_id in chosen}
+    st.plotly_chart(run_figures.runs_overlay(histories, metric, CURVE_METRICS[metric]), key="runs_overlay_chart")
 else:
     st.caption("Choose runs with at least one finished epoch to overlay their curves.")
 
@@ -139,15 +117,16 @@ else:
 if detail.metrics:
     metrics = detail.metrics
     test_column, best_column, seconds_column = st.columns(3)
-    test_accuracy = _test_accuracy(detail)
-    test_column.metric("Test accuracy", f"{test_accuracy:.1%}" if test_accuracy is not None else "not tested")
+    tested = test_accuracy(detail)
+    test_column.metric("Test accuracy", f"{tested:.1%}" if tested is not None else "not tested")
+    # metrics.json's best_val_accuracy is the validation accuracy at the best epoch, not the peak of any epoch.
     best = metrics.get("best_epoch")
     best_accuracy = metrics.get("best_val_accuracy")
     best_column.metric(
-        "Best epoch (lowest val loss)",
+        BEST_EPOCH_COLUMN,
         f"{best} ({best_accuracy:.1%})" if best and isinstance(best_accuracy, (int, float)) else str(best or "-"),
     )
-    seconds = _seconds(detail)
+    seconds = training_seconds(detail)
     seconds_column.metric("Training time", f"{seconds:,.0f} s" if seconds is not None else "-")
 
 # The differences between two configs.
@@ -161,12 +140,9 @@ else:
         first_id = st.selectbox("First run", with_config, index=0, key="runs_diff_first")
     with second_column:
         second_id = st.selectbox("Second run", with_config, index=1, key="runs_diff_second")
-    first = widgets.flatten_config(by_id[first_id].config)
-    second = widgets.flatten_config(by_id[second_id].config)
     differences = [
-        {"Field": name, first_id: str(first.get(name, "-")), second_id: str(second.get(name, "-"))}
-        for name in sorted(set(first) | set(second))
-        if first.get(name) != second.get(name)
+        {"Field": name, first_id: first_value, second_id: second_value}
+        for name, first_value, second_value in config_differences(by_id[first_id].config, by_id[second_id].config)
     ]
     if first_id == second_id:
         st.caption("Pick two different runs.")

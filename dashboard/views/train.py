@@ -6,24 +6,13 @@ import streamlit as st
 
 from core.data import DataError
 from core.jobs import JobSnapshot
+from core.run_table import test_accuracy
 from dashboard import resources, widgets
 
 # How often the live part of the page asks the training thread where it stands.
 REFRESH_SECONDS = 1.0
 DEMO_REVIEWS = 5_000
 DEMO_EPOCHS = 3
-
-
-def _progress_text(state: JobSnapshot) -> str:
-    if state.status == "starting":
-        return "Starting: loading TensorFlow and building the model..."
-    text = f"Epoch {max(state.epoch, 1)} of {state.epochs_total}: {state.epoch_fraction:.0%} of its batches"
-    if state.seconds_left_in_epoch is not None and state.epoch_fraction < 1.0:
-        left = state.seconds_left_in_epoch
-        text += f", about {left:,.0f} s left in this epoch" if left >= 1.0 else ", under a second left in this epoch"
-    elif state.epoch_fraction >= 1.0:
-        text += ", validating"
-    return text
 
 
 def _show_ended(state: JobSnapshot) -> None:
@@ -37,8 +26,8 @@ def _show_ended(state: JobSnapshot) -> None:
             icon=":material/stop_circle:",
         )
     else:
-        test_accuracy = (state.run.metrics or {}).get("test_accuracy") if state.run else None
-        tested = f", test accuracy {test_accuracy:.1%}" if isinstance(test_accuracy, (int, float)) else ""
+        accuracy = test_accuracy(state.run) if state.run else None
+        tested = f", test accuracy {accuracy:.1%}" if accuracy is not None else ""
         st.success(f"Finished run {run_name}{tested}.", icon=":material/check_circle:")
     if run_name:
         st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
@@ -137,7 +126,7 @@ def live_training() -> None:
     if state.active:
         progress_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
         with progress_column:
-            st.progress(min(max(state.epoch_fraction, 0.0), 1.0), text=_progress_text(state))
+            st.progress(min(max(state.epoch_fraction, 0.0), 1.0), text=state.progress_text)
         with stop_column:
             st.button(
                 "Stop",
