@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from core import cells
 from core.config import ExperimentConfig, preset
 
 
@@ -217,7 +218,7 @@ def export(args: argparse.Namespace) -> int:
     if Path(args.run_dir).is_dir():
         _import_tensorflow_quietly()
     result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
-    native = ", ".join(f"{count} {op}" for op, count in result.op_counts.items() if op in ("RNN", "GRU", "LSTM"))
+    native = ", ".join(f"{count} {op}" for op, count in result.op_counts.items() if op in cells.RECURRENT_OPS)
     print(f"recurrent ops: {native}; nodes: {sum(result.op_counts.values())}")
     print(f"parity: max |Keras - onnxruntime| = {result.parity_max_abs_diff:.2e} on {result.parity_inputs}")
     if result.trajectory_max_abs_diff is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import streamlit as st
 
+from core import cells
 from core.config import (
     CELL_TYPES,
     MAX_RECURRENT_LAYERS,
@@ -21,7 +22,6 @@ from core.config import (
     RecurrentLayerConfig,
     TrainConfig,
 )
-from dashboard.widgets import CELL_LABELS
 
 # The Build form keeps one plain session key for the number of recurrent layers; widget keys hold the rest.
 LAYER_COUNT_KEY = "build_layer_count"
@@ -146,7 +146,7 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
             cell = st.selectbox(
                 f"Layer {index + 1} cell",
                 CELL_TYPES,
-                format_func=CELL_LABELS.get,
+                format_func=lambda name: cells.cell(name).label,
                 key=_layer_key(index, "cell"),
             )
         with units_column:

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from core import cells
 from core.config import ModelConfig
 
-CELL_LABELS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def architecture_label(model: ModelConfig) -> str:
     """A model in one line, as the Runs table and the Train page show it: Embedding(10000, 32) > SimpleRNN(32) > Dense(1)."""
     parts = [f"Embedding({model.vocabulary_size}, {model.embedding_dim})"]
-    parts += [f"{CELL_LABELS[layer.cell]}({layer.units})" for layer in model.recurrent_layers]
+    parts += [f"{cells.cell(layer.cell).label}({layer.units})" for layer in model.recurrent_layers]
     if model.hidden_dense_units:
         parts.append(f"Dense({model.hidden_dense_units}, relu)")
     if model.output_layer:

@@ -3,20 +3,19 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import quantize
+from core import cells, quantize
 from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
-from core.model_file import PARITY_TOLERANCE
 from core.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
+from core.model_file import PARITY_TOLERANCE
 from dashboard import resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
-RECURRENT_OPS = ("RNN", "GRU", "LSTM")
 GENERIC_LOOPS = ("Loop", "Scan")
 
 
 def _op_figure(counts: dict[str, int]) -> go.Figure:
     names = list(counts)
-    colours = ["#c2410c" if name in RECURRENT_OPS else "#dc2626" if name in GENERIC_LOOPS else "#9ca3af" for name in names]
+    colours = ["#c2410c" if name in cells.RECURRENT_OPS else "#dc2626" if name in GENERIC_LOOPS else "#9ca3af" for name in names]
     figure = go.Figure(go.Bar(x=names, y=[counts[name] for name in names], marker_color=colours, text=list(counts.values())))
     figure.update_layout(
         height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="nodes", xaxis_title="ONNX op type"
@@ -94,7 +93,7 @@ if last and last["run"] == run.run_id:
     checked_on = widgets.escape_markdown(last["parity_inputs"] or "random ids")
     st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {checked_on}.")
 counts = resources.onnx_op_counts(onnx_path)
-recurrent = {name: counts[name] for name in RECURRENT_OPS if name in counts}
+recurrent = {name: counts[name] for name in cells.RECURRENT_OPS if name in counts}
 loops = generic_loops(counts)
 parity = predictor.metadata.parity_max_abs_diff
 columns = st.columns(4)
