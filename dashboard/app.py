@@ -27,12 +27,14 @@ pages = [
 ]
 
 from core import paths  # noqa: E402
-from dashboard import resources, widgets  # noqa: E402
+from dashboard import access, resources, widgets  # noqa: E402
 
 with st.sidebar:
     st.caption("Embedding -> SimpleRNN -> Dense(sigmoid) on IMDB reviews, from *Deep Learning with Python*, 6.2.")
     # Paths come from the environment or an upload, so they are escaped, never read as markdown.
     st.caption("Reviews: " + widgets.escape_markdown(resources.describe_source(resources.data_source())))
     st.caption("Runs folder: " + widgets.escape_markdown(str(paths.runs_dir())))
+# Whether this session may change things, and the admin password that unlocks it (dashboard/access.py).
+access.access_sidebar_ui()
 
 st.navigation(pages).run()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.config import PRESET_DESCRIPTIONS, PRESETS, ExperimentConfig
 from core.model import describe
-from dashboard import build_form, resources, widgets
+from dashboard import access, build_form, resources, widgets
 
 
 def _apply_preset() -> None:
@@ -20,6 +20,7 @@ def _reset_to_preset() -> None:
 
 
 st.title("Build")
+access.read_only_note_ui()
 st.caption("Change the model and see its layers and parameters at once; Train trains what is configured here.")
 
 # Streamlit forgets widget values when the user is on another page: put the configured experiment back.

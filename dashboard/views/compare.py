@@ -8,7 +8,7 @@ from core.comparison import load_comparison
 from core.errors import first_line
 from core.history import best_epoch
 from core.run_table import BEST_EPOCH_COLUMN, PEAK_COLUMN
-from dashboard import resources, run_figures, widgets
+from dashboard import access, resources, run_figures, widgets
 
 TRAIN_COMMAND = "python -m core compare --presets seed,book-lstm,book-gru"
 METRICS = {"accuracy": "Accuracy", "loss": "Loss"}
@@ -25,6 +25,7 @@ def _latency(path) -> float:
 
 
 st.title("Compare runs")
+access.read_only_note_ui()
 st.caption(
     "The book's next step: SimpleRNN, LSTM and GRU trained on the same data and budget, side by side. "
     "Pick finished runs; the latency is measured on each run's exported model.onnx."
@@ -60,7 +61,9 @@ if missing:
         "so there is no latency or file size to show for them."
     )
     label = f"Export {len(missing)} run{'s' if len(missing) > 1 else ''}"
-    if button_column.button(label, key="compare_export", icon=":material/conversion_path:"):
+    if button_column.button(
+        label, key="compare_export", icon=":material/conversion_path:", disabled=not access.can_write()
+    ) and access.require_write("exporting runs to ONNX"):
         from core.export import export_run
 
         failed = []

@@ -7,7 +7,7 @@ import streamlit as st
 from core.data import DataError, describe_source
 from core.data_summary import coverage, label_counts, length_summary, review_as_read, splits_of
 from core.text import OOV_TOKEN
-from dashboard import resources, widgets
+from dashboard import access, resources, widgets
 
 # The session key holding why the CSV in the uploader was not put in use.
 UPLOAD_ERROR_KEY = "data_upload_error"
@@ -32,6 +32,7 @@ def _marked_words(words: list[str]) -> str:
 
 
 st.title("Data")
+access.read_only_note_ui()
 experiment = resources.current_experiment()
 model = experiment.model
 
@@ -50,8 +51,11 @@ with st.expander("Where the reviews come from", expanded=True):
         "`label` (or `sentiment`) column of 0/1 or negative/positive, and optionally a `split` column of train/test "
         "(otherwise 20% of the rows are held out for testing)."
     )
-    upload = st.file_uploader("Upload a CSV of reviews", type=["csv"], key="data_upload")
-    if upload is None:
+    # An upload in use is stored on the server: read-only mode refuses it (the uploader is off, and checked again).
+    upload = st.file_uploader(
+        "Upload a CSV of reviews", type=["csv"], key="data_upload", disabled=not access.can_write()
+    )
+    if upload is None or not access.require_write("storing an uploaded CSV of reviews"):
         st.session_state.pop(UPLOAD_ERROR_KEY, None)
     else:
         data = upload.getvalue()

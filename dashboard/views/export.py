@@ -7,7 +7,7 @@ from core import cells, quantize
 from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
 from core.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
 from core.model_file import PARITY_TOLERANCE
-from dashboard import resources, widgets
+from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
 GENERIC_LOOPS = ("Loop", "Scan")
@@ -32,6 +32,7 @@ def _int8_comparison(float_path: str, float_modified: int, int8_path: str, int8_
 
 
 st.title("Export a run to ONNX")
+access.read_only_note_ui()
 
 # Inputs: a run. One that still trains, is broken or died before saving weights is refused with its reason below.
 run = widgets.usable_run_ui(
@@ -47,7 +48,13 @@ trajectory = st.toggle(
     help="A second output with the probability after every word, which the Classify page charts.",
 )
 left, right = st.columns([1, 2], vertical_alignment="center")
-export_clicked = left.button("Export to ONNX", key="export_start", type="primary", icon=":material/conversion_path:")
+export_clicked = left.button(
+    "Export to ONNX",
+    key="export_start",
+    type="primary",
+    icon=":material/conversion_path:",
+    disabled=not access.can_write(),
+)
 with right:
     st.download_button(
         "Download the run as a zip",
@@ -61,7 +68,7 @@ with right:
     )
 
 # One call into core: conversion, native-op rewrite, parity check and atomic write all happen in export_run.
-if export_clicked:
+if export_clicked and access.require_write("exporting a run to ONNX"):
     from core.export import export_run
 
     with st.spinner("Converting with tf2onnx, rewriting to native recurrent ops, checking parity with Keras..."):
@@ -132,7 +139,8 @@ if st.button(
     key="export_quantize",
     icon=":material/compress:",
     help="Writes model.int8.onnx: the embedding table in uint8, everything else float32, standard ONNX ops only.",
-):
+    disabled=not access.can_write(),
+) and access.require_write("quantizing a model to int8"):
     with st.spinner("Quantizing the embedding with onnxruntime..."):
         try:
             quantize.quantize_file(onnx_path, int8_file)
