@@ -2,6 +2,7 @@
 even when a click reaches a button the page drew disabled; the admin password gives the writes back."""
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,35 @@ def test_the_password_gives_this_session_the_writes_back(read_only, monkeypatch)
     assert not app.button(key="export_start").disabled
     assert not _infos(app).count("Read-only mode: you can classify reviews")
     assert all(PASSWORD not in str(app.session_state[key]) for key in app.session_state)
+
+
+@pytest.mark.parametrize("name", CRAFTED_NAMES)
+def test_an_upload_name_never_becomes_a_path_on_any_page(tiny_runs, tmp_path, monkeypatch, name):
+    # Writes allowed (one user on their machine): uploads are stored, under their content hash only.
+    monkeypatch.setenv("IMDB_READ_ONLY", "0")
+    monkeypatch.setenv("IMDB_RUNS", str(tiny_runs))
+    monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("IMDB_DATA", str(tiny_runs.parent / "reviews.csv"))
+    before = _files(tiny_runs.parent)
+    reviews = (tiny_runs.parent / "reviews.csv").read_bytes()
+    model = next(tiny_runs.glob("*/model.onnx")).read_bytes()
+
+    data = _open("data")
+    data.file_uploader(key="data_upload").set_value((name, reviews, "text/csv")).run()
+    assert not data.exception and data.session_state["data_source_name"] == name
+    classify = _open("classify")
+    classify.selectbox(key="classify_model").set_value(UPLOAD_MODEL_OPTION).run()
+    onnx_name = name.removesuffix(".csv") + ".onnx"  # Streamlit's uploader checks the extension itself
+    classify.file_uploader(key="classify_model_upload").set_value((onnx_name, model, "application/octet-stream")).run()
+    assert not classify.exception and not classify.error
+    build = _open("build")
+    json_name = name.removesuffix(".csv") + ".json"
+    build.file_uploader(key="build_config_file").set_value((json_name, b'{"model": {}}', "application/json")).run()
+    assert not build.exception
+
+    stored = sorted(path.name for path in (tmp_path / "cache" / "uploads").iterdir())
+    assert len(stored) == 2 and all(path.split(".")[0].isalnum() for path in stored), stored
+    # Besides the uploads, only the tokenized-data cache (named by its own hash) was written, inside the cache folder.
+    others = [path for path in tmp_path.rglob("*") if path.is_file() and "uploads" not in path.parts]
+    assert all(path.parent == tmp_path / "cache" and re.fullmatch(r"[a-z]+-[0-9a-f]+\.npz", path.name) for path in others)
+    assert _files(tiny_runs.parent) == before
