@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import StreamlitServer, tiny_exported_run, write_reviews_csv
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _choose, _wait_idle, screenshot_on_failure
+# browser and page are test_browser's fixtures: one Chromium a module, one fresh context a test.
+from tests.test_browser import _choose, _wait_idle, browser, page, screenshot_on_failure  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -39,25 +40,6 @@ def server(tmp_path_factory):
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _visit(page, server, view: str) -> None:
