@@ -180,7 +180,8 @@ def native_only(proto) -> int:
     """Undo batched_simple_rnn in place: each If back to its RNN node (the graph export wrote before the Scan path;
     the benchmark's baseline), in both branches of the steps switch too. Returns how many were unwrapped."""
     count = 0
-    for graph in [proto.graph, *_switch_branches(proto.graph)]:
+    # The branches before the graph that holds them: pruning a graph copies its nodes, branches included.
+    for graph in [*_switch_branches(proto.graph), proto.graph]:
         for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
             branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
             (native,) = branch.node
@@ -345,10 +346,16 @@ def steps_always(proto) -> bool:
         return False
     (switch,) = found
     branch = next(attribute.g for attribute in switch.attribute if attribute.name == "then_branch")
-    _renamed(branch, {inner.name: outer for inner, outer in zip(branch.output, switch.output)})
+    # The names the nodes had before steps_on_request prefixed them, the If's outputs for the branch's.
+    prefix = f"{SWITCH_PREFIX}/with_steps/"
+    written = {output for node in branch.node for output in node.output if output}
+    renames = {name: name.removeprefix(prefix) for name in written}
+    renames.update({inner.name: outer for inner, outer in zip(branch.output, switch.output)})
+    _renamed(branch, renames)
     position = list(graph.node).index(switch)
     graph.node.remove(switch)
     for offset, node in enumerate(branch.node):
+        node.name = node.name.removeprefix(prefix)
         graph.node.insert(position + offset, node)
     inputs = [value for value in graph.input if value.name != STEPS_SWITCH_NAME]
     del graph.input[:]

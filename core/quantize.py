@@ -16,6 +16,7 @@ import numpy as np
 
 from core import cells
 from core.model_file import ModelFileError, read_model_file
+from core.onnx_graph import sort_nodes
 
 QUANTIZATION_KEY = "quantization"  # the metadata_props entry a quantized file adds to the float file's
 INT8_SUFFIX = ".int8.onnx"
@@ -172,6 +173,8 @@ def quantize_file(float_path: str | Path, out_path: str | Path | None = None) ->
             weight_type=QuantType.QUInt8,  # a Gather's table takes the activation type, always uint8 in dynamic mode
         )
         quantized = onnx.load(written)
+    # quantize_dynamic sorts nodes by their inputs alone: an If whose branches read other nodes' values comes first.
+    sort_nodes(quantized.graph)
     nodes = quantized.graph.node
     foreign = sorted({f"{node.domain}.{node.op_type}" for node in nodes if node.domain not in ("", "ai.onnx")})
     if foreign:
