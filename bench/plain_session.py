@@ -43,7 +43,9 @@ def review_rows(data: str | None, vocabulary, rows: int) -> tuple[list[list[int]
         return [vocabulary.encode(reviews[int(row)].text).ids for row in picked], f"{len(picked):,} test reviews"
     sizes = generator.integers(20, 700, size=rows)
     low = vocabulary.oov_id + 1
-    sequences = [[vocabulary.start_id, *generator.integers(low, vocabulary.num_words, size=int(size))] for size in sizes]
+    sequences = [
+        [vocabulary.start_id, *generator.integers(low, vocabulary.num_words, size=int(size))] for size in sizes
+    ]
     return sequences, f"{rows:,} rows of random ids (no IMDB_DATA)"
 
 
@@ -65,7 +67,7 @@ def main() -> int:
     from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
 
     if not has_steps_switch(onnx.load(args.model)):
-        raise SystemExit(f"error: {args.model} has no {STEPS_SWITCH_NAME} input: upgrade it (core.upgrade.upgrade_file)")
+        raise SystemExit(f"error: {args.model} has no {STEPS_SWITCH_NAME} input: upgrade it (core.upgrade)")
     with tempfile.TemporaryDirectory(prefix="plain-session-") as folder:
         old_path = args.old
         if old_path is None:
@@ -90,7 +92,7 @@ def main() -> int:
             lambda stranger=stranger: stranger.run(["probability"], {"input_ids": ids})[0].reshape(-1)
         )
         runners[(name, "Predictor's session, same full rows, one run")] = (
-            lambda predictor=predictor: predictor.session.run(["probability"], {predictor.input_name: ids})[0].reshape(-1)
+            lambda session=predictor.session: session.run(["probability"], {"input_ids": ids})[0].reshape(-1)
         )
         runners[(name, "Predictor.probabilities (padding cut, sorted, all cores)")] = (
             lambda predictor=predictor: predictor.probabilities(ids)
@@ -129,7 +131,8 @@ def main() -> int:
     for (name, way), value in median.items():
         session = median[(name, "Predictor's session, same full rows, one run")]
         full = median[(name, "Predictor.probabilities (padding cut, sorted, all cores)")]
-        print(f"| {name} | {way} | {value:.3f} | {len(ids) / value:,.0f} | {value / session:.2f}x | {value / full:.2f}x |")
+        rate = len(ids) / value
+        print(f"| {name} | {way} | {value:.3f} | {rate:,.0f} | {value / session:.2f}x | {value / full:.2f}x |")
     print()
     stranger_key = "stranger: InferenceSession, run(['probability']), full rows"
     before, after = median[("before the switch", stranger_key)], median[("with the switch", stranger_key)]

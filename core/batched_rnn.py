@@ -255,7 +255,9 @@ def _branch(nodes: list, prefix: str, outputs: list[str], name: str):
     for output in outputs:
         if output not in written:  # computed outside the If (a shared node): passed through
             graph.node.append(helper.make_node("Identity", [output], [f"{prefix}/{output}"], name=f"{prefix}/{output}"))
-    graph.output.extend(helper.make_tensor_value_info(f"{prefix}/{output}", TensorProto.FLOAT, None) for output in outputs)
+    graph.output.extend(
+        helper.make_tensor_value_info(f"{prefix}/{output}", TensorProto.FLOAT, None) for output in outputs
+    )
     return graph
 
 
@@ -300,7 +302,7 @@ def steps_on_request(proto) -> bool:
         "first_axis_end": np.array([1], dtype=np.int64),
         "no_steps": np.array([0], dtype=np.int64),
     }
-    steps = f"{SWITCH_PREFIX}/no_steps"
+    steps = "no_steps"  # inside the branch: its nodes become steps_switch/without_steps/no_steps/...
     plain_nodes += [
         helper.make_node("Shape", [input_ids], [f"{steps}/shape"], name=f"{steps}/shape"),
         helper.make_node("Slice", [f"{steps}/shape", f"{SWITCH_PREFIX}/first_axis_start",

@@ -1,4 +1,4 @@
-"""Upgrade a file exported before the padding-free path or the steps switch, without TensorFlow: the same model, faster."""
+"""Upgrade a file exported before the padding skip or the steps switch, without TensorFlow: the same model, faster."""
 
 from __future__ import annotations
 

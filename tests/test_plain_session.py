@@ -1,4 +1,4 @@
-"""A plain onnxruntime user on the shipped file (issue 12): the steps switch, its two paths, and files made before it."""
+"""A plain onnxruntime user on the shipped file (issue 12): the steps switch, its two paths, files made before it."""
 
 import json
 import os
