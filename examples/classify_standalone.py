@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import onnxruntime
 
+# Errors only: onnxruntime warns at loading that the optional input with_steps (see below) has a default.
+onnxruntime.set_default_logger_severity(3)
 session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 meta = session.get_modelmeta().custom_metadata_map
 if meta.get("normalization") != "imdb-v1":
