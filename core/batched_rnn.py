@@ -1,6 +1,8 @@
 """SimpleRNN's batch path without TensorFlow: an If running big batches as a Scan of Gemm + Tanh, small ones on RNN.
 
-Also its undoing (native_only), and the probability-only graph the Predictor answers plain predictions with.
+Also its undoing (native_only), the probability-only graph (plain_prediction_graph), and the steps switch that gives
+a file with step_probability that graph's speed for a plain run(["probability"]) (steps_on_request, undone by
+steps_always).
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from core.cells import SIMPLE_RNN
-from core.model_file import OUTPUT_NAME, TRAJECTORY_NAME
-from core.onnx_graph import graph_constants, prune_graph
+from core.model_file import OUTPUT_NAME, STEPS_SWITCH_DOC, STEPS_SWITCH_NAME, TRAJECTORY_NAME, has_steps_switch
+from core.onnx_graph import graph_constants, outer_references, prune_graph, subgraphs
 
+# Names of the steps switch's If node, its branches and its constants.
+SWITCH_PREFIX = "steps_switch"
+SWITCH_NODE = f"{SWITCH_PREFIX}/by_request"
 # A batch of this many reviews or more runs a SimpleRNN layer as a Scan of Gemm + Tanh: onnxruntime's RNN
 # kernel applies tanh element by element and costs ~6x more a review in batches (bench/padding_skip.py), while it is
 # the faster of the two for a single review.
@@ -173,22 +178,33 @@ def batched_simple_rnn(proto) -> int:
 
 def native_only(proto) -> int:
     """Undo batched_simple_rnn in place: each If back to its RNN node (the graph export wrote before the Scan path;
-    the benchmark's baseline). Returns how many were unwrapped."""
-    graph = proto.graph
+    the benchmark's baseline), in both branches of the steps switch too. Returns how many were unwrapped."""
     count = 0
-    for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
-        branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
-        (native,) = branch.node
-        renamed = {branch_output.name: outer for branch_output, outer in zip(branch.output, node.output)}
-        outputs = [renamed.get(name, "") if name else "" for name in native.output]
-        del native.output[:]
-        native.output.extend(outputs)
-        native.name = node.name.removesuffix("/by_batch")
-        graph.node.insert(list(graph.node).index(node), native)
-        graph.node.remove(node)
-        count += 1
-    prune_graph(graph)
+    # The branches before the graph that holds them: pruning a graph copies its nodes, branches included.
+    for graph in [*_switch_branches(proto.graph), proto.graph]:
+        for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
+            branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
+            (native,) = branch.node
+            renamed = {branch_output.name: outer for branch_output, outer in zip(branch.output, node.output)}
+            outputs = [renamed.get(name, "") if name else "" for name in native.output]
+            del native.output[:]
+            native.output.extend(outputs)
+            native.name = node.name.removesuffix("/by_batch")
+            graph.node.insert(list(graph.node).index(node), native)
+            graph.node.remove(node)
+            count += 1
+        prune_graph(graph)
     return count
+
+
+def _switch_branches(graph) -> list:
+    """The two branches of the steps switch's If (steps_on_request), or none."""
+    return [
+        subgraph
+        for node in graph.node
+        if node.op_type == "If" and node.name == SWITCH_NODE
+        for subgraph in subgraphs(node)
+    ]
 
 
 def plain_prediction_graph(proto) -> bool:
@@ -196,9 +212,10 @@ def plain_prediction_graph(proto) -> bool:
     SimpleRNN layer's batch path rebuilt so that its Scan no longer writes every step. onnxruntime computes every
     output of a graph whatever run() asks for, and the per-step head costs a third of a batch's time.
 
-    Returns False, leaving the graph as it was, when it has no step_probability output to drop."""
+    Returns False, leaving the graph as it was, when it has no step_probability output to drop, or has the steps switch
+    (steps_on_request: its default run is this graph already)."""
     names = [output.name for output in proto.graph.output]
-    if TRAJECTORY_NAME not in names or OUTPUT_NAME not in names:
+    if TRAJECTORY_NAME not in names or OUTPUT_NAME not in names or has_steps_switch(proto):
         return False
     kept = [output for output in proto.graph.output if output.name != TRAJECTORY_NAME]
     del proto.graph.output[:]
@@ -206,4 +223,147 @@ def plain_prediction_graph(proto) -> bool:
     if native_only(proto):
         batched_simple_rnn(proto)
     prune_graph(proto.graph)
+    return True
+
+
+def _renamed(graph, renames: dict[str, str]) -> None:
+    """Rename tensors read or written anywhere in graph and its subgraphs, in place."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for index, name in enumerate(names):
+                if name in renames:
+                    names[index] = renames[name]
+        for subgraph in subgraphs(node):
+            _renamed(subgraph, renames)
+    for value in graph.output:
+        if value.name in renames:
+            value.name = renames[value.name]
+
+
+def _branch(nodes: list, prefix: str, outputs: list[str], name: str):
+    """A subgraph of copies of nodes whose tensors and names are prefixed (a subgraph may not write a name its
+    enclosing graph has), answering outputs (names before the prefix)."""
+    from onnx import GraphProto, TensorProto, helper
+
+    graph = GraphProto(name=name)
+    graph.node.extend(nodes)
+    written = {output for node in nodes for output in node.output if output}
+    renames = {tensor: f"{prefix}/{tensor}" for tensor in written}
+    _renamed(graph, renames)
+    for node in graph.node:
+        node.name = f"{prefix}/{node.name}" if node.name else ""
+    for output in outputs:
+        if output not in written:  # computed outside the If (a shared node): passed through
+            graph.node.append(helper.make_node("Identity", [output], [f"{prefix}/{output}"], name=f"{prefix}/{output}"))
+    graph.output.extend(
+        helper.make_tensor_value_info(f"{prefix}/{output}", TensorProto.FLOAT, None) for output in outputs
+    )
+    return graph
+
+
+def steps_on_request(proto) -> bool:
+    """Give a graph with step_probability the steps switch in place: a bool input STEPS_SWITCH_NAME whose default (an
+    initializer of that name) is false, and an If on it. False runs the plain prediction graph (plain_prediction_graph:
+    no step outputs anywhere) and answers step_probability with an empty [batch, 0] tensor; true runs the whole graph.
+
+    onnxruntime computes every output of a graph whatever run() asks for, so a plain run(["probability"]) on a file
+    with step_probability paid for every step's probability; with the switch it costs what a file without them costs.
+    The nodes both graphs share (padding skip, embedding, ...) stay outside the If and the weights are stored once.
+    Returns False, leaving the graph as it was, when it has no step_probability or already has the switch."""
+    from onnx import ModelProto, TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    names = [output.name for output in graph.output]
+    if TRAJECTORY_NAME not in names or OUTPUT_NAME not in names or has_steps_switch(proto):
+        return False
+    plain = ModelProto()
+    plain.CopyFrom(proto)
+    plain_prediction_graph(plain)
+    # Outside the If: the plain graph's nodes that the whole graph has too, fed only by graph inputs, constants and
+    # other such nodes (the same node on the same values).
+    whole = {node.SerializeToString() for node in graph.node}
+    known = {value.name for value in graph.input} | {tensor.name for tensor in graph.initializer}
+    shared, shared_keys = [], set()
+    for node in plain.graph.node:
+        key = node.SerializeToString()
+        reads = {name for name in node.input if name}
+        for subgraph in subgraphs(node):
+            reads |= outer_references(subgraph)
+        if key in whole and reads <= known:
+            shared.append(node)
+            shared_keys.add(key)
+            known |= {name for name in node.output if name}
+    steps_nodes = [node for node in graph.node if node.SerializeToString() not in shared_keys]
+    plain_nodes = [node for node in plain.graph.node if node.SerializeToString() not in shared_keys]
+    # The plain branch's step_probability: no steps, one row a review.
+    input_ids = graph.input[0].name
+    constants = {
+        "first_axis_start": np.array([0], dtype=np.int64),
+        "first_axis_end": np.array([1], dtype=np.int64),
+        "no_steps": np.array([0], dtype=np.int64),
+    }
+    steps = "no_steps"  # inside the branch: its nodes become steps_switch/without_steps/no_steps/...
+    plain_nodes += [
+        helper.make_node("Shape", [input_ids], [f"{steps}/shape"], name=f"{steps}/shape"),
+        helper.make_node("Slice", [f"{steps}/shape", f"{SWITCH_PREFIX}/first_axis_start",
+                                   f"{SWITCH_PREFIX}/first_axis_end"], [f"{steps}/batch"], name=f"{steps}/batch"),
+        helper.make_node("Concat", [f"{steps}/batch", f"{SWITCH_PREFIX}/no_steps"], [f"{steps}/empty_shape"],
+                         name=f"{steps}/empty_shape", axis=0),
+        helper.make_node("ConstantOfShape", [f"{steps}/empty_shape"], [TRAJECTORY_NAME], name=f"{steps}/empty",
+                         value=numpy_helper.from_array(np.zeros(1, dtype=np.float32))),
+    ]
+    switch = helper.make_node(
+        "If",
+        [STEPS_SWITCH_NAME],
+        names,
+        name=SWITCH_NODE,
+        then_branch=_branch(steps_nodes, f"{SWITCH_PREFIX}/with_steps", names, "with_steps"),
+        else_branch=_branch(plain_nodes, f"{SWITCH_PREFIX}/without_steps", names, "without_steps"),
+    )
+    initializers = {tensor.name: tensor for tensor in plain.graph.initializer}
+    initializers.update({tensor.name: tensor for tensor in graph.initializer})
+    initializers.update({
+        f"{SWITCH_PREFIX}/{name}": numpy_helper.from_array(value, f"{SWITCH_PREFIX}/{name}")
+        for name, value in constants.items()
+    })
+    initializers[STEPS_SWITCH_NAME] = numpy_helper.from_array(np.array(False), STEPS_SWITCH_NAME)
+    del graph.node[:]
+    graph.node.extend([*shared, switch])
+    del graph.initializer[:]
+    graph.initializer.extend(initializers.values())
+    graph.input.append(helper.make_tensor_value_info(
+        STEPS_SWITCH_NAME, TensorProto.BOOL, [],
+        doc_string=STEPS_SWITCH_DOC,
+    ))
+    prune_graph(graph)
+    return True
+
+
+def steps_always(proto) -> bool:
+    """Undo steps_on_request in place: the whole graph inlined, every run computing step_probability (the graph files
+    had before the switch; Keras weights are read from it). Returns False when the graph has no switch."""
+    graph = proto.graph
+    found = [node for node in graph.node if node.op_type == "If" and node.name == SWITCH_NODE]
+    if not found or not has_steps_switch(proto):
+        return False
+    (switch,) = found
+    branch = next(attribute.g for attribute in switch.attribute if attribute.name == "then_branch")
+    # The names the nodes had before steps_on_request prefixed them, the If's outputs for the branch's.
+    prefix = f"{SWITCH_PREFIX}/with_steps/"
+    written = {output for node in branch.node for output in node.output if output}
+    renames = {name: name.removeprefix(prefix) for name in written}
+    renames.update({inner.name: outer for inner, outer in zip(branch.output, switch.output)})
+    _renamed(branch, renames)
+    position = list(graph.node).index(switch)
+    graph.node.remove(switch)
+    for offset, node in enumerate(branch.node):
+        node.name = node.name.removeprefix(prefix)
+        graph.node.insert(position + offset, node)
+    inputs = [value for value in graph.input if value.name != STEPS_SWITCH_NAME]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    initializers = [tensor for tensor in graph.initializer if tensor.name != STEPS_SWITCH_NAME]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    prune_graph(graph)
     return True

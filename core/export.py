@@ -14,7 +14,7 @@ import numpy as np
 
 from core import parity
 from core.atomic import write_bytes
-from core.batched_rnn import batched_simple_rnn
+from core.batched_rnn import batched_simple_rnn, steps_on_request
 from core.config import ExperimentConfig, ModelConfig
 from core.errors import first_line
 from core.model import model_layers, sequence_copy
@@ -22,8 +22,10 @@ from core.model_file import (
     DEFAULT_THRESHOLD,
     INPUT_NAME,
     OUTPUT_NAME,
+    STEPS_SWITCH_DOC,
     TRAJECTORY_NAME,
     ModelMetadata,
+    has_steps_switch,
 )
 from core.native_ops import use_native_ops
 from core.onnx_graph import ExportError, model_props, op_counts, set_props
@@ -96,12 +98,20 @@ def skips_padding(config: ModelConfig) -> bool:
 
 
 def convert(
-    model, config: ModelConfig, *, trajectory: bool = False, native: bool = True, padding_skip: bool = True
+    model,
+    config: ModelConfig,
+    *,
+    trajectory: bool = False,
+    native: bool = True,
+    padding_skip: bool = True,
+    steps_switch: bool = True,
 ):
     """The ONNX ModelProto of a build_model model; native=False keeps tf2onnx's plain Loop graph (for the benchmark).
 
     The native graph skips padding when the model allows it (skips_padding) unless padding_skip is False: its
-    description is then in proto.metadata_props under PADDING_SKIP_KEY."""
+    description is then in proto.metadata_props under PADDING_SKIP_KEY. With trajectory, it computes step_probability
+    only when its with_steps input is fed true (core.batched_rnn.steps_on_request) unless steps_switch or padding_skip
+    is False (the graph files had before: every run computes it)."""
     import logging
 
     import tf2onnx
@@ -132,6 +142,8 @@ def convert(
         set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
     if padding_skip:
         batched_simple_rnn(proto)
+    if padding_skip and steps_switch and trajectory:
+        steps_on_request(proto)
     return proto
 
 
@@ -165,11 +177,13 @@ def export_model(
     parity_ids: np.ndarray | None = None,
     parity_inputs: str = "",
     padding_skip: bool = True,
+    steps_switch: bool = True,
 ) -> ExportResult:
     """Convert, check parity on parity_ids (else the example reviews) plus random ids, and write one .onnx file.
 
     padding_skip=False writes the graph files had before the padding-free path: every row at full sequence_length,
-    SimpleRNN layers as plain RNN nodes."""
+    SimpleRNN layers as plain RNN nodes. steps_switch=False writes a trajectory file as it was before the steps switch:
+    step_probability computed on every run."""
     import onnx
 
     started = time.perf_counter()
@@ -179,7 +193,7 @@ def export_model(
             f"the vocabulary has {vocabulary.num_words:,} ids but the model {config.vocabulary_size:,}: "
             "they come from different runs"
         )
-    proto = convert(model, config, trajectory=trajectory, padding_skip=padding_skip)
+    proto = convert(model, config, trajectory=trajectory, padding_skip=padding_skip, steps_switch=steps_switch)
     if parity_ids is None:
         from core.examples import EXAMPLE_REVIEWS
 
@@ -222,6 +236,7 @@ def export_model(
     proto.doc_string = (
         "IMDB review sentiment: int32 input_ids [batch, sequence] -> probability [batch, 1] (positive)"
         + (f"; {metadata.padding_skip['input']}" if metadata.padding_skip else "")
+        + (f"; {STEPS_SWITCH_DOC}" if has_steps_switch(proto) else "")
     )
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()

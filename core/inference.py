@@ -22,6 +22,8 @@ from core.model_file import (
     TRAJECTORY_NAME,
     ModelFileError,
     ModelMetadata,
+    StepsSession,
+    has_steps_switch,
     load_session,
     model_path,
     read_model_file,
@@ -107,8 +109,12 @@ class Predictor:
 
         # A text rule this version does not know is refused with the metadata (Vocabulary checks its name).
         data, model, metadata = read_model_file(path)
-        # A file with step_probability gets a second session on a copy that answers probability alone (see
-        # plain_prediction_graph for why); the file's own graph answers the trajectory.
+        if has_steps_switch(model):
+            # One session: left at its default the switch answers probability alone; the trajectory feeds it true.
+            session = load_session(data, str(path))
+            return cls(session, metadata, Path(path), trajectory_session=StepsSession(session))
+        # A file with step_probability exported before the switch gets a second session on a copy that answers
+        # probability alone (see plain_prediction_graph for why); the file's own graph answers the trajectory.
         if not plain_prediction_graph(model):
             return cls(load_session(data, str(path)), metadata, Path(path))
         session = load_session(model.SerializeToString(), str(path))

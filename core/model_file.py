@@ -23,6 +23,17 @@ PARITY_TOLERANCE = 1e-5
 TRAJECTORY_TOLERANCE = 1e-4
 # Optional metadata_props key: the graph accepts input_ids shorter than sequence_length (see core.padding_skip).
 PADDING_SKIP_KEY = "padding_skip"
+# Optional input of a file with step_probability (core.batched_rnn.steps_on_request): a bool scalar whose default,
+# an initializer of the same name, is false. onnxruntime computes every output of a graph whatever run() fetches, so
+# step_probability is computed only when this is fed true; left out, a run answers probability at the cost of a file
+# without step_probability, and step_probability is an empty [batch, 0] tensor. Files exported before it compute
+# step_probability on every run (the Predictor answers their plain predictions with a copy that drops it).
+STEPS_SWITCH_NAME = "with_steps"
+STEPS_SWITCH_DOC = (
+    f"{STEPS_SWITCH_NAME} (bool, optional, default false): true also computes step_probability [batch, sequence], the "
+    "positive probability after each id; left out, step_probability is an empty [batch, 0] tensor and a run costs "
+    "what probability alone costs"
+)
 
 # Every exported file carries these keys in metadata_props; a file without them was not made by this project.
 METADATA_KEYS = (
@@ -180,6 +191,30 @@ def _check_external_data(model, source: str) -> None:
                 f"{source} keeps tensor {tensor.name!r} in an external data file; this project only loads "
                 "self-contained .onnx files"
             )
+
+
+def has_steps_switch(model) -> bool:
+    """Whether a ModelProto has the STEPS_SWITCH_NAME input (with its default): files exported before it do not."""
+    defaults = {tensor.name for tensor in model.graph.initializer}
+    return any(value.name == STEPS_SWITCH_NAME and value.name in defaults for value in model.graph.input)
+
+
+class StepsSession:
+    """An onnxruntime session on a file with the steps switch that always feeds it true: every output is computed.
+
+    Everything else (get_inputs, get_outputs, ...) is the session's own."""
+
+    def __init__(self, session) -> None:
+        import numpy as np
+
+        self.session = session
+        self._switch = {STEPS_SWITCH_NAME: np.array(True)}
+
+    def run(self, output_names, input_feed, run_options=None):
+        return self.session.run(output_names, {**self._switch, **input_feed}, run_options)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
 
 
 def session_options():

@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 
 from core import cells
+from core.batched_rnn import steps_always
 from core.config import ModelConfig
-from core.model_file import OUTPUT_NAME
+from core.model_file import OUTPUT_NAME, has_steps_switch
 from core.onnx_graph import (
     ExportError,
     consumers,
@@ -226,6 +227,12 @@ def use_native_ops(proto, config: ModelConfig, recurrent_layers) -> None:
 # The benchmark rebuilds the Keras model from a .onnx file alone.
 def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
     """The Keras weights (model.get_weights() order) of an exported file, read from its initializers."""
+    if has_steps_switch(proto):
+        # Read from the whole graph inlined: one copy of each layer, the head writing probability at the top.
+        whole = type(proto)()
+        whole.CopyFrom(proto)
+        steps_always(whole)
+        proto = whole
     graph = proto.graph
     constants = graph_constants(graph)
     written_by = producers(graph)

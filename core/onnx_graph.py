@@ -71,6 +71,30 @@ def prune_graph(graph) -> None:
     graph.value_info.extend(shapes)
 
 
+def sort_nodes(graph) -> None:
+    """Order a graph's nodes in place so that each follows the writers of all it reads, what its subgraphs read from
+    it included, keeping the given order where it can. Tools that sort by node inputs alone (onnxruntime's quantizer)
+    put an If before the values its branches read."""
+    available = {value.name for value in graph.input} | {tensor.name for tensor in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        waiting = []
+        for node in pending:
+            reads = set(node.input)
+            for subgraph in subgraphs(node):
+                reads |= outer_references(subgraph)
+            if reads <= available:
+                ordered.append(node)
+                available |= set(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ValueError(f"node {waiting[0].name!r} reads a value no node writes")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
 def graph_constants(graph) -> dict[str, np.ndarray]:
     """Tensor name -> value of every initializer and Constant node of the graph (not of its subgraphs)."""
     from onnx import numpy_helper

@@ -1,7 +1,8 @@
 """Parity: an exported graph against what it must equal (Keras, or the file it was made from), output by output.
 
-Exports and upgrades measure the largest |expected - onnxruntime| of every output here and refuse a file whose
-probability or step_probability parts from it by more than the file contract's tolerances (core.model_file).
+Exports and upgrades measure the largest |expected - onnxruntime| of every output here (on both paths of a file with
+the steps switch) and refuse a file whose probability or step_probability parts from it by more than the file
+contract's tolerances (core.model_file).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from core.model_file import (
     OUTPUT_NAME,
     PADDING_SKIP_KEY,
     PARITY_TOLERANCE,
+    STEPS_SWITCH_NAME,
     TRAJECTORY_NAME,
     TRAJECTORY_TOLERANCE,
     session_options,
@@ -64,13 +66,20 @@ def output_differences(
     skips padding, over the rows sorted by length with each batch cut to its longest row (and a few rows alone).
 
     expected holds each output of the full rows. For a masked model only the tokens' steps of step_probability count:
-    Keras repeats the last state on masked steps where the ONNX ops write zeros."""
+    Keras repeats the last state on masked steps where the ONNX ops write zeros. A graph with the steps switch
+    (core.model_file.STEPS_SWITCH_NAME) is checked on both paths: every output with the switch fed true, and
+    probability as a plain run(["probability"]) gives it, the switch left at its default."""
     names = list(expected)
     input_name = session.get_inputs()[0].name
+    switched = STEPS_SWITCH_NAME in {item.name for item in session.get_overridable_initializers()}
     worst = dict.fromkeys(names, 0.0)
 
     def compare(rows: np.ndarray, batch: np.ndarray) -> None:
-        got = dict(zip(names, session.run(names, {input_name: batch})))
+        feed = {input_name: batch}
+        got = dict(zip(names, session.run(names, {**feed, STEPS_SWITCH_NAME: np.array(True)} if switched else feed)))
+        if switched:
+            (plain,) = session.run([OUTPUT_NAME], feed)
+            worst[OUTPUT_NAME] = _worse(worst[OUTPUT_NAME], float(np.max(np.abs(plain - expected[OUTPUT_NAME][rows]))))
         for name in names:
             want = expected[name][rows]
             if name == TRAJECTORY_NAME:

@@ -16,6 +16,7 @@ import numpy as np
 
 from core import cells
 from core.model_file import ModelFileError, read_model_file
+from core.onnx_graph import sort_nodes, walk_nodes
 
 QUANTIZATION_KEY = "quantization"  # the metadata_props entry a quantized file adds to the float file's
 INT8_SUFFIX = ".int8.onnx"
@@ -158,7 +159,9 @@ def quantize_file(float_path: str | Path, out_path: str | Path | None = None) ->
             f"{float_path} has no embedding to quantize (a Gather on a float32 [{metadata.vocabulary.num_words}, dim] "
             "table): it was not exported by this project"
         )
-    present = {node.op_type for node in model.graph.node}
+    # Subgraphs included: the Dense head and the recurrent ops sit inside If branches (SimpleRNN's batch path, the
+    # steps switch).
+    present = {node.op_type for node in walk_nodes(model.graph)}
     not_quantized = {op: reason for op, reason in NOT_QUANTIZED.items() if op in present}
 
     with tempfile.TemporaryDirectory(prefix="quantize-") as folder, _quiet_quantizer():
@@ -172,6 +175,8 @@ def quantize_file(float_path: str | Path, out_path: str | Path | None = None) ->
             weight_type=QuantType.QUInt8,  # a Gather's table takes the activation type, always uint8 in dynamic mode
         )
         quantized = onnx.load(written)
+    # quantize_dynamic sorts nodes by their inputs alone: an If whose branches read other nodes' values comes first.
+    sort_nodes(quantized.graph)
     nodes = quantized.graph.node
     foreign = sorted({f"{node.domain}.{node.op_type}" for node in nodes if node.domain not in ("", "ai.onnx")})
     if foreign:

@@ -1,4 +1,4 @@
-"""Upgrade a file exported before the padding-free path, without TensorFlow: the same model, skipping padding."""
+"""Upgrade a file exported before the padding skip or the steps switch, without TensorFlow: the same model, faster."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ import json
 import numpy as np
 
 from core.atomic import write_bytes
-from core.batched_rnn import batched_simple_rnn
-from core.model_file import INPUT_NAME, OUTPUT_NAME, load_session, read_model_file
+from core.batched_rnn import batched_simple_rnn, steps_on_request
+from core.model_file import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STEPS_SWITCH_DOC,
+    TRAJECTORY_NAME,
+    has_steps_switch,
+    load_session,
+    read_model_file,
+)
 from core.onnx_graph import model_props
 from core.padding_skip import METADATA_KEY, PaddingSkipError, skip_padding
 from core.parity import exceeded, output_differences
@@ -16,27 +24,41 @@ from core.text import pad_sequences
 
 
 def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, float]:
-    """Write a copy of an exported file whose graph skips padding, checked against the original on full padding.
+    """Write a copy of an exported file with what this version adds, checked against the original on full padding:
+    a graph that skips padding (files exported before the padding-free path), and for a file with step_probability,
+    the steps switch (core.batched_rnn.steps_on_request: a plain run no longer computes every step). The weights and
+    the metadata stay as they were.
 
-    For files exported before the padding-free path existed. Returns (the METADATA_KEY description, the largest
-    |original - new| of the probability over random reviews cut to their own length). Raises PaddingSkipError.
+    Returns (the METADATA_KEY description, the largest |original - new| of the probability over random reviews, fed
+    at full padding and cut to their own length, through the plain path and the steps path). Raises PaddingSkipError,
+    writing nothing, when the file has both already or the new graph parts from the original.
     """
     import onnx
 
     _, proto, metadata = read_model_file(source)
-    if metadata.padding_skip:
-        raise PaddingSkipError(f"{source} already skips padding")
+    has_steps = TRAJECTORY_NAME in {output.name for output in proto.graph.output}
+    adds_skip = not metadata.padding_skip
+    adds_switch = has_steps and not has_steps_switch(proto)
+    if not adds_skip and not adds_switch:
+        switch = " and computes step_probability only on request" if has_steps else ""
+        raise PaddingSkipError(f"{source} already skips padding{switch}")
     masked = metadata.config.model.mask_padding
     original = load_session(proto.SerializeToString(), str(source))
-    description = skip_padding(
-        proto,
-        metadata.sequence_length,
-        masked=masked,
-        padding=metadata.padding,
-        truncating=metadata.truncating,
-        pad_id=metadata.vocabulary.pad_id,
-    )
-    batched_simple_rnn(proto)
+    if adds_skip:
+        description = skip_padding(
+            proto,
+            metadata.sequence_length,
+            masked=masked,
+            padding=metadata.padding,
+            truncating=metadata.truncating,
+            pad_id=metadata.vocabulary.pad_id,
+        )
+        batched_simple_rnn(proto)
+    else:
+        description = metadata.padding_skip
+    if adds_switch:
+        steps_on_request(proto)
+        proto.doc_string = f"{proto.doc_string}; {STEPS_SWITCH_DOC}" if proto.doc_string else STEPS_SWITCH_DOC
     onnx.checker.check_model(proto, full_check=True)
     upgraded = load_session(proto.SerializeToString(), str(out))
     # Random reviews of every length, as the Predictor pads them.
@@ -57,9 +79,11 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
     failure = exceeded(worst)
     if failure is not None:
         name, difference, _ = failure
-        raise PaddingSkipError(
-            f"the padding-free graph's {name} differs from the original by {difference:.3g}: nothing written"
+        graph = "padding-free graph" if adds_skip else "graph with the steps switch"
+        raise PaddingSkipError(f"the {graph}'s {name} differs from the original by {difference:.3g}: nothing written")
+    if adds_skip:
+        onnx.helper.set_model_props(
+            proto, {**model_props(proto), METADATA_KEY: json.dumps(description, sort_keys=True)}
         )
-    onnx.helper.set_model_props(proto, {**model_props(proto), METADATA_KEY: json.dumps(description, sort_keys=True)})
     write_bytes(out, proto.SerializeToString())
     return description, worst[OUTPUT_NAME]

@@ -11,8 +11,10 @@ import onnx
 import pytest
 
 from core import paths
+from core.batched_rnn import steps_always
 from core.data import load_dataset
 from core.inference import METADATA_KEYS, Predictor
+from core.model_file import has_steps_switch
 from core.onnx_graph import op_counts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +29,15 @@ def shipped() -> Predictor:
 
 def test_the_shipped_file_is_the_masked_seed_with_one_native_rnn_node_and_no_loop():
     model = onnx.load(str(paths.DEFAULT_MODEL))
-    counts = op_counts(model)
-    # One SimpleRNN layer: an RNN node for single reviews, a Scan for batches, one If choosing between them.
+    # The steps switch (issue 12): a plain run takes the path without step outputs, with_steps=True the whole graph.
+    assert has_steps_switch(model) and [i.name for i in model.graph.input] == ["input_ids", "with_steps"]
+    # On each path one SimpleRNN layer: an RNN node for single reviews, a Scan for batches, one If choosing between
+    # them; one more If chooses the path.
+    assert op_counts(model)["If"] == 3
+    whole = onnx.ModelProto()
+    whole.CopyFrom(model)
+    assert steps_always(whole)
+    counts = op_counts(whole)
     assert (counts.get("RNN"), counts.get("Scan"), counts.get("If")) == (1, 1, 1)
     assert not {"Loop", "GRU", "LSTM"} & set(counts)
     assert [o.name for o in model.graph.output] == ["probability", "step_probability"]

@@ -19,6 +19,8 @@ from core.examples import EXAMPLE_REVIEWS
 from core.export import ExportError, export_model, export_run
 from core.inference import METADATA_KEYS, Predictor
 from core.model import build_model, model_layers, sequence_copy
+from core.batched_rnn import steps_always
+from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
 from core.native_ops import keras_weights
 from core.onnx_graph import recurrent_nodes_anywhere
 from core.text import Vocabulary, pad_sequences, tokenize
@@ -98,8 +100,10 @@ def _session(path: Path):
 def test_one_native_op_per_recurrent_layer_and_no_loop(exported, name):
     config, _, result = exported[name]
     model = onnx.load(result.path)
+    assert export.op_counts(model) == result.op_counts
+    # A file with step_probability holds two paths (the steps switch): count the whole one.
+    assert has_steps_switch(model) == steps_always(model) == CASES[name][1]
     counts = export.op_counts(model)
-    assert counts == result.op_counts
     for cell in cells.CELLS.values():
         assert counts.get(cell.onnx_op, 0) == sum(layer.cell == cell.name for layer in config.recurrent_layers), counts
     assert "Loop" not in counts
@@ -150,11 +154,45 @@ def test_trajectory_output_matches_keras_step_by_step(exported, name):
     config, model, result = exported[name]
     ids = parity.random_ids(config, 16, seed=9)
     expected_final, expected_steps = _keras_steps(model, config, ids)
-    probability, steps = _session(result.path).run(["probability", "step_probability"], {"input_ids": ids})
+    # step_probability is computed when asked for with the steps switch (issue 12).
+    probability, steps = _session(result.path).run(
+        ["probability", "step_probability"], {"input_ids": ids, STEPS_SWITCH_NAME: np.array(True)}
+    )
     assert steps.shape == ids.shape
     assert np.max(np.abs(steps - expected_steps)) <= TOLERANCE
     assert np.max(np.abs(steps[:, -1] - probability[:, 0])) <= 1e-6
     assert np.max(np.abs(probability[:, 0] - expected_final)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", [name for name, (_, trajectory) in CASES.items() if trajectory])
+def test_a_plain_run_skips_the_steps_that_with_steps_computes(exported, name):
+    config, model, result = exported[name]
+    ids = parity.random_ids(config, 24, seed=11)
+    session = _session(result.path)
+    assert [item.name for item in session.get_inputs()] == ["input_ids"]
+    probability, steps = session.run(None, {"input_ids": ids})
+    assert steps.shape == (24, 0)
+    requested, requested_steps = session.run(None, {"input_ids": ids, STEPS_SWITCH_NAME: np.array(True)})
+    np.testing.assert_array_equal(probability, requested)
+    assert np.max(np.abs(probability[:, 0] - model.predict(ids, verbose=0)[:, 0])) <= TOLERANCE
+    assert requested_steps.shape == ids.shape
+
+
+def test_an_export_without_the_switch_computes_steps_on_every_run_and_scores_the_same(exported, tmp_path):
+    config, model, result = exported["stacked_simple_rnn"]
+    old = export_model(
+        model, ExperimentConfig(config), _vocabulary(config.vocabulary_size), {}, tmp_path / "old.onnx",
+        trajectory=True, steps_switch=False,
+    )
+    assert not has_steps_switch(onnx.load(old.path)) and has_steps_switch(onnx.load(result.path))
+    ids = parity.random_ids(config, 40, seed=12)
+    probability, steps = _session(old.path).run(None, {"input_ids": ids})
+    assert steps.shape == ids.shape
+    before, after = Predictor.from_file(old.path), Predictor.from_file(result.path)
+    np.testing.assert_allclose(before.probabilities(ids), after.probabilities(ids), atol=1e-6)
+    np.testing.assert_allclose(after.probabilities(ids), probability[:, 0], atol=1e-6)
+    text = EXAMPLE_REVIEWS[0][1]
+    np.testing.assert_allclose(before.trajectory(text)[1], after.trajectory(text)[1], atol=1e-6)
 
 
 def test_files_without_trajectory_have_one_output(exported):

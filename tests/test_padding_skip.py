@@ -15,7 +15,7 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
 from core.model import build_model, model_layers, sequence_copy
-from core.model_file import PADDING_SKIP_KEY
+from core.model_file import PADDING_SKIP_KEY, has_steps_switch
 from core.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
 
 TOLERANCE = 1e-5
@@ -120,7 +120,8 @@ def test_trajectory_of_a_cut_row_is_the_tail_of_keras_steps(exported, name):
     steps = np.asarray(steps)[..., 0]
     width = int(max(min(len(review), config.sequence_length) for review in reviews))
     cut = _cut(full, width, config.padding)
-    (got,) = _session(path).run(["step_probability"], {"input_ids": cut})
+    # step_probability is computed when asked for with the steps switch (issue 12).
+    (got,) = _session(path).run(["step_probability"], {"input_ids": cut, "with_steps": np.array(True)})
     tokens = cut != 0  # the review's own steps; masked padding steps are not compared (Keras repeats the state)
     assert got.shape == cut.shape
     assert np.max(np.abs(np.where(tokens, got - steps[:, -width:], 0))) <= TOLERANCE
@@ -221,6 +222,38 @@ def test_upgrading_an_old_file_gives_the_same_scores_in_fewer_steps(tmp_path):
     expected = model.predict(pad_sequences(reviews, LENGTH), verbose=0)[:, 0]
     assert np.max(np.abs(predictor.sequence_probabilities(reviews) - expected)) <= TOLERANCE
     with pytest.raises(padding_skip.PaddingSkipError, match="already skips padding"):
+        upgrade.upgrade_file(new, tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
+    assert has_steps_switch(onnx.load(str(new)))  # a trajectory file gains the steps switch as well
+
+
+def test_upgrading_a_file_from_before_the_steps_switch_adds_it_with_the_same_weights_and_scores(tmp_path):
+    config = _config("simple_rnn", mask_padding=True)
+    model = _randomized(build_model(config))
+    old = tmp_path / "old.onnx"
+    export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, old, trajectory=True,
+                        steps_switch=False)
+    before = onnx.load(str(old))
+    assert not has_steps_switch(before) and Predictor.from_file(old).metadata.padding_skip is not None
+    new = tmp_path / "new.onnx"
+    description, difference = upgrade.upgrade_file(old, new)
+    after = onnx.load(str(new))
+    assert has_steps_switch(after) and difference <= TOLERANCE
+    assert description == json.loads({p.key: p.value for p in before.metadata_props}[PADDING_SKIP_KEY])
+    assert {p.key: p.value for p in after.metadata_props} == {p.key: p.value for p in before.metadata_props}
+    weights = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in after.graph.initializer}
+    for tensor in before.graph.initializer:
+        np.testing.assert_array_equal(weights[tensor.name], onnx.numpy_helper.to_array(tensor))
+    ids = pad_sequences(_reviews(config, 80, seed=4), LENGTH)
+    old_session = onnxruntime.InferenceSession(str(old), providers=["CPUExecutionProvider"])
+    new_session = onnxruntime.InferenceSession(str(new), providers=["CPUExecutionProvider"])
+    for rows in (ids, ids[:3]):
+        expected = old_session.run(None, {"input_ids": rows})
+        got = new_session.run(None, {"input_ids": rows, "with_steps": np.array(True)})
+        for want, have in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(want, have)
+        np.testing.assert_array_equal(new_session.run(["probability"], {"input_ids": rows})[0], expected[0])
+    with pytest.raises(padding_skip.PaddingSkipError, match="already skips padding and computes step_probability"):
         upgrade.upgrade_file(new, tmp_path / "again.onnx")
     assert not (tmp_path / "again.onnx").exists()
 
