@@ -4,6 +4,10 @@ import os
 import sys
 
 import onnx
+
+# Before anything imports ray: a local Ray then binds 127.0.0.1, as the CLI's own local Ray does.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -30,7 +34,6 @@ def model_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray of three CPUs on 127.0.0.1: two scoring workers, and the one CPU Ray Data's file listing takes."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
