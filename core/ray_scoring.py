@@ -1,4 +1,4 @@
-"""Scoring on Ray: the local engine's scoring as a Ray Data job (one Predictor a worker), written to one Parquet file."""
+"""The local engine's scoring as a Ray Data job, one Predictor a worker, written to one Parquet file."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from core.atomic import atomic_path
 from core.csv_scoring import find_text_column, predict_rows
 from core.errors import first_line
-from core.table_io import CHUNK_ROWS, ROW_GROUP_ROWS, Written, file_format, output_schema, parquet_text_column, records_batch
+from core.table_io import (
+    CHUNK_ROWS,
+    ROW_GROUP_ROWS,
+    Written,
+    file_format,
+    output_schema,
+    parquet_text_column,
+    records_batch,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,8 +36,9 @@ INSTALL_RAY = f'pip install "ray[data]=={RAY_VERSION}" "aiohttp=={AIOHTTP_VERSIO
 # waited for a CPU held by a scoring worker would wait for ever. Ray Data's one file-listing task still takes a CPU:
 # the default pool of scoring workers leaves it one.
 READ_CPUS = 0
-# The last line of a traceback Ray reports from a worker: "core.model_file.ModelFileError: no model file at ...".
+# How Ray Data names the file a failed read task was reading, further down its message.
 FAILED_FILE = re.compile(r"Failed to read fragment (\S+)")
+# The last line of a traceback Ray reports from a worker: "core.model_file.ModelFileError: no model file at ...".
 REMOTE_ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit|Interrupt)\w*: (.+)$")
 
 
@@ -40,7 +49,7 @@ def import_ray():
         import aiohttp  # noqa: F401  (without it Ray Data's path checks race on a failing fsspec import)
         import ray.data  # noqa: F401  (ray[data]'s extras: a bare `pip install ray` lacks them)
     except ImportError:
-        raise ValueError(f"--engine ray needs Ray with its data extras, which is not installed: {INSTALL_RAY}") from None
+        raise ValueError(f"--engine ray needs Ray and its data extras, not installed here: {INSTALL_RAY}") from None
     return ray
 
 
@@ -120,7 +129,7 @@ def _dataset(ray, kind: str, files: list[Path], text_column: str | None):
 
 def _cause(error: BaseException) -> str:
     """One line for a worker's failure under Ray's wrappers: the innermost error with a message, and when that is
-    Ray's own report of a remote traceback, the traceback's last line ("module.SomeError: message") without its type."""
+    Ray's report of a remote traceback, the traceback's last line ("module.SomeError: message") without its type."""
     seen = {id(error)}
     inner = getattr(error, "cause", None) or error.__cause__
     while isinstance(inner, BaseException) and id(inner) not in seen and str(inner).strip():
@@ -162,7 +171,8 @@ def score_on_ray(
 ) -> Written:
     """Score --input (a file or folder) on Ray and write one Parquet file at out, rows in the input's order, each
     record as the local engine writes it; the file appears only when every batch is written. workers (default: the
-    cluster's CPUs but one) Predictors run at once, one CPU each. A failed worker is one ValueError naming the input and the cause."""
+    cluster's CPUs but one) Predictors run at once, one CPU each. A failed worker is one ValueError naming the input
+    and the cause."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not address and "ray" not in sys.modules:
         # Ray binds a local cluster to the machine's network address unless told it is not a cluster node: this keeps

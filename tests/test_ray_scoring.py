@@ -1,4 +1,4 @@
-"""core.ray_scoring: a local two-worker Ray Data job scores like the local engine, in order; a failing worker fails it."""
+"""core.ray_scoring: a two-worker Ray Data job scores like the local engine, in order; a failing worker fails it."""
 
 import os
 import sys
@@ -57,7 +57,8 @@ def reviews_folder(tmp_path_factory):
         chunk = _texts(1000, part)
         if part == 1:
             chunk[10] = "   "
-        pq.write_table(pa.table({"id": range(1000), "text": chunk}), folder / f"part-{part}.parquet", row_group_size=200)
+        table = pa.table({"id": range(1000), "text": chunk})
+        pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=200)
         texts += chunk
     return folder, texts
 
@@ -67,7 +68,8 @@ def _predict_each(predictor, texts):
     return [next(present) if text.strip() else None for text in texts]
 
 
-def test_a_two_worker_job_scores_every_row_like_the_local_engine_in_order(local_ray, model_file, reviews_folder, tmp_path):
+def test_a_two_worker_job_scores_every_row_like_the_local_engine_in_order(local_ray, model_file, reviews_folder,
+                                                                          tmp_path):
     folder, texts = reviews_folder
     written = score_on_ray(model_file, folder, tmp_path / "scores.parquet", workers=2)
     table = pq.read_table(tmp_path / "scores.parquet")
@@ -83,7 +85,8 @@ def test_a_two_worker_job_scores_every_row_like_the_local_engine_in_order(local_
     assert got[1010]["error"] == "review is empty"
     # The same scores the local engine writes for the same file, row for row.
     local = tmp_path / "local.parquet"
-    assert main(["predict", "--model", str(model_file), "--input", str(folder / "part-1.parquet"), "--out", str(local)]) == 0
+    part = str(folder / "part-1.parquet")
+    assert main(["predict", "--model", str(model_file), "--input", part, "--out", str(local)]) == 0
     ray_part = tmp_path / "part-1.parquet"
     score_on_ray(model_file, folder / "part-1.parquet", ray_part, workers=2)
     assert pq.read_table(ray_part).equals(pq.read_table(local))
@@ -92,7 +95,8 @@ def test_a_two_worker_job_scores_every_row_like_the_local_engine_in_order(local_
 def test_the_cli_runs_on_ray_and_reads_csv(local_ray, model_file, tmp_path, capsys):
     source = tmp_path / "reviews.csv"
     texts = _texts(500, 7) + ["12345"]
-    source.write_text("text,id\n" + "".join(f'"{text}",{index}\n' for index, text in enumerate(texts)), encoding="utf-8")
+    rows = "".join(f'"{text}",{index}\n' for index, text in enumerate(texts))
+    source.write_text("text,id\n" + rows, encoding="utf-8")
     out = tmp_path / "scores.parquet"
     arguments = ["predict", "--model", str(model_file), "--input", str(source), "--out", str(out)]
     assert main([*arguments, "--engine", "ray"]) == 0
@@ -102,7 +106,8 @@ def test_the_cli_runs_on_ray_and_reads_csv(local_ray, model_file, tmp_path, caps
     assert pq.read_table(out).equals(pq.read_table(local)), "a text column of digits is still text"
 
 
-def test_a_corrupt_file_among_several_fails_the_job_and_leaves_no_output(local_ray, model_file, reviews_folder, tmp_path):
+def test_a_corrupt_file_among_several_fails_the_job_and_leaves_no_output(local_ray, model_file, reviews_folder,
+                                                                         tmp_path):
     folder, _ = reviews_folder
     broken = tmp_path / "broken"
     broken.mkdir()

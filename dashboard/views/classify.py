@@ -1,4 +1,4 @@
-"""Classify page: one review or a CSV or Parquet file of them with an exported .onnx model, through onnxruntime only (no TensorFlow)."""
+"""Classify page: one review, or a CSV or Parquet file of them, with an exported .onnx file through onnxruntime."""
 
 import streamlit as st
 
