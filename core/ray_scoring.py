@@ -178,10 +178,7 @@ def score_on_ray(
         # Ray binds a local cluster to the machine's network address unless told it is not a cluster node: this keeps
         # the job's own servers on 127.0.0.1.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = import_ray()
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    # The paths are checked before Ray is imported or started: a mistake there costs nothing.
     out = Path(out)
     if file_format(out, "output") != "parquet":
         raise ValueError(f"{out}: --engine ray writes Parquet; name a .parquet or .pq file")
@@ -189,6 +186,10 @@ def score_on_ray(
         raise ValueError(f"{out} is a folder: give the path of the Parquet file to write")
     kind, files = input_files(source)
     model = Path(model).resolve()
+    ray = import_ray()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     started = _start(ray, address)
     try:
         context = ray.data.DataContext.get_current()
@@ -196,7 +197,8 @@ def score_on_ray(
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        # Ray Data logs a failed job's internal traceback itself; the one line the command prints says it instead.
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
         out.parent.mkdir(parents=True, exist_ok=True)
         rows = failed = 0

@@ -130,12 +130,13 @@ def test_a_corrupt_file_among_several_fails_the_job_and_leaves_no_output(local_r
     assert not out.exists()
 
 
-def test_a_model_missing_on_the_workers_fails_the_job_in_one_line(local_ray, reviews_folder, tmp_path, capsys):
+def test_a_model_missing_on_the_workers_fails_the_job_in_one_line(local_ray, reviews_folder, tmp_path, capfd):
     folder, _ = reviews_folder
     out = tmp_path / "scores.parquet"
     missing = tmp_path / "nowhere" / "model.onnx"
     code = main(["predict", "--model", str(missing), "--input", str(folder), "--out", str(out), "--engine", "ray"])
-    error = capsys.readouterr().err.strip()
+    # capfd, not capsys: Ray Data would log its own traceback straight to the process's stderr.
+    error = capfd.readouterr().err.strip()
     assert code == 2 and error.startswith("error: scoring") and str(folder) in error and len(error.splitlines()) == 1
     assert "model.onnx" in error, error
     assert not out.exists() and not list(tmp_path.glob(".scores.parquet*"))
@@ -161,3 +162,21 @@ def test_without_ray_the_engine_says_how_to_install_it(model_file, tmp_path, cap
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and INSTALL_RAY in error
     assert 'pip install "ray[data]==2.60.0"' in error and not out.exists()
+
+
+def test_the_command_starts_its_own_local_ray_and_prints_only_the_output(model_file, tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    source = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"review": _texts(300, 3)}), source)
+    out = tmp_path / "scores.parquet"
+    environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    command = [sys.executable, "-m", "core", "predict", "--model", str(model_file), "--input", str(source), "--out"]
+    result = subprocess.run([*command, str(out), "--engine", "ray"], capture_output=True, text=True, timeout=300,
+                            env=environment)
+    assert result.returncode == 0 and result.stdout.strip() == str(out) and result.stderr == "", result.stderr[-2000:]
+    local = tmp_path / "local.parquet"
+    assert main(["predict", "--model", str(model_file), "--input", str(source), "--out", str(local)]) == 0
+    assert pq.read_table(out).equals(pq.read_table(local))

@@ -209,6 +209,9 @@ def test_flag_mistakes_are_one_line(model_file, tmp_path, capsys):
         (["--engine", "ray", "great"], "--engine ray scores a file or folder"),
         (["--input", str(source), "--address", "ray://x:10001"], "--address only applies with --engine ray"),
         (["--text-column", "body", "great"], "--text-column only applies"),
+        (["--input", str(source), "--engine", "ray"], "--engine ray writes a Parquet file"),
+        (["--input", str(source), "--engine", "ray", "--out", str(tmp_path / "x.csv")], "--engine ray writes Parquet"),
+        (["--input", str(tmp_path / "none"), "--engine", "ray", "--out", str(tmp_path / "x.pq")], "no input file or"),
     ]
     for arguments, message in cases:
         assert main(["predict", "--model", str(model_file), *arguments]) == 2
