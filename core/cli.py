@@ -130,10 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
     predict.add_argument("--csv", type=_given, metavar="FILE", help="classify the reviews of a CSV file instead")
     predict.add_argument(
-        "--text-column", type=_given, metavar="NAME", help="the CSV column with the reviews (default: text or review)"
+        "--input", type=_given, metavar="FILE",
+        help="classify the reviews of a CSV or Parquet file (.csv, .parquet, .pq; with --engine ray, a folder of them)",
     )
     predict.add_argument(
-        "--out", type=_output_file, metavar="FILE", help="write the JSON lines to this file instead of standard output"
+        "--text-column", type=_given, metavar="NAME",
+        help="the column with the reviews (default: text or review)",
+    )
+    predict.add_argument(
+        "--out", type=_output_file, metavar="FILE",
+        help="write the JSON lines to this file instead of standard output; with --input, a .csv, .parquet, .pq or "
+        ".jsonl file, by its extension",
+    )
+    predict.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help='score --input here (local, the default) or as a Ray Data job (ray: pip install "ray[data]"), '
+        "written to --out as one Parquet file",
+    )
+    predict.add_argument(
+        "--address", type=_given, metavar="ADDRESS",
+        help="with --engine ray, the Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray for the job)",
     )
 
     bench = commands.add_parser("bench", help="measure single-review latency and batch throughput")

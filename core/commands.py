@@ -251,18 +251,67 @@ def quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_table(args: argparse.Namespace) -> int:
+    """predict --input FILE [--out FILE] [--engine ray]: a CSV or Parquet file in, scores out by --out's extension."""
+    from core.inference import Predictor, model_path
+    from core.table_io import Written, file_format, predict_table, write_predictions
+
+    if args.engine == "ray":
+        from core.ray_scoring import score_on_ray
+
+        if args.out is None:
+            raise ValueError("--engine ray writes a Parquet file: give it with --out FILE.parquet")
+        written = score_on_ray(
+            model_path(args.model), args.input, args.out, text_column=args.text_column, address=args.address
+        )
+    else:
+        source = Path(args.input)
+        if source.is_dir():
+            raise ValueError(f"{source} is a folder: the local engine reads one file (--engine ray reads folders)")
+        file_format(source)
+        if not source.is_file():
+            raise ValueError(f"no input file at {source}")
+        if args.out is not None:
+            file_format(args.out, "output")
+        predictor = Predictor.from_file(model_path(args.model))
+        results = predict_table(predictor, source, text_column=args.text_column)
+        if args.out is not None:
+            written = write_predictions(results, args.out, predictor.labels, source)
+        else:
+            rows = failed = 0
+            for result in results:
+                rows, failed = rows + 1, failed + (result.prediction is None)
+                sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+            if rows == 0:
+                raise ValueError(f"{source} has a header but no rows to classify")
+            written = Written(rows, failed)
+    if written.failed:
+        print(f"{written.failed:,} of {written.rows:,} rows had no review text (an error each)", file=sys.stderr)
+    if args.out is not None:
+        print(args.out)
+    return 0
+
+
 def predict(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from core.atomic import atomic_path
     from core.inference import Predictor, model_path
 
+    if args.input and (args.csv or args.texts):
+        raise ValueError("give review texts, --csv FILE or --input FILE, one of them")
+    if args.engine != "local" and not args.input:
+        raise ValueError("--engine ray scores a file or folder: give it with --input")
+    if args.address and args.engine != "ray":
+        raise ValueError("--address only applies with --engine ray")
+    if args.input:
+        return _predict_table(args)
     if args.csv and args.texts:
         raise ValueError("give review texts or --csv FILE, not both")
     if not args.csv and not args.texts:
-        raise ValueError("give at least one review to classify, or --csv FILE")
+        raise ValueError("give at least one review to classify, --csv FILE or --input FILE")
     if args.text_column and not args.csv:
-        raise ValueError("--text-column only applies with --csv FILE")
+        raise ValueError("--text-column only applies with --csv FILE or --input FILE")
     if args.csv and Path(args.csv).is_dir():
         raise ValueError(f"{args.csv} is a folder, not a CSV file")
     if args.csv and not Path(args.csv).is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +51,8 @@ def _text_lines(stream, path: Path) -> Iterator[str]:
         yield line
 
 
-def _text_column(header: list[str], text_column: str | None, path: Path) -> int:
+def find_text_column(header: list[str], text_column: str | None, path: Path) -> int:
+    """The index of the review column among a file's column names (CSV or Parquet), or ValueError naming them."""
     names = [name.strip() for name in header]
     index = text_column_index(names, text_column)
     if index is not None:
@@ -61,7 +62,8 @@ def _text_column(header: list[str], text_column: str | None, path: Path) -> int:
     raise ValueError(f"{path} has no text or review column (columns: {', '.join(names)}); name one with --text-column")
 
 
-def _predict_rows(predictor: Predictor, chunk: list[tuple[int, str]]) -> Iterator[CsvPrediction]:
+def predict_rows(predictor: Predictor, chunk: list[tuple[int, str]]) -> Iterator[CsvPrediction]:
+    """One chunk of (row, text) scored in one predict call, in order; an empty text is an error row, not a failure."""
     present = [(row, text) for row, text in chunk if text.strip()]
     predictions = iter(predictor.predict([text for _, text in present])) if present else iter(())
     for row, text in chunk:
@@ -98,7 +100,7 @@ def predict_csv(
             header = next(reader, None)
             if header is None:
                 raise ValueError(f"{path} is empty: expected a header row with a text or review column")
-            column = _text_column(header, text_column, path)
+            column = find_text_column(header, text_column, path)
             done = 0
             chunk: list[tuple[int, str]] = []
             for row_number, row in enumerate(reader, start=1):
@@ -106,13 +108,13 @@ def predict_csv(
                     continue
                 chunk.append((row_number, row[column] if column < len(row) else ""))
                 if len(chunk) >= chunk_size:
-                    yield from _predict_rows(predictor, chunk)
+                    yield from predict_rows(predictor, chunk)
                     done += len(chunk)
                     chunk = []
                     if progress:
                         progress(min(raw.tell() / total, 1.0), done)
             if chunk:
-                yield from _predict_rows(predictor, chunk)
+                yield from predict_rows(predictor, chunk)
                 done += len(chunk)
             if progress:
                 progress(1.0, done)
@@ -176,6 +178,14 @@ def score_csv(
 ) -> ScoredCsv:
     """Every row of the CSV at path scored (each row's record as CsvPrediction.to_dict gives it), and the text of the
     first preview_rows rows; with max_rows, only that many rows, and ScoredCsv.capped says whether more were left."""
+    results = predict_csv(predictor, path, text_column=text_column, progress=progress)
+    return scored_table(predictor, results, preview_rows, max_rows)
+
+
+def scored_table(
+    predictor: Predictor, results: Iterable[CsvPrediction], preview_rows: int = 5_000, max_rows: int | None = None
+) -> ScoredCsv:
+    """Scored rows (from a CSV or a Parquet file) gathered into a ScoredCsv, stopping after max_rows rows."""
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     label_index = {label: code for code, label in enumerate(predictor.labels)}
@@ -184,7 +194,7 @@ def score_csv(
     errors: dict[str, int] = {}
     previews: list[str] = []
     capped = False
-    for item in predict_csv(predictor, path, text_column=text_column, progress=progress):
+    for item in results:
         if max_rows is not None and len(rows) >= max_rows:
             capped = True
             break

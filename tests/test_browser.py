@@ -233,11 +233,11 @@ def test_upload_a_csv_and_download_the_predictions(server, page, tmp_path):
         writer.writerow([99, "   "])
     with screenshot_on_failure(page, "batch-csv"):
         _open_classify(page, server)
-        page.get_by_role("tab", name="A CSV file").click()
+        page.get_by_role("tab", name="A CSV or Parquet file").click()
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
         page.get_by_text("my reviews.csv").wait_for()
         _wait_idle(page)
-        page.get_by_role("button", name="Classify the CSV").click()
+        page.get_by_role("button", name="Classify the file").click()
         download_button = page.get_by_role("button", name="Download predictions as CSV")
         download_button.wait_for()
         with page.expect_download() as download_info:

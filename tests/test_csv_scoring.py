@@ -116,3 +116,21 @@ def test_max_rows_scores_only_the_first_rows_and_says_more_were_left(predictor, 
     assert not score_csv(predictor, path).capped
     with pytest.raises(ValueError, match="max_rows"):
         score_csv(predictor, path, max_rows=0)
+
+
+def test_a_csv_and_the_same_rows_in_parquet_give_one_table(predictor, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.table_io import score_table
+
+    path = _reviews(tmp_path / "reviews.csv")
+    texts = [item.text for item in predictor.predict_csv(path)]
+    pq.write_table(pa.table({"Review": texts}), tmp_path / "reviews.parquet")
+    from_csv, from_parquet = score_csv(predictor, path), score_table(predictor, tmp_path / "reviews.parquet")
+    assert score_table(predictor, path).to_frame().equals(from_csv.to_frame()), "a .csv goes the CSV way"
+    assert from_parquet.to_frame().equals(from_csv.to_frame()) and from_parquet.previews == from_csv.previews
+    capped = score_table(predictor, tmp_path / "reviews.parquet", max_rows=2)
+    assert len(capped) == 2 and capped.capped
+    with pytest.raises(ValueError, match="max_rows"):
+        score_table(predictor, path, max_rows=0)

@@ -254,6 +254,75 @@ def test_csv_with_a_header_and_no_rows_gets_a_warning(tiny_default):
     assert not app.dataframe and not app.error
 
 
+def _parquet_upload(columns: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer, row_group_size=2)
+    return buffer.getvalue()
+
+
+def test_batch_parquet_upload_scores_like_the_predictor_and_downloads_both_formats(tiny_default):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.inference import Predictor
+
+    texts = ["great superb wonderful", "awful boring", None, "loved it", "dull plot"]
+    app = _open("classify")
+    app.file_uploader(key="classify_csv").set_value(
+        ("mine.parquet", _parquet_upload({"id": list(range(5)), "text": texts}), "application/octet-stream")
+    ).run()
+    app.button(key="classify_csv_run").click().run()
+    assert not app.exception and not app.error, [error.value for error in app.error]
+    table = app.dataframe[0].value
+    assert list(table["row"]) == [1, 2, 3, 4, 5] and table["error"].tolist()[2] == "review is empty"
+    present = [text for text in texts if text]
+    expected = [item.score for item in Predictor.from_file(tiny_default / "model.onnx").predict(present)]
+    assert table["score"].dropna().tolist() == expected
+    assert _plain(app.success[0].value).startswith("5 reviews from mine.parquet: ")
+    buttons = {button.proto.label: button for button in app.get("download_button")}
+    assert set(buttons) == {"Download predictions as CSV", "Download predictions as Parquet"}
+    # The Parquet download is the file the CLI writes: typed columns, rows in order.
+    assert buttons["Download predictions as Parquet"].proto.url, "the download has data"
+    from core.table_io import output_schema
+
+    batch = app.session_state["classify_batch"]
+    downloaded = pq.read_table(io.BytesIO(batch["parquet"]))
+    assert downloaded.schema == output_schema() and downloaded.column("score").to_pylist()[:2] == expected[:2]
+    assert pa.Table.from_pandas(table, preserve_index=False).num_rows == 5
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"PAR1 this is not a parquet file at all", "not a readable Parquet file"),
+        ("title", "no text or review column"),
+        ("numbers", "not text"),
+    ],
+)
+def test_bad_parquet_uploads_get_one_clear_message(tiny_default, data, expected):
+    if data == "title":
+        data = _parquet_upload({"title": ["nice"], "stars": [5]})
+    elif data == "numbers":
+        data = _parquet_upload({"text": [1, 2]})
+    app = _open("classify")
+    app.file_uploader(key="classify_csv").set_value(("mine.parquet", data, "application/octet-stream")).run()
+    app.button(key="classify_csv_run").click().run()
+    assert not app.exception, app.exception
+    message = _plain(app.error[0].value)
+    assert len(app.error) == 1 and expected in message and "mine.parquet" in message and "uploads" not in message
+    assert not app.dataframe
+    _classify(app, "great")
+    assert _metric(app, "Label") in ("negative", "positive"), "the page keeps working"
+
+
+def test_a_csv_upload_offers_the_csv_download_only(tiny_default):
+    app = _upload_csv(_open("classify"), b"text\ngreat\n")
+    assert [button.proto.label for button in app.get("download_button")] == ["Download predictions as CSV"]
+
+
 def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     app = _open("export")
     app.toggle(key="export_trajectory").set_value(True)

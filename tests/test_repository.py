@@ -72,6 +72,29 @@ def test_core_inference_does_not_import_tensorflow_statically():
     assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "inference.py")
 
 
+def test_ray_is_imported_by_ray_scoring_alone_and_only_when_asked_for():
+    """Ray is an optional dependency: the dashboard and the Predictor never import it, and core/ray_scoring.py only
+    inside a function (its module body imports no ray)."""
+    importers = [str(p.relative_to(ROOT)) for p in PRODUCT_FILES if "ray" in _imports(p)]
+    assert importers == ["core/ray_scoring.py"], importers
+    tree = ast.parse((ROOT / "core" / "ray_scoring.py").read_text(encoding="utf-8"))
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+    assert "ray" not in top_level
+
+
+def test_ray_is_pinned_for_tests_and_named_in_the_install_hint():
+    from core.ray_scoring import AIOHTTP_VERSION, RAY_VERSION
+
+    text = (ROOT / "requirements-dev.txt").read_text()
+    assert f"ray[data]=={RAY_VERSION}" in text and f"aiohttp=={AIOHTTP_VERSION}" in text
+    assert "ray" not in (ROOT / "requirements.txt").read_text(), "ray is optional for users"
+
+
 def test_every_module_opens_with_a_docstring():
     missing = [
         str(p.relative_to(ROOT))

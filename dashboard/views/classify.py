@@ -1,10 +1,10 @@
-"""Classify page: one review or a CSV of them with an exported .onnx model, through onnxruntime only (no TensorFlow)."""
+"""Classify page: one review, or a CSV or Parquet file of them, with an exported .onnx file through onnxruntime."""
 
 import streamlit as st
 
-from core.csv_scoring import score_csv
 from core.examples import EXAMPLE_REVIEWS
 from core.explain import Explanation
+from core.table_io import parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets
 
 REVIEW_KEY = "classify_review"
@@ -107,17 +107,21 @@ def _single_review(predictor, model_path) -> None:
 
 @st.fragment
 def _batch(predictor) -> None:
-    uploaded = st.file_uploader("A CSV file with a text or review column (UTF-8)", type=["csv"], key="classify_csv")
+    uploaded = st.file_uploader(
+        "A CSV (UTF-8) or Parquet file with a text or review column", type=["csv", "parquet"], key="classify_csv"
+    )
     column = st.text_input("Text column (blank: the column named text or review)", key="classify_csv_column")
-    start = st.button("Classify the CSV", key="classify_csv_run", disabled=uploaded is None, icon=":material/table:")
+    start = st.button("Classify the file", key="classify_csv_run", disabled=uploaded is None, icon=":material/table:")
     if start and uploaded is not None:
         # A session that may write keeps the upload in the cache; a read-only one scores a temporary copy, removed
         # at once, and at most batch_row_cap() rows of it.
         cap = access.batch_row_cap()
+        # The stored copy is named by its content; its extension, from the user's file name, says how to read it.
+        suffix = ".parquet" if uploaded.name.lower().endswith(".parquet") else ".csv"
         bar = st.progress(0.0, text="Classifying...")
         try:
-            with resources.uploaded_file(uploaded.getvalue(), ".csv", keep=cap is None) as path:
-                scored = score_csv(
+            with resources.uploaded_file(uploaded.getvalue(), suffix, keep=cap is None) as path:
+                scored = score_table(
                     predictor,
                     path,
                     column.strip() or None,
@@ -138,12 +142,13 @@ def _batch(predictor) -> None:
             st.warning(widgets.escape_markdown(f"{uploaded.name} has a header but no reviews."))
             return
         table = scored.to_frame()
-        # The download is made once here, not on every rerun: for a million rows it takes seconds.
+        # The downloads are made once here, not on every rerun: for a million rows they take seconds.
         csv_bytes = table.to_csv(index=False).encode("utf-8")
         # The table alone is kept, not the typed columns it was made from too: a million rows are tens of megabytes.
         st.session_state[BATCH_KEY] = {
             "name": uploaded.name, "table": table, "summary": scored.summary(), "previews": scored.previews,
-            "csv": csv_bytes, "capped": cap if scored.capped else None,
+            "csv": csv_bytes, "parquet": parquet_bytes(scored) if suffix == ".parquet" else None,
+            "capped": cap if scored.capped else None,
         }
     batch = st.session_state.get(BATCH_KEY)
     if batch is None:
@@ -157,13 +162,26 @@ def _batch(predictor) -> None:
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},
     )
     if batch.get("capped"):
-        st.warning(f"Read-only mode classifies the first {batch['capped']:,} rows of a CSV: the rest were not read.")
+        st.warning(f"Read-only mode classifies the first {batch['capped']:,} rows of a file: the rest were not read.")
     if len(table) > TABLE_ROWS:
         st.caption(f"The first {TABLE_ROWS:,} rows are shown; the download holds all {len(table):,}.")
-    st.download_button(
+    stem = f"predictions-{batch['name'].rsplit('.', 1)[0]}"
+    buttons = st.columns(2)
+    if batch.get("parquet") is not None:
+        # A Parquet upload gets its scores back as Parquet too (typed columns), besides the CSV anyone can open.
+        buttons[1].download_button(
+            "Download predictions as Parquet",
+            data=batch["parquet"],
+            file_name=access.download_name(stem, ".parquet"),
+            mime="application/vnd.apache.parquet",
+            key="classify_parquet_download",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    buttons[0].download_button(
         "Download predictions as CSV",
         data=batch["csv"],
-        file_name=access.download_name(f"predictions-{batch['name'].rsplit('.', 1)[0]}", ".csv"),
+        file_name=access.download_name(stem, ".csv"),
         mime="text/csv",
         key="classify_csv_download",
         on_click="ignore",
@@ -183,7 +201,7 @@ facts[0].metric("Model test accuracy", f"{accuracy:.1%}" if isinstance(accuracy,
 facts[1].metric("Sequence length", f"{predictor.sequence_length:,}", help="Ids the model reads, the start id included")
 facts[2].metric("Vocabulary", f"{predictor.vocabulary.num_words:,}", help="num_words: ids below it are words")
 
-one_review, csv_file = st.tabs(["One review", "A CSV file"])
+one_review, csv_file = st.tabs(["One review", "A CSV or Parquet file"])
 with one_review:
     _single_review(predictor, model_path)
 with csv_file:
