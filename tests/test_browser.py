@@ -243,7 +243,7 @@ def test_upload_a_csv_and_download_the_predictions(server, page, tmp_path):
         with page.expect_download() as download_info:
             download_button.click()
         rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8"))))
-        assert download_info.value.suggested_filename == "predictions-my reviews.csv"
+        assert download_info.value.suggested_filename == "predictions-my-reviews.csv"
         assert len(rows) == len(EXAMPLE_REVIEWS) + 1
         assert [row["row"] for row in rows] == [str(number) for number in range(1, len(rows) + 1)]
         assert all(row["label"] in ("positive", "negative") and 0.0 <= float(row["score"]) <= 1.0 for row in rows[:-1])
