@@ -251,17 +251,53 @@ def _starting(epochs: int) -> JobSnapshot:
 def current(store: RunStore, launch: Launch | None = None) -> JobSnapshot | None:
     """The training to show: the one running in store, whoever started it (another tab, the command line), else the
     latest launch of this caller as it ended; None when there is neither."""
+    run_dir = launch.find_run_dir() if launch is not None else None
+    ours = follow(run_dir) if run_dir is not None and (run_dir / runs.RUN_FILE).exists() else None
+    if ours is not None and ours.active:
+        return ours  # the common case while following: one folder read, not the whole store
     running = next((run for run in store.list() if run.status == "running"), None)
     if running is not None:
         return follow(running.path)
     if launch is None:
         return None
-    run_dir = launch.find_run_dir()
-    if run_dir is not None and (run_dir / runs.RUN_FILE).exists():
-        return follow(run_dir)
+    if ours is not None:
+        return ours
     if launch.alive:
         return _starting(0)
     return JobSnapshot("failed", None, 0, 0, {}, 0, 0.0, None, None, launch.error(), None)
+
+
+class LaunchSlot:
+    """The latest training process a server started, shared by its sessions: one training at a time, also while a
+    process is still loading its data (before it takes the runs folder's lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._launch: Launch | None = None
+
+    @property
+    def launch(self) -> Launch | None:
+        return self._launch
+
+    def _refuse_if_busy(self, store: RunStore) -> None:
+        state = current(store, self._launch)
+        if state is not None and state.active:
+            where = f"run {state.run_dir.name}, epoch {max(state.epoch, 1)} of {state.epochs_total}" if state.run_dir else "starting"
+            raise ValueError(f"a training is already running ({where}); wait for it or stop it on the Train page")
+
+    def start(self, experiment: ExperimentConfig, store: RunStore, **options) -> Launch:
+        """start_training(experiment, store, **options), or ValueError while a training runs or starts."""
+        with self._lock:
+            self._refuse_if_busy(store)
+            self._launch = start_training(experiment, store, **options)
+            return self._launch
+
+    def resume(self, run_dir: str | Path) -> Launch:
+        """start_resume(run_dir), or ValueError while a training runs or starts, or when the run cannot resume."""
+        with self._lock:
+            self._refuse_if_busy(RunStore(Path(run_dir).parent))
+            self._launch = start_resume(run_dir)
+            return self._launch
 
 
 def stop(run_dir: str | Path | None, launch: Launch | None = None) -> bool:
