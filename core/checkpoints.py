@@ -157,5 +157,6 @@ def fit_callbacks(run_dir: str | Path, model_file: str, train_config, recorder, 
     if patience and resumed is not None:
         callbacks.append(resumed_early_stopping(patience, history, resumed.best_weights))
     elif patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        callbacks.append(early_stopping)
     return callbacks

@@ -31,7 +31,10 @@ def resume_problem(run: RunInfo) -> str | None:
     if epoch >= run.config.train.epochs:
         return f"{name} has already run its {run.config.train.epochs} epochs: there is nothing to resume"
     if epoch > run.epochs_done:
-        return f"{name} cannot be resumed: its checkpoint has {epoch} epochs but {runs.HISTORY_FILE} only {run.epochs_done}"
+        return (
+            f"{name} cannot be resumed: its checkpoint has {epoch} epochs but {runs.HISTORY_FILE} "
+            f"only {run.epochs_done}"
+        )
     recorded = run.recorded_source
     if recorded and not Path(recorded).exists():
         return f"{name} was trained on {recorded}, which is gone; put the data back there to resume it"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
+# The one child this module starts is this interpreter running `-m core train` with arguments built here, never a
+# shell: the user's values (a path, a number) travel as single arguments and a config as a file (nosec B404).
+import subprocess  # nosec B404
 import sys
 import threading
 import time
@@ -168,7 +170,8 @@ def _launch(arguments: list[str], store: RunStore, run_dir: Path | None = None) 
     folder = _launch_folder(store)
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     log = folder / f"{stamp}.log"
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
+    search_path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
+    environment = {**os.environ, "PYTHONPATH": search_path}
     environment["PYTHONUNBUFFERED"] = "1"  # the run-folder line reaches the log at once
     if arguments[0] == "--config":
         config = folder / f"{stamp}.json"
@@ -177,7 +180,7 @@ def _launch(arguments: list[str], store: RunStore, run_dir: Path | None = None) 
     with open(log, "wb") as output:
         # A session of its own: the training outlives the server that started it, and no terminal's Ctrl-C or
         # hang-up meant for the server reaches it.
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "core", "train", *arguments],
             cwd=PROJECT,
             env=environment,
@@ -282,7 +285,9 @@ class LaunchSlot:
     def _refuse_if_busy(self, store: RunStore) -> None:
         state = current(store, self._launch)
         if state is not None and state.active:
-            where = f"run {state.run_dir.name}, epoch {max(state.epoch, 1)} of {state.epochs_total}" if state.run_dir else "starting"
+            where = "starting"
+            if state.run_dir is not None:
+                where = f"run {state.run_dir.name}, epoch {max(state.epoch, 1)} of {state.epochs_total}"
             raise ValueError(f"a training is already running ({where}); wait for it or stop it on the Train page")
 
     def start(self, experiment: ExperimentConfig, store: RunStore, **options) -> Launch:
