@@ -32,7 +32,8 @@ PROGRESS_FILE = "progress.json"
 LAUNCH_DIR = ".launches"
 LAUNCH_KEEP_SECONDS = 24 * 3600
 PROJECT = Path(__file__).resolve().parent.parent
-RUN_FOLDER_PREFIX = "run folder: "  # the line `python -m core train` prints when its run folder exists
+RUN_FOLDER_PREFIX = "run folder: "
+TRAINING_NICENESS = 10  # how much lower than the server's the training process's scheduling priority is  # the line `python -m core train` prints when its run folder exists
 
 
 # ---- the child: the training process ----------------------------------------------------------------------------
@@ -189,6 +190,12 @@ def _launch(arguments: list[str], store: RunStore, run_dir: Path | None = None) 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    try:
+        # The training yields the processor to the web server that started it: pages stay quick on a small machine
+        # while it trains. Set within milliseconds of the start, before TensorFlow makes its threads, which inherit it.
+        os.setpriority(os.PRIO_PROCESS, process.pid, TRAINING_NICENESS)
+    except OSError:
+        pass  # a process that ended already, or a system that refuses: it then trains at normal priority
     return Launch(process, log, run_dir)
 
 
@@ -263,10 +270,11 @@ def current(store: RunStore, launch: Launch | None = None) -> JobSnapshot | None
         return follow(running.path)
     if launch is None:
         return None
+    if launch.alive:
+        # Loading data, taking up a resumed run (which still reads as it ended), or writing its last files.
+        return _starting(ours.epochs_total if ours is not None else 0)
     if ours is not None:
         return ours
-    if launch.alive:
-        return _starting(0)
     return JobSnapshot("failed", None, 0, 0, {}, 0, 0.0, None, None, launch.error(), None)
 
 

@@ -166,11 +166,10 @@ running = state.active
 @st.fragment(run_every=REFRESH_SECONDS if running else None)
 def live_training() -> None:
     state = training_process.current(store, slot.launch)
-    if running and (state is None or not state.active):
-        # The training ended (or its process died) since the page was drawn: redraw it whole, stopping the refresh.
+    if state is None or state.active != running:
+        # A training ended (or its process died), or one started from a button in here (Resume), since the page was
+        # drawn: redraw it whole, which starts or stops the refresh.
         st.rerun(scope="app")
-    if state is None:
-        return
     if state.active:
         if state.run_dir is not None:
             st.caption(
