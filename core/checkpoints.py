@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.atomic import atomic_path
+from core.errors import reason
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "epoch-{epoch:04d}.weights.h5"
@@ -74,8 +75,11 @@ def state_callback(run_dir: str | Path):
             folder.mkdir(exist_ok=True)
             target = folder / STATE_NAME.format(epoch=self._current_epoch)
             # save_weights needs the .weights.h5 suffix, which the temporary name keeps; a failed write removes it.
-            with atomic_path(target, suffix=".weights.h5") as temporary:
-                self.model.save_weights(temporary, overwrite=True)
+            try:
+                with atomic_path(target, suffix=".weights.h5") as temporary:
+                    self.model.save_weights(temporary, overwrite=True)
+            except OSError as error:  # a full disk: one line naming the file, as the run store's own writes say
+                raise ValueError(f"cannot write {target}: {reason(error)}") from None
             for entry in folder.iterdir():
                 if _STATE_PATTERN.match(entry.name) and entry != target:
                     entry.unlink(missing_ok=True)
