@@ -121,7 +121,8 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
     from core.resume import resume
     from core.runs import read_run
 
-    given = [flag for flag in ("preset", "config", "data", "epochs", "limit", "runs") if getattr(args, flag) is not None]
+    settings = ("preset", "config", "data", "epochs", "limit", "runs")
+    given = [flag for flag in settings if getattr(args, flag) is not None]
     if given:
         raise ValueError(
             f"--resume goes on with the run's own config and data; drop --{', --'.join(given)}"

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from core import checkpoints, runs
+from core.checkpoints import ResumePoint
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data import Dataset, Split, split_for_vocabulary
 from core.errors import first_line
 from core.history import BEST_EPOCH_LABEL, best_epoch
-from core.checkpoints import ResumePoint
 from core.runs import RunInfo, RunStore
 
 
@@ -84,9 +84,9 @@ def _optimizer(train_config: TrainConfig):
     return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
 
 
-def _recorder(run_dir: Path, callbacks: TrainingCallbacks, history: dict | None = None):
-    """A Keras callback that writes history.json after every epoch and forwards progress to callbacks; history is
-    what earlier epochs recorded (a resumed run), which the new epochs extend."""
+def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
+    """A Keras callback that writes history.json after every epoch and forwards progress to callbacks; it extends what
+    history.json already holds (nothing for a new run, the finished epochs of a resumed one)."""
     import keras
 
     class Recorder(keras.callbacks.Callback):
@@ -98,7 +98,9 @@ def _recorder(run_dir: Path, callbacks: TrainingCallbacks, history: dict | None 
         def __init__(self) -> None:
             super().__init__()
             self.history: dict[str, list[float]] = {key: [] for key in runs.HISTORY_KEYS}
-            self.history.update({key: list(values) for key, values in (history or {}).items()})
+            saved = runs.read_json(run_dir / runs.HISTORY_FILE)
+            if isinstance(saved, dict):
+                self.history.update({key: list(values) for key, values in saved.items() if isinstance(values, list)})
             self.epoch = 1
             self.lock = threading.Lock()
             self.reported = (0, -1)  # (epoch, batch) last handed to on_batch_end
@@ -179,7 +181,7 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config)
     model.compile(optimizer=_optimizer(train_config), loss="binary_crossentropy", metrics=["accuracy"])
-    recorder = _recorder(run_dir, callbacks, resumed.history if resumed else None)
+    recorder = _recorder(run_dir, callbacks)
     # Checkpoints every epoch (the state to resume from, the best model so far); resumed restores the state.
     fit_callbacks = checkpoints.fit_callbacks(run_dir, runs.MODEL_FILE, train_config, recorder, resumed)
     early_stopping = next((c for c in fit_callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)

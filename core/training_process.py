@@ -32,8 +32,8 @@ PROGRESS_FILE = "progress.json"
 LAUNCH_DIR = ".launches"
 LAUNCH_KEEP_SECONDS = 24 * 3600
 PROJECT = Path(__file__).resolve().parent.parent
-RUN_FOLDER_PREFIX = "run folder: "
-TRAINING_NICENESS = 10  # how much lower than the server's the training process's scheduling priority is  # the line `python -m core train` prints when its run folder exists
+RUN_FOLDER_PREFIX = "run folder: "  # the line `python -m core train` prints when its run folder exists
+TRAINING_NICENESS = 10  # how much lower than the server's the training process's scheduling priority is
 
 
 # ---- the child: the training process ----------------------------------------------------------------------------
@@ -167,17 +167,20 @@ def _launch_folder(store: RunStore) -> Path:
     return folder
 
 
-def _launch(arguments: list[str], store: RunStore, run_dir: Path | None = None) -> Launch:
+def _launch(
+    arguments: list[str], store: RunStore, *, config: dict | None = None, run_dir: Path | None = None
+) -> Launch:
+    """Start `python -m core train` with arguments (config, when given, as a --config file beside its log)."""
     folder = _launch_folder(store)
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     log = folder / f"{stamp}.log"
     search_path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
     environment = {**os.environ, "PYTHONPATH": search_path}
     environment["PYTHONUNBUFFERED"] = "1"  # the run-folder line reaches the log at once
-    if arguments[0] == "--config":
-        config = folder / f"{stamp}.json"
-        config.write_text(arguments[1], encoding="utf-8")
-        arguments = ["--config", str(config), *arguments[2:]]
+    if config is not None:
+        config_file = folder / f"{stamp}.json"
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        arguments = ["--config", str(config_file), *arguments]
     with open(log, "wb") as output:
         # A session of its own: the training outlives the server that started it, and no terminal's Ctrl-C or
         # hang-up meant for the server reaches it.
@@ -206,26 +209,27 @@ def start_training(
     Keras), in its own process; ValueError when another training holds the runs folder."""
     with store.training_lock():
         pass  # refuse at once, with the lock's own message, rather than from the child a few seconds later
-    arguments = ["--config", json.dumps(experiment.to_dict()), "--runs", str(store.root)]
+    # Absolute paths: the child runs in the project folder, which need not be the caller's working folder.
+    arguments = ["--runs", os.path.abspath(store.root)]
     if limit:
         arguments += ["--limit", str(limit)]
     if data:
-        arguments += ["--data", str(data)]
-    return _launch(arguments, store)
+        arguments += ["--data", os.path.abspath(data)]
+    return _launch(arguments, store, config=experiment.to_dict())
 
 
 def start_resume(run_dir: str | Path) -> Launch:
     """Start `python -m core train --resume run_dir` in its own process, after the same checks the command makes."""
     from core.resume import resume_problem
 
-    run_dir = Path(run_dir)
+    run_dir = Path(os.path.abspath(run_dir))
     problem = resume_problem(read_run(run_dir))
     if problem:
         raise ValueError(problem)
     store = RunStore(run_dir.parent)
     with store.training_lock():
         pass
-    return _launch(["--resume", str(run_dir)], store, run_dir)
+    return _launch(["--resume", str(run_dir)], store, run_dir=run_dir)
 
 
 def follow(run_dir: str | Path) -> JobSnapshot:
