@@ -381,3 +381,22 @@ def test_read_only_mode_disables_start_and_delete_and_says_why(tiny_csv, tmp_pat
     assert any(info.value.startswith("Read-only mode") for info in app.info)
     app.checkbox(key="runs_delete_confirm").check().run()
     assert app.button(key="runs_delete").disabled
+
+
+def test_resume_is_offered_for_an_interrupted_run_and_refused_in_one_line_while_another_trains(tiny_csv, tmp_path,
+                                                                                               monkeypatch):
+    from core.runs import RunStore
+    from dashboard import resources
+
+    interrupted = _made_run(tmp_path / "runs", "20260101-000005-seed-killed", "running", epochs=1)  # of 2
+    (interrupted / "checkpoint").mkdir()
+    (interrupted / "checkpoint" / "epoch-0001.weights.h5").write_bytes(b"state")
+    resources.training_slot.clear()
+    app = _open_train(tiny_csv, monkeypatch)
+    assert app.button(key="train_resume_latest").label == "Resume from epoch 1"
+    with RunStore(tmp_path / "runs").training_lock():  # another process trains into this runs folder
+        app.button(key="train_resume_latest").click().run()
+    assert not app.exception and resources.training_slot().launch is None
+    assert len(app.error) == 1 and "another training is running" in app.error[0].value.lower()
+    app.switch_page("views/runs.py").run()
+    assert app.button(key="runs_resume").label == "Resume from epoch 1"

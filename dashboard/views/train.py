@@ -31,6 +31,13 @@ def _resume(run_dir) -> None:
         st.session_state["train_message"] = widgets.message(str(error))
 
 
+def _refusal_ui() -> None:
+    """Say why a Resume was refused (its callback ran before this rerun)."""
+    message = st.session_state.pop("train_message", None)
+    if message:
+        st.error(message, icon=":material/block:")
+
+
 def _resume_ui(run, key: str) -> None:
     """A Resume button for a run that stopped short of its epochs with a checkpoint to go on from."""
     if run is not None and run.resumable:
@@ -144,12 +151,9 @@ if start and access.require_write("starting a training"):
     except ValueError as error:
         # Another tab's or process's training, or a runs folder that cannot be written: one line, the page goes on.
         st.error(widgets.message(str(error)), icon=":material/block:")
-message = st.session_state.pop("train_message", None)
-if message:
-    st.error(message, icon=":material/block:")
-
 state = training_process.current(store, slot.launch)
 if state is None:
+    _refusal_ui()
     # A training killed (or a server restarted while it trained) leaves its run interrupted: say so, offer Resume.
     latest = next(iter(resources.list_runs()), None)
     if latest is not None and latest.status == "interrupted":
@@ -170,6 +174,8 @@ def live_training() -> None:
         # A training ended (or its process died), or one started from a button in here (Resume), since the page was
         # drawn: redraw it whole, which starts or stops the refresh.
         st.rerun(scope="app")
+    # A click inside a fragment reruns only the fragment: a Resume refused in here is said in here.
+    _refusal_ui()
     if state.active:
         if state.run_dir is not None:
             st.caption(
