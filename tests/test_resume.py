@@ -248,3 +248,22 @@ def test_the_best_model_is_renamed_into_place_and_a_crashed_write_is_never_taken
     callback.on_epoch_end(1, {"val_loss": 0.7})  # worse: the best model stays
     assert (tmp_path / runs.MODEL_FILE).read_bytes() == first
     assert sorted(entry.name for entry in tmp_path.iterdir()) == [runs.MODEL_FILE]
+
+
+def test_a_best_model_write_that_fails_keeps_the_previous_best(tmp_path, monkeypatch):
+    model = _tiny_model()
+    callback = checkpoints.best_model_callback(tmp_path, runs.MODEL_FILE)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_loss": 0.5})
+    first = (tmp_path / runs.MODEL_FILE).read_bytes()
+
+    def crash(path, overwrite=True, **options):
+        Path(path).write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", crash)
+    with pytest.raises(ValueError, match=r"model\.keras: No space left on device"):
+        callback.on_epoch_end(1, {"val_loss": 0.4})
+    assert (tmp_path / runs.MODEL_FILE).read_bytes() == first
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [runs.MODEL_FILE]
