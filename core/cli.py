@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, metavar="N", help="override the config's number of epochs")
     train.add_argument("--limit", type=int, metavar="N", help="train on the first N training reviews (fixed shuffle)")
     train.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP)
+    train.add_argument(
+        "--resume", type=_given, metavar="RUN_DIR",
+        help="go on with an interrupted or stopped run from its last finished epoch, with its own config and data",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="accuracy and loss on the test split; --report for precision, recall, F1, ROC and PR"

@@ -84,46 +84,95 @@ class _ProgressLine:
             self.stream.flush()
 
 
-def train(args: argparse.Namespace) -> int:
+def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, cancel):
+    """The callbacks of a CLI training: epoch lines on stdout, a progress bar on a terminal, progress.json in the
+    run folder for a parent that follows it (the dashboard), and SIGTERM turned into Stop."""
     import time
 
-    from core.train import TrainingCallbacks, outcome_lines, prepare_training
-    from core.train import train as train_model
+    from core.train import TrainingCallbacks
+    from core.training_process import ProgressFile
 
-    progress = _ProgressLine(sys.stderr, 0)
-    setup = prepare_training(
-        experiment_from_args(args),
-        epochs=args.epochs,
-        limit=args.limit,
-        data=args.data,
-        runs_folder=args.runs,
-        on_loading=progress.loading,
-        before_tensorflow=_import_tensorflow_quietly,
-    )
-    epochs = progress.epochs = setup.train_config.epochs
-    progress.clear()
-    _import_tensorflow_quietly()
-    print(setup.data_line)
+    progress_file = ProgressFile()
     epoch_started = [time.perf_counter()]
 
     def on_run_created(run_dir) -> None:
-        print(f"run folder: {run_dir}", file=sys.stderr)
+        print(f"run folder: {run_dir}", file=sys.stderr, flush=True)
+        progress_file.run_created(run_dir)
+        fitting.set()
         epoch_started[0] = time.perf_counter()
 
     def on_epoch_end(epoch: int, logs: dict) -> None:
         progress.clear()
+        progress_file.epoch_end(epoch)
         now = time.perf_counter()
         measured = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
-        print(f"epoch {epoch}/{epochs}  {measured}  {now - epoch_started[0]:.1f} s", flush=True)
+        print(f"epoch {epoch}/{epochs[0]}  {measured}  {now - epoch_started[0]:.1f} s", flush=True)
         epoch_started[0] = now
 
-    callbacks = TrainingCallbacks(on_run_created=on_run_created, on_epoch_end=on_epoch_end, on_batch_end=progress.batch)
-    run = train_model(
-        setup.model_config, setup.train_config, setup.dataset, callbacks, store=setup.store, limit=setup.limit
+    def on_batch_end(epoch: int, fraction: float) -> None:
+        progress.batch(epoch, fraction)
+        progress_file.batch(epoch, fraction)
+
+    return TrainingCallbacks(
+        on_run_created=on_run_created, on_epoch_end=on_epoch_end, on_batch_end=on_batch_end, cancel=cancel
     )
+
+
+def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) -> object:
+    from core.resume import resume
+    from core.runs import read_run
+
+    settings = ("preset", "config", "data", "epochs", "limit", "runs")
+    given = [flag for flag in settings if getattr(args, flag) is not None]
+    if given:
+        raise ValueError(
+            f"--resume goes on with the run's own config and data; drop --{', --'.join(given)}"
+        )
+    epochs = [0]
+    callbacks = _training_callbacks(progress, epochs, fitting, cancel)
+    run = read_run(args.resume) if Path(args.resume).is_dir() else None
+    epochs[0] = progress.epochs = (run.epochs_planned or 0) if run else 0
+    _import_tensorflow_quietly()
+    return resume(args.resume, callbacks, on_loading=progress.loading, on_data=print)
+
+
+def train(args: argparse.Namespace) -> int:
+    import threading
+
+    from core.train import outcome_lines, prepare_training
+    from core.train import train as train_model
+    from core.training_process import stop_on_terminate
+
+    progress = _ProgressLine(sys.stderr, 0)
+    fitting = threading.Event()  # set once the run folder exists: SIGTERM then stops it instead of interrupting
+    cancel = threading.Event()
+    with stop_on_terminate(cancel, fitting):
+        if args.resume:
+            run = _resume(args, progress, fitting, cancel)
+        else:
+            setup = prepare_training(
+                experiment_from_args(args),
+                epochs=args.epochs,
+                limit=args.limit,
+                data=args.data,
+                runs_folder=args.runs,
+                on_loading=progress.loading,
+                before_tensorflow=_import_tensorflow_quietly,
+            )
+            epochs = [setup.train_config.epochs]
+            progress.epochs = epochs[0]
+            callbacks = _training_callbacks(progress, epochs, fitting, cancel)
+            progress.clear()
+            _import_tensorflow_quietly()
+            print(setup.data_line)
+            run = train_model(
+                setup.model_config, setup.train_config, setup.dataset, callbacks, store=setup.store, limit=setup.limit
+            )
     progress.clear()
     for line in outcome_lines(run):
         print(line)
+    if run.partial:
+        print(run.partial)
     print(f"status: {run.status}")
     print(run.path)
     return 0

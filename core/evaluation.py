@@ -152,6 +152,9 @@ def evaluate(
     from core import paths
 
     source = data or (run.data_source() if run is not None else paths.data_source())
+    if run is not None and run.partial and callbacks.on_note:
+        # A killed or stopped run is scored with the model of its best epoch so far.
+        callbacks.on_note(f"run {run.run_id} is {run.partial}: scoring its best epoch so far")
     if source is None:
         callbacks.before_tensorflow()  # Keras's imdb.npz is read through Keras
     dataset = load_dataset(source, num_words=vocabulary.num_words)

@@ -333,7 +333,8 @@ def export_run(
         model,
         experiment,
         vocabulary,
-        run.metrics or {},
+        # A killed or stopped run exports its best epoch's model, and the file says it is partial.
+        {**(run.metrics or {}), **({"partial": run.partial} if run.partial else {})},
         out,
         trajectory=trajectory,
         parity_ids=parity_ids,

@@ -1,4 +1,9 @@
-"""A training on a background thread that a UI can poll and stop, and a slot that allows one training at a time."""
+"""A training on a background thread that a UI can poll and stop, one training at a time, and the clock both it and
+the training process (core.training_process) use to say how long an epoch has left.
+
+The dashboard trains in a child process (core.training_process); this thread job stays for library users who want a
+training inside their own process (a notebook, a script) and for the tests of the training loop.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,36 @@ class JobSnapshot:
         return text
 
 
+class EpochClock:
+    """Times the epoch in progress from batch reports, to say how long it has left (training batches only)."""
+
+    def __init__(self) -> None:
+        self._epoch_clock: tuple[int, float, int] | None = None  # epoch, and the time and batch count it is timed from
+        self._last_epoch_end: float | None = None
+
+    def batch(self, epoch: int, fraction: float, steps: int) -> tuple[float | None, float | None]:
+        """Seconds per batch and seconds left in the epoch after a report that fraction of epoch is done."""
+        now = time.perf_counter()
+        batches = round(fraction * steps)
+        if self._epoch_clock is None or self._epoch_clock[0] != epoch:
+            # An epoch after the first starts when the one before it ended (its validation included). The first is
+            # timed from the first batch seen, so that graph tracing does not count as training speed.
+            if self._last_epoch_end is not None:
+                self._epoch_clock = (epoch, self._last_epoch_end, 0)
+            else:
+                self._epoch_clock = (epoch, now, batches)
+        _, start_time, start_batches = self._epoch_clock
+        timed = batches - start_batches
+        if timed < MIN_TIMED_BATCHES:
+            # Too few batches for a rate (and callbacks may arrive in bursts): say nothing rather than "0 s left".
+            return None, None
+        per_batch = (now - start_time) / timed
+        return per_batch, per_batch * max(steps - batches, 0)
+
+    def epoch_end(self) -> None:
+        self._last_epoch_end = time.perf_counter()
+
+
 class TrainingJob:
     """train() on a daemon thread; snapshot() to follow it, stop() to end it after the current batch."""
 
@@ -70,8 +105,7 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._state = JobSnapshot("starting", None, 0, train_config.epochs, {}, 0, 0.0, None, None, None, None)
-        self._epoch_clock: tuple[int, float, int] | None = None  # epoch, and the time and batch count it is timed from
-        self._last_epoch_end: float | None = None
+        self._clock = EpochClock()
         self._thread = threading.Thread(target=self._run, name="training", daemon=True)
 
     def start(self) -> "TrainingJob":
@@ -99,28 +133,8 @@ class TrainingJob:
         self._update(run_dir=run_dir, status="running")
 
     def _on_batch_end(self, epoch: int, fraction: float) -> None:
-        now = time.perf_counter()
-        batches = round(fraction * self._steps)
-        if self._epoch_clock is None or self._epoch_clock[0] != epoch:
-            # An epoch after the first starts when the one before it ended (its validation included). The first is
-            # timed from the first batch seen, so that graph tracing does not count as training speed.
-            if self._last_epoch_end is not None:
-                self._epoch_clock = (epoch, self._last_epoch_end, 0)
-            else:
-                self._epoch_clock = (epoch, now, batches)
-        _, start_time, start_batches = self._epoch_clock
-        timed = batches - start_batches
-        if timed < MIN_TIMED_BATCHES:
-            # Too few batches for a rate (and callbacks may arrive in bursts): say nothing rather than "0 s left".
-            self._update(epoch=epoch, epoch_fraction=fraction, seconds_per_batch=None, seconds_left_in_epoch=None)
-            return
-        per_batch = (now - start_time) / timed
-        self._update(
-            epoch=epoch,
-            epoch_fraction=fraction,
-            seconds_per_batch=per_batch,
-            seconds_left_in_epoch=per_batch * max(self._steps - batches, 0),
-        )
+        per_batch, left = self._clock.batch(epoch, fraction, self._steps)
+        self._update(epoch=epoch, epoch_fraction=fraction, seconds_per_batch=per_batch, seconds_left_in_epoch=left)
 
     def _on_epoch_end(self, epoch: int, logs: dict) -> None:
         with self._lock:
@@ -128,7 +142,7 @@ class TrainingJob:
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
             self._state = replace(self._state, history=history, epochs_done=epoch, epoch_fraction=1.0)
-        self._last_epoch_end = time.perf_counter()
+        self._clock.epoch_end()
 
     def _run(self) -> None:
         callbacks = TrainingCallbacks(

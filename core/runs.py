@@ -66,6 +66,25 @@ class RunInfo:
         return self.config.train.epochs if self.config else None
 
     @property
+    def partial(self) -> str | None:
+        """"partial: N of M epochs" for a run that stopped early (killed or stopped); None otherwise."""
+        return partial_note(self.epochs_done, self.epochs_planned, self.status)
+
+    @property
+    def checkpoint_epoch(self) -> int | None:
+        """Epochs the run's checkpoint has finished: where --resume goes on from (None: no checkpoint)."""
+        from core.checkpoints import checkpoint_epoch
+
+        return checkpoint_epoch(self.path)
+
+    @property
+    def resumable(self) -> bool:
+        """True for an interrupted or cancelled run with a checkpoint short of its planned epochs."""
+        epoch = self.checkpoint_epoch
+        planned = self.epochs_planned
+        return self.status in RESUMABLE_STATUSES and epoch is not None and planned is not None and epoch < planned
+
+    @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
 
@@ -87,6 +106,17 @@ class RunInfo:
         if recorded and Path(recorded).exists():
             return recorded
         return default if default is not None else paths.data_source()
+
+
+# The runs `--resume` continues: their process ended before the planned epochs (killed, or stopped on purpose).
+RESUMABLE_STATUSES = ("interrupted", "cancelled")
+
+
+def partial_note(epochs_done: int, epochs_planned: int | None, status: str) -> str | None:
+    """The mark of a model trained for fewer epochs than planned because its training was stopped or killed."""
+    if status in RESUMABLE_STATUSES and epochs_planned and epochs_done < epochs_planned:
+        return f"partial: {epochs_done} of {epochs_planned} epochs"
+    return None
 
 
 def utc_now() -> str:
@@ -152,6 +182,32 @@ def set_status(run_dir: Path, status: str, error: str | None = None) -> None:
     write_json(path, record)
 
 
+def mark_resumed(run_dir: Path, from_epoch: int, history: dict) -> None:
+    """Take a run up again in this process: history cut to the checkpoint's epochs, status running with this pid.
+
+    metrics.json of the earlier session goes (it described an ended run); run.json keeps when each session resumed.
+    """
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / RUN_FILE)
+    if not isinstance(record, dict):
+        raise ValueError(f"{run_dir / RUN_FILE} is missing or corrupt; the run cannot be resumed")
+    write_history(run_dir, history)
+    (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    # Files exported from the partial model would outlive it and be taken for the resumed run's.
+    for exported in run_dir.glob("*.onnx"):
+        exported.unlink(missing_ok=True)
+    record.update(
+        status="running",
+        error=None,
+        finished=None,
+        pid=os.getpid(),
+        process_start=_process_start(os.getpid()),
+        host=socket.gethostname(),
+    )
+    record["resumed"] = [*record.get("resumed", []), {"at": utc_now(), "from_epoch": from_epoch}]
+    write_json(run_dir / RUN_FILE, record)
+
+
 def set_failed_status(run_dir: Path, message: str) -> None:
     """Record a failure; when even that write fails (a full disk), move run.json aside so the run reads as failed."""
     try:
@@ -194,6 +250,14 @@ def _process_alive(record: dict) -> bool:
         return False
     recorded = record.get("process_start")
     return recorded is None or started is None or started == recorded
+
+
+def live_pid(run_dir: Path) -> int | None:
+    """The process id training run_dir, while that process lives on this machine; None otherwise."""
+    record = read_json(Path(run_dir) / RUN_FILE)
+    if isinstance(record, dict) and record.get("status") == "running" and _process_alive(record):
+        return record["pid"]
+    return None
 
 
 def read_json(path: Path) -> Any:

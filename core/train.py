@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core import runs
+from core import checkpoints, runs
+from core.checkpoints import ResumePoint
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data import Dataset, Split, split_for_vocabulary
 from core.errors import first_line
@@ -84,7 +85,8 @@ def _optimizer(train_config: TrainConfig):
 
 
 def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
-    """A Keras callback that writes history.json after every epoch and forwards progress to callbacks."""
+    """A Keras callback that writes history.json after every epoch and forwards progress to callbacks; it extends what
+    history.json already holds (nothing for a new run, the finished epochs of a resumed one)."""
     import keras
 
     class Recorder(keras.callbacks.Callback):
@@ -96,6 +98,9 @@ def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
         def __init__(self) -> None:
             super().__init__()
             self.history: dict[str, list[float]] = {key: [] for key in runs.HISTORY_KEYS}
+            saved = runs.read_json(run_dir / runs.HISTORY_FILE)
+            if isinstance(saved, dict):
+                self.history.update({key: list(values) for key, values in saved.items() if isinstance(values, list)})
             self.epoch = 1
             self.lock = threading.Lock()
             self.reported = (0, -1)  # (epoch, batch) last handed to on_batch_end
@@ -147,22 +152,28 @@ def train(
     data = {"source": dataset.source, "kind": dataset.kind, "limit": limit, "path": dataset.location, "reviews": len(y)}
     with store.training_lock():
         run_dir = store.create(ExperimentConfig(model_config, train_config), dataset.vocabulary, data)
-        try:
-            if callbacks.on_run_created is not None:
-                callbacks.on_run_created(run_dir)
-            return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y)
-        except BaseException as error:
-            message = first_line(error)
-            if isinstance(error, KeyboardInterrupt):
-                message = "interrupted by the user"
-            record = runs.read_json(run_dir / runs.RUN_FILE)
-            # _fit may have ended the run itself (Ctrl-C during fit is a cancel with weights saved); keep its word.
-            if isinstance(record, dict) and record.get("status") == "running":
-                runs.set_failed_status(run_dir, message)
-            raise
+        return fit_run(run_dir, model_config, train_config, dataset, callbacks, x, y)
 
 
-def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunInfo:
+def fit_run(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed: ResumePoint | None = None):
+    """Fit into a run folder whose status is running (new, or taken up again by core.resume), under the caller's
+    training lock; an exception marks the run failed and is raised again."""
+    try:
+        if callbacks.on_run_created is not None:
+            callbacks.on_run_created(run_dir)
+        return _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed)
+    except BaseException as error:
+        message = first_line(error)
+        if isinstance(error, KeyboardInterrupt):
+            message = "interrupted by the user"
+        record = runs.read_json(run_dir / runs.RUN_FILE)
+        # _fit may have ended the run itself (Ctrl-C during fit is a cancel with weights saved); keep its word.
+        if isinstance(record, dict) and record.get("status") == "running":
+            runs.set_failed_status(run_dir, message)
+        raise
+
+
+def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed: ResumePoint | None = None) -> RunInfo:
     import keras
 
     from core.model import build_model
@@ -171,13 +182,9 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunIn
     model = build_model(model_config)
     model.compile(optimizer=_optimizer(train_config), loss="binary_crossentropy", metrics=["accuracy"])
     recorder = _recorder(run_dir, callbacks)
-    early_stopping = None
-    fit_callbacks = [recorder]
-    if train_config.early_stopping_patience:
-        early_stopping = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=train_config.early_stopping_patience, restore_best_weights=True
-        )
-        fit_callbacks.append(early_stopping)
+    # Checkpoints every epoch (the state to resume from, the best model so far); resumed restores the state.
+    fit_callbacks = checkpoints.fit_callbacks(run_dir, runs.MODEL_FILE, train_config, recorder, resumed)
+    early_stopping = next((c for c in fit_callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
 
     status = "finished"
     interrupted = None  # a Ctrl-C during fit: the run is saved as cancelled, then the interrupt goes on
@@ -190,6 +197,7 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunIn
             epochs=train_config.epochs,
             validation_split=train_config.validation_split,
             callbacks=fit_callbacks,
+            initial_epoch=resumed.epoch if resumed else 0,
             verbose=0,
         )
     except (_Cancelled, KeyboardInterrupt) as stop:
@@ -198,7 +206,7 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunIn
         # fit stopped before EarlyStopping's own restore at train end; do it here.
         if early_stopping is not None and early_stopping.best_weights is not None:
             model.set_weights(early_stopping.best_weights)
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - started + (resumed.seconds_before if resumed else 0.0)
     runs.save_model(run_dir, model)
 
     history = recorder.history
@@ -217,6 +225,11 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y) -> RunIn
         # True when model.keras holds best_epoch's weights rather than the last epoch's.
         "restored_best_weights": early_stopping is not None and early_stopping.best_weights is not None,
     }
+    if resumed is not None:
+        metrics["resumed_from_epoch"] = resumed.epoch
+    partial = runs.partial_note(len(history.get("loss", [])), train_config.epochs, status)
+    if partial:
+        metrics["partial"] = partial
     # A cancelled run stops now: testing on every review would make Stop slow.
     if status == "finished" and len(dataset.test):
         result = _evaluate_model(model, model_config, dataset.test, train_config.batch_size)

@@ -1,4 +1,4 @@
-"""Cached loaders shared by the pages: datasets (st.cache_data), run stores, loaded runs and the training slot (st.cache_resource).
+"""Cached loaders shared by the pages: datasets (st.cache_data), run stores, loaded runs and the training launch slot (st.cache_resource).
 
 Longer than a page (it is not one): each loader sits beside the cache it uses and the key that invalidates it (a file's
 modification time, a run's files); what they load is computed in core.
@@ -18,8 +18,8 @@ import streamlit as st
 from core import paths
 from core.config import PRESETS, ExperimentConfig
 from core.data import DataError, Dataset, Review, load_dataset, read_reviews
-from core.jobs import JobSlot
 from core.runs import RunInfo, RunStore, read_run
+from core.training_process import LaunchSlot
 
 # The session key holding a data source the user chose on the Data page (an uploaded CSV); absent means IMDB_DATA.
 DATA_SOURCE_KEY = "data_source"
@@ -133,9 +133,10 @@ def raw_review(source: str | None, split: str, name: str) -> Review | None:
 
 
 @st.cache_resource
-def training_slot() -> JobSlot:
-    """The server's one training slot, shared by every session: a reload or a second tab sees the same training."""
-    return JobSlot()
+def training_slot() -> LaunchSlot:
+    """The training process this server started last, shared by every session: a reload or a second tab sees it.
+    The training itself runs in its own process; a training started elsewhere is found through the runs folder."""
+    return LaunchSlot()
 
 
 def run_store() -> RunStore:

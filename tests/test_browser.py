@@ -375,3 +375,92 @@ def test_compare_page_renders_without_errors(server, page):
         page.get_by_text("python -m core compare").first.wait_for(timeout=SLOW_STEP_MS)
         _wait_idle(page)
         assert page.get_by_test_id("stException").count() == 0
+
+
+def _page_timings(browser, server, words: list[str]) -> tuple[list[float], list[float]]:
+    """First loads of the Classify page in fresh sessions (s) and Classify click-to-result times (ms), later clicks."""
+    loads, clicks = [], []
+    for _ in range(3):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(60_000)
+        try:
+            loads.append(_open_classify(context.new_page(), server))
+        finally:
+            context.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    try:
+        page = context.new_page()
+        _open_classify(page, server)
+        for count in (300, 299, 298, 297, 296, 295):
+            _review_box(page).fill(" ".join((words * (count // len(words) + 1))[:count]))
+            _review_box(page).press("Control+Enter")
+            _wait_idle(page)
+            page.evaluate(TIMING_SCRIPT, str(count))
+            page.get_by_role("button", name="Classify", exact=True).click()
+            page.wait_for_function("() => window.__resultAt !== null")
+            clicks.append(page.evaluate("() => window.__resultAt - window.__clickedAt"))
+    finally:
+        context.close()
+    return loads, clicks[1:]  # the first click of a session also loads the model
+
+
+def test_a_killed_training_shows_interrupted_then_resumes_and_pages_stay_fast_while_it_trains(server, page, browser):
+    import os
+    import re
+    import signal
+
+    from core.runs import live_pid
+
+    epochs_planned = 60
+    words = tokenize(" ".join(text for _, text in EXAMPLE_REVIEWS))
+    idle_loads, idle_clicks = _page_timings(browser, server, words)
+    with screenshot_on_failure(page, "train-killed"):
+        page.goto(f"{server.url}/train")
+        epochs = page.get_by_role("spinbutton", name="Epochs")
+        epochs.fill(str(epochs_planned))
+        epochs.press("Enter")
+        _wait_idle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("A training is running (run").wait_for(timeout=SLOW_STEP_MS)
+        busy_loads, busy_clicks = _page_timings(browser, server, words)
+        runs = RunStore(Path(server.environment["IMDB_RUNS"]))
+        (running,) = [run for run in runs.list() if run.status == "running"]
+        pid = live_pid(running.path)
+        assert pid is not None and pid != os.getpid(), "the training is a process of its own"
+        # The measurements must have happened during the training, and a checkpoint must exist to resume from.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')].length > 0",
+            timeout=SLOW_STEP_MS,
+        )
+        assert runs.load(running.run_id).status == "running", "the training ended before it could be killed"
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.perf_counter()
+        page.get_by_text("was interrupted").wait_for(timeout=15_000)
+        seen_after = time.perf_counter() - killed_at
+        resume = page.get_by_role("button", name=re.compile(r"^Resume from epoch \d+"))
+        resume.wait_for()
+        # The rest of the dashboard goes on: another session classifies.
+        other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        try:
+            _open_classify(other, server)
+            _classify(other, "a great superb film")
+        finally:
+            other.context.close()
+        resume.click()
+        page.get_by_text("Finished run").wait_for(timeout=SLOW_STEP_MS * 2)
+    run = runs.load(running.run_id)
+    assert run.status == "finished" and run.epochs_done == epochs_planned and run.metrics["resumed_from_epoch"] >= 1
+    load_ratio = statistics.median(busy_loads) / statistics.median(idle_loads)
+    click_ratio = statistics.median(busy_clicks) / statistics.median(idle_clicks)
+    print(
+        f"\nkill -9 seen as interrupted on the Train page after {seen_after:.1f} s; resumed from epoch "
+        f"{run.metrics['resumed_from_epoch']} to {epochs_planned}"
+        f"\n{'':28}{'idle':>10}{'training':>10}{'ratio':>8}"
+        f"\n{'first page load (s)':28}{statistics.median(idle_loads):10.2f}{statistics.median(busy_loads):10.2f}"
+        f"{load_ratio:8.2f}"
+        f"\n{'Classify click-to-result (ms)':28}{statistics.median(idle_clicks):10.0f}"
+        f"{statistics.median(busy_clicks):10.0f}{click_ratio:8.2f}"
+        f"\n(medians of {len(idle_loads)} loads and {len(idle_clicks)} clicks each; goal: within 1.5x)"
+    )
+    assert len(busy_loads) == len(idle_loads) == 3 and len(busy_clicks) == len(idle_clicks) == 5

@@ -337,3 +337,10 @@ def test_runs_help_names_the_project_runs_folder_not_the_working_directory(capsy
     assert main(["runs", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "else runs/ in the project folder" in help_text and "./runs" not in help_text
+
+
+def test_resume_refuses_a_missing_folder_and_other_settings_in_one_line(capsys, tmp_path):
+    status, _, err = run_cli(capsys, "train", "--resume", str(tmp_path / "nowhere"))
+    assert_one_error_line(status, err, "no run folder at")
+    status, _, err = run_cli(capsys, "train", "--resume", str(tmp_path), "--preset", "seed", "--limit", "5")
+    assert_one_error_line(status, err, "drop --preset, --limit")

@@ -333,3 +333,70 @@ def test_a_bad_csv_upload_on_data_stays_explained_and_the_page_keeps_working(tin
         assert "uploads" not in errors[0], "the server-side path of the upload is not shown"
         assert app.dataframe, "the reviews in use are still shown"
         app.number_input(key="data_review_index").set_value(3).run()
+
+
+@pytest.mark.slow
+def test_a_killed_training_process_shows_interrupted_with_resume_and_resumes_to_finished(tiny_csv, monkeypatch):
+    import os
+    import signal
+    import time
+
+    from dashboard import resources
+
+    resources.training_slot.clear()
+    app = _open_train(tiny_csv, monkeypatch)
+    app.number_input(key="train_epochs").set_value(150).run()
+    app.button(key="train_start").click().run()
+    _run_until(app, lambda page: bool(page.get("plotly_chart")))  # an epoch has ended, so a checkpoint exists
+    os.kill(resources.training_slot().launch.process.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    _run_until(app, lambda page: any("was interrupted" in warning.value for warning in page.warning), seconds=10)
+    assert time.monotonic() - killed_at < 10
+    assert app.button(key="train_resume").label.startswith("Resume from epoch ")
+
+    # The rest of the dashboard goes on working, and Runs offers Resume too.
+    app.switch_page("views/runs.py").run()
+    assert not app.exception
+    assert list(app.dataframe[0].value["Status"]) == ["interrupted"]
+    assert any("partial: " in caption.value for caption in app.caption)
+    app.button(key="runs_resume").click().run()
+    assert not app.exception and app.success[0].value.startswith("Resumed run ")
+    app.switch_page("views/train.py").run()
+    _run_until(app, lambda page: bool(page.success or page.error), seconds=180)
+    assert not app.error and app.success[0].value.startswith("Finished run ")
+    app.switch_page("views/runs.py").run()
+    assert list(app.dataframe[0].value["Status"]) == ["finished"] and app.dataframe[0].value["Epochs"][0] == "150/150"
+
+
+def test_read_only_mode_disables_start_and_delete_and_says_why(tiny_csv, tmp_path, monkeypatch):
+    from dashboard import access, resources
+
+    monkeypatch.setenv(access.READ_ONLY_VARIABLE, "1")
+    resources.training_slot.clear()
+    _made_run(tmp_path / "runs", "20260101-000004-seed-stop", "cancelled", epochs=1)
+    app = _open_train(tiny_csv, monkeypatch)
+    assert any(info.value.startswith("Read-only mode") for info in app.info)
+    assert app.button(key="train_start").disabled
+    app.switch_page("views/runs.py").run()
+    assert any(info.value.startswith("Read-only mode") for info in app.info)
+    app.checkbox(key="runs_delete_confirm").check().run()
+    assert app.button(key="runs_delete").disabled
+
+
+def test_resume_is_offered_for_an_interrupted_run_and_refused_in_one_line_while_another_trains(tiny_csv, tmp_path,
+                                                                                               monkeypatch):
+    from core.runs import RunStore
+    from dashboard import resources
+
+    interrupted = _made_run(tmp_path / "runs", "20260101-000005-seed-killed", "running", epochs=1)  # of 2
+    (interrupted / "checkpoint").mkdir()
+    (interrupted / "checkpoint" / "epoch-0001.weights.h5").write_bytes(b"state")
+    resources.training_slot.clear()
+    app = _open_train(tiny_csv, monkeypatch)
+    assert app.button(key="train_resume_latest").label == "Resume from epoch 1"
+    with RunStore(tmp_path / "runs").training_lock():  # another process trains into this runs folder
+        app.button(key="train_resume_latest").click().run()
+    assert not app.exception and resources.training_slot().launch is None
+    assert len(app.error) == 1 and "another training is running" in app.error[0].value.lower()
+    app.switch_page("views/runs.py").run()
+    assert app.button(key="runs_resume").label == "Resume from epoch 1"

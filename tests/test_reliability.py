@@ -322,11 +322,11 @@ def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch
     full = threading.Event()
     monkeypatch.setattr(atomic.os, "fsync", lambda fd: no_space() if full.is_set() else real_fsync(fd))
 
-    def fill_the_disk(epoch, logs):  # after epoch 1's history is saved; epoch 2's save finds the disk full
+    def fill_the_disk(epoch, logs):  # after epoch 1's history is saved; its checkpoint finds the disk full
         full.set()
 
     store = RunStore(tmp_path)
-    with pytest.raises(ValueError, match="history.json: No space left on device"):
+    with pytest.raises(ValueError, match=r"checkpoint/epoch-0001\.weights\.h5: No space left on device"):
         train(TOY_MODEL, replace(TOY_TRAIN, epochs=3), _toy_dataset(), TrainingCallbacks(on_epoch_end=fill_the_disk),
               store=store)
     (run,) = store.list()
@@ -334,8 +334,8 @@ def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch
     assert (run.path / runs.UNWRITABLE_RECORD).exists() and not (run.path / runs.RUN_FILE).exists()
     assert run.status == "failed" and run.error == runs.UNWRITABLE_MESSAGE and run.broken is None
     assert run.epochs_done == 1 and run.data["source"] == "toy reviews"
-    assert not [path.name for path in run.path.iterdir() if path.name.endswith((".tmp", ".keras")) and
-                path.name.startswith(".")]
+    assert not [path.name for path in run.path.rglob(".*") if path.name.endswith((".tmp", ".keras", ".h5"))]
+    assert run.checkpoint_epoch is None, "no half-written checkpoint is taken for one"
     full.clear()
     with store.training_lock():  # and a new training may start
         pass

@@ -244,3 +244,42 @@ def test_a_failing_create_leaves_nothing_half_written(tmp_path, monkeypatch):
 def test_config_json_rebuilds_the_experiment(tmp_path):
     run_dir = RunStore(tmp_path).create(preset("book-gru"), VOCABULARY, DATA)
     assert ExperimentConfig.from_json((run_dir / "config.json").read_text()) == preset("book-gru")
+
+
+# ---- checkpoints, partial runs and resuming ------------------------------------------------------------------------
+
+
+def test_a_stopped_or_killed_run_is_partial_and_resumable_only_with_a_checkpoint(tmp_path):
+    from core.checkpoints import CHECKPOINT_DIR, STATE_NAME
+
+    store = RunStore(tmp_path)
+    run_dir = finished_run(store, epochs=2)
+    assert read_run(run_dir).partial is None and not read_run(run_dir).resumable, "finished: nothing to resume"
+    runs.set_status(run_dir, "cancelled")
+    run = read_run(run_dir)
+    assert run.partial == "partial: 2 of 10 epochs" and run.checkpoint_epoch is None and not run.resumable
+    (run_dir / CHECKPOINT_DIR).mkdir()
+    (run_dir / CHECKPOINT_DIR / STATE_NAME.format(epoch=1)).write_bytes(b"older")
+    (run_dir / CHECKPOINT_DIR / STATE_NAME.format(epoch=2)).write_bytes(b"newer")
+    (run_dir / CHECKPOINT_DIR / f".{STATE_NAME.format(epoch=3)}.x1y2.weights.h5").write_bytes(b"half written")
+    run = read_run(run_dir)
+    assert run.checkpoint_epoch == 2 and run.resumable, "a hidden temporary file is never a checkpoint"
+    runs.set_failed_status(run_dir, "boom")
+    assert read_run(run_dir).partial is None and not read_run(run_dir).resumable
+    assert runs.partial_note(10, 10, "cancelled") is None, "stopped after its last epoch: complete"
+
+
+def test_mark_resumed_cuts_the_history_and_takes_the_run_up_in_this_process(tmp_path):
+    run_dir = finished_run(RunStore(tmp_path), epochs=3)
+    runs.set_status(run_dir, "cancelled")
+    (run_dir / "model.onnx").write_bytes(b"exported from the partial model")
+    history = {key: values[:2] for key, values in read_run(run_dir).history.items()}
+    runs.mark_resumed(run_dir, 2, history)
+    run = read_run(run_dir)
+    assert run.status == "running" and run.epochs_done == 2 and run.metrics is None and run.finished is None
+    assert not (run_dir / "model.onnx").exists(), "a file exported from the partial model would outlive it"
+    record = json.loads((run_dir / runs.RUN_FILE).read_text())
+    assert record["pid"] == os.getpid() and record["resumed"][0]["from_epoch"] == 2
+    assert runs.live_pid(run_dir) == os.getpid()
+    runs.set_status(run_dir, "finished")
+    assert runs.live_pid(run_dir) is None

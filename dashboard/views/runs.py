@@ -12,7 +12,7 @@ from core.run_table import (
     training_seconds,
 )
 from core.runs import RunInfo
-from dashboard import resources, run_figures, widgets
+from dashboard import access, resources, run_figures, widgets
 
 CURVE_METRICS = {
     "val_accuracy": "Validation accuracy",
@@ -39,6 +39,9 @@ def _table_row(run: RunInfo) -> dict:
 
 
 def _delete(run_id: str) -> None:
+    if not access.can_write():
+        st.session_state["runs_message"] = ("error", access.refusal("deleting a run"))
+        return
     try:
         resources.run_store().delete(run_id)
     except ValueError as error:
@@ -54,7 +57,22 @@ def _delete(run_id: str) -> None:
         st.session_state["runs_compare"] = [other for other in st.session_state["runs_compare"] if other != run_id]
 
 
+
+
+def _resume(run_id: str) -> None:
+    if not access.can_write():
+        st.session_state["runs_message"] = ("error", access.refusal("resuming a training"))
+        return
+    try:
+        resources.training_slot().resume(resources.run_store().root / run_id)
+    except ValueError as error:
+        st.session_state["runs_message"] = ("error", widgets.message(str(error)))
+    else:
+        st.session_state["runs_message"] = ("success", f"Resumed run {run_id} in its own process: follow it on Train.")
+
+
 st.title("Runs")
+access.read_only_note_ui()
 st.caption("Every training in the runs folder (shown in the sidebar), newest first.")
 
 runs = resources.list_runs()
@@ -108,6 +126,19 @@ if detail.status == "failed":
     st.error(widgets.escape_markdown(f"Training failed: {detail.error or 'no reason was recorded'}"), icon=":material/error:")
 elif widgets.status_note(detail):
     st.info(widgets.escape_markdown(widgets.status_note(detail)), icon=":material/info:")
+if detail.partial:
+    # Its model.keras is the best epoch so far: it can be evaluated and exported, and says it is partial.
+    st.caption(f"This run is {detail.partial}: its saved model is the best epoch so far.")
+if detail.resumable:
+    st.button(
+        f"Resume from epoch {detail.checkpoint_epoch}",
+        key="runs_resume",
+        on_click=_resume,
+        args=(detail.run_id,),
+        disabled=not access.can_write(),
+        icon=":material/play_circle:",
+        help="Goes on in its own process with the run's own config and data; follow it on Train",
+    )
 if detail.config:
     st.text(widgets.architecture_label(detail.config.model))
 if detail.epochs_done:
@@ -165,7 +196,7 @@ with button_column:
         "Delete",
         key="runs_delete",
         type="primary",
-        disabled=not confirmed,
+        disabled=not confirmed or not access.can_write(),
         on_click=_delete,
         args=(delete_id,),
         icon=":material/delete:",

@@ -1,18 +1,55 @@
-"""Train page: train the configured model on a background thread and follow it live; one training per server."""
+"""Train page: train the configured model in its own process and follow it live; one training at a time."""
 
 from dataclasses import replace
 
 import streamlit as st
 
+from core import training_process
 from core.data import DataError
 from core.jobs import JobSnapshot
 from core.run_table import test_accuracy
-from dashboard import resources, widgets
+from dashboard import access, resources, widgets
 
-# How often the live part of the page asks the training thread where it stands.
+# How often the live part of the page reads the run folder of the training it follows.
 REFRESH_SECONDS = 1.0
 DEMO_REVIEWS = 5_000
 DEMO_EPOCHS = 3
+
+
+def _stop(run_dir) -> None:
+    if not access.can_write():
+        return
+    training_process.stop(run_dir, resources.training_slot().launch)
+
+
+def _resume(run_dir) -> None:
+    if not access.can_write():
+        return
+    try:
+        resources.training_slot().resume(run_dir)
+    except ValueError as error:
+        st.session_state["train_message"] = widgets.message(str(error))
+
+
+def _refusal_ui() -> None:
+    """Say why a Resume was refused (its callback ran before this rerun)."""
+    message = st.session_state.pop("train_message", None)
+    if message:
+        st.error(message, icon=":material/block:")
+
+
+def _resume_ui(run, key: str) -> None:
+    """A Resume button for a run that stopped short of its epochs with a checkpoint to go on from."""
+    if run is not None and run.resumable:
+        st.button(
+            f"Resume from epoch {run.checkpoint_epoch}",
+            key=key,
+            on_click=_resume,
+            args=(run.path,),
+            disabled=not access.can_write(),
+            icon=":material/play_circle:",
+            help="Goes on in its own process with the run's own config and data",
+        )
 
 
 def _show_ended(state: JobSnapshot) -> None:
@@ -20,11 +57,15 @@ def _show_ended(state: JobSnapshot) -> None:
     run_name = state.run_dir.name if state.run_dir else None
     if state.status == "failed":
         st.error(widgets.escape_markdown(f"Training failed: {state.error}"), icon=":material/error:")
+    elif state.status == "interrupted":
+        st.warning(widgets.escape_markdown(widgets.status_note(state.run)), icon=":material/warning:")
+        _resume_ui(state.run, "train_resume")
     elif state.status == "cancelled":
         st.warning(
             f"Stopped after {state.epochs_done} of {state.epochs_total} epochs; run {run_name} is kept.",
             icon=":material/stop_circle:",
         )
+        _resume_ui(state.run, "train_resume")
     else:
         accuracy = test_accuracy(state.run) if state.run else None
         tested = f", test accuracy {accuracy:.1%}" if accuracy is not None else ""
@@ -34,6 +75,7 @@ def _show_ended(state: JobSnapshot) -> None:
 
 
 st.title("Train")
+access.read_only_note_ui()
 experiment = resources.current_experiment()
 model_config = experiment.model
 st.text(widgets.architecture_label(model_config))
@@ -62,6 +104,7 @@ except DataError as error:
     st.stop()
 
 slot = resources.training_slot()
+store = resources.run_store()
 
 # Inputs: how much to train, so that a demo ends in about a minute.
 limit_column, epochs_column, start_column = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -84,46 +127,61 @@ with epochs_column:
         "Epochs", min_value=1, max_value=1_000, step=1, key="train_epochs", help=f"Build says {settings.epochs}"
     )
 with start_column:
-    start = st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:")
+    start = st.button(
+        "Start training",
+        key="train_start",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not access.can_write(),
+    )
 # The source may be an uploaded file's name: shown literally.
 st.caption(
-    f"Reviews from {widgets.escape_markdown(resources.describe_source(source))}; one training at a time on this server."
+    f"Reviews from {widgets.escape_markdown(resources.describe_source(source))}; the training runs in its own process, "
+    "one at a time for this runs folder."
 )
 
-if start:
+if start and access.require_write("starting a training"):
     try:
         slot.start(
-            model_config,
-            replace(settings, epochs=int(epochs)),
-            dataset,
-            store=resources.run_store(),
+            replace(experiment, train=replace(settings, epochs=int(epochs))),
+            store,
             limit=int(limit) or None,
+            data=source,
         )
     except ValueError as error:
-        # Another tab's training, or settings that do not fit the data: one line, and the page goes on.
+        # Another tab's or process's training, or a runs folder that cannot be written: one line, the page goes on.
         st.error(widgets.message(str(error)), icon=":material/block:")
-
-job = slot.job
-if job is None:
-    # A server restarted while it trained leaves that run interrupted: say so rather than nothing.
+state = training_process.current(store, slot.launch)
+if state is None:
+    _refusal_ui()
+    # A training killed (or a server restarted while it trained) leaves its run interrupted: say so, offer Resume.
     latest = next(iter(resources.list_runs()), None)
     if latest is not None and latest.status == "interrupted":
         st.warning(widgets.escape_markdown(widgets.status_note(latest)), icon=":material/warning:")
+        _resume_ui(latest, "train_resume_latest")
         st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
     st.info("No training yet on this server. Press Start training.", icon=":material/info:")
     st.stop()
 
-# The live part reruns alone every REFRESH_SECONDS while a training runs; every tab reads the same job.
-running = job.snapshot().active
+# The live part reruns alone every REFRESH_SECONDS while a training runs, reading its run folder; any tab, any process.
+running = state.active
 
 
 @st.fragment(run_every=REFRESH_SECONDS if running else None)
 def live_training() -> None:
-    state = job.snapshot()
-    if running and not state.active:
-        # The training ended since the page was drawn: redraw it whole, which also stops the refresh.
+    state = training_process.current(store, slot.launch)
+    if state is None or state.active != running:
+        # A training ended (or its process died), or one started from a button in here (Resume), since the page was
+        # drawn: redraw it whole, which starts or stops the refresh.
         st.rerun(scope="app")
+    # A click inside a fragment reruns only the fragment: a Resume refused in here is said in here.
+    _refusal_ui()
     if state.active:
+        if state.run_dir is not None:
+            st.caption(
+                f"A training is running (run {state.run_dir.name}, epoch {max(state.epoch, 1)} of "
+                f"{state.epochs_total}) in its own process."
+            )
         progress_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
         with progress_column:
             st.progress(min(max(state.epoch_fraction, 0.0), 1.0), text=state.progress_text)
@@ -131,8 +189,10 @@ def live_training() -> None:
             st.button(
                 "Stop",
                 key="train_stop",
-                on_click=job.stop,
+                on_click=_stop,
+                args=(state.run_dir,),
                 icon=":material/stop:",
+                disabled=not access.can_write(),
                 help="Ends after the current batch and keeps the run",
             )
     else:
