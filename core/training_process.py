@@ -175,7 +175,11 @@ def _launch(
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     log = folder / f"{stamp}.log"
     search_path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
-    environment = {**os.environ, "PYTHONPATH": search_path}
+    # The admin password (ours, or the copy Streamlit makes of top-level secrets) has no business in a training.
+    environment = {
+        name: value for name, value in os.environ.items() if name not in ("IMDB_ADMIN_PASSWORD", "admin_password")
+    }
+    environment["PYTHONPATH"] = search_path
     environment["PYTHONUNBUFFERED"] = "1"  # the run-folder line reaches the log at once
     if config is not None:
         config_file = folder / f"{stamp}.json"

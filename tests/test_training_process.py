@@ -141,3 +141,18 @@ def test_a_launch_that_fails_before_its_run_is_explained_in_one_line(tmp_path):
     assert state.status == "failed" and not state.active and state.run_dir is None
     assert "missing.csv" in state.error and "\n" not in state.error
     assert store.list() == []
+
+
+@pytest.mark.slow
+def test_the_admin_password_never_reaches_a_training_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMDB_ADMIN_PASSWORD", "not for the trainer")
+    monkeypatch.setenv("admin_password", "nor this copy")  # what Streamlit makes of a top-level secret
+    store = RunStore(tmp_path / "runs")
+    launch = training_process.start_training(experiment(1), store, data=str(tmp_path / "missing.csv"))
+    try:
+        environment = Path(f"/proc/{launch.process.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        finish(launch, 120)
+    names = {item.split(b"=", 1)[0] for item in environment if item}
+    assert b"PYTHONPATH" in names, "the child's environment was read"
+    assert b"IMDB_ADMIN_PASSWORD" not in names and b"admin_password" not in names
