@@ -110,8 +110,14 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         finally:
             other.context.close()
 
-        # The unlocked session deletes the spare run.
-        page.goto(f"{server.url}/runs")
+        page.get_by_role("link", name="Train").click()
+        _button(page, "Start training").wait_for()
+        _wait_idle(page)
+        assert _button(page, "Start training").is_enabled()
+
+        # The unlocked session (the same one: a click in the app, not a reload, which starts a new session) deletes
+        # the spare run.
+        page.get_by_role("link", name="Runs").click()
         page.get_by_role("heading", name="Delete a run").wait_for()
         _choose(page, "Run to delete", SPARE_RUN)
         page.get_by_text("Yes, delete it for good").click()
