@@ -16,6 +16,7 @@ import numpy as np
 from core.config import ExperimentConfig
 from core.csv_scoring import CsvPrediction, predict_csv
 from core.explain import Explanation, read_words, steps_run
+from core.fast_text import EncodedBatch, encode_batch
 from core.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -162,15 +163,27 @@ class Predictor:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
-            if not text.strip():
+            # The same test as not text.strip(), without copying every review.
+            if not text or text.isspace():
                 raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
 
-    def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[Prediction]]:
-        """Checked texts to id lists, and predictions that carry the counts (score and label filled in later)."""
-        encoded = [self.metadata.vocabulary.encode(text) for text in texts]
-        length = self.metadata.sequence_length
-        partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
-        return [item.ids for item in encoded], partial
+    def _encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Checked texts to ids and word counts: core.fast_text for a batch, core.text for a few reviews."""
+        return encode_batch(texts, self.metadata.vocabulary)
+
+    def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
+        """What _finish gives, from arrays: one Prediction a review."""
+        negative, positive = self.metadata.labels
+        # float(score) >= threshold for each score, as _label decides.
+        scores = scores.astype(np.float64)
+        positives = (scores >= self.metadata.threshold).tolist()
+        truncated = (encoded.tokens + 1 > self.metadata.sequence_length).tolist()
+        return [
+            Prediction(positive if is_positive else negative, score, tokens, unknown, cut)
+            for is_positive, score, tokens, unknown, cut in zip(
+                positives, scores.tolist(), encoded.tokens.tolist(), encoded.unknown.tolist(), truncated
+            )
+        ]
 
     def pad(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:
         """Id lists to the int32 [batch, sequence_length] array the model was trained on; width (for files that skip
@@ -284,19 +297,20 @@ class Predictor:
             return []
         self._check_texts(texts)
         if len(texts) <= PIPELINE_CHUNK:
-            sequences, partial = self._encode(texts)
-            return self._finish(partial, self.sequence_probabilities(sequences, batch_size))
-        # Many reviews: tokenize the next chunk here (Python, holding the GIL) while onnxruntime (which releases it)
-        # scores the previous one on the other cores.
+            encoded = self._encode(texts)
+            return self._predictions(encoded, self.sequence_probabilities(encoded.sequences(), batch_size))
+        # Many reviews: tokenize the next chunk here while the previous one is scored on the pipeline thread. Both
+        # stages release the GIL for most of their time (NumPy and pyarrow here, onnxruntime there), so every core
+        # has work.
         results: list[Prediction] = []
         pending = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
             for start in range(0, len(texts), PIPELINE_CHUNK):
-                sequences, partial = self._encode(texts[start : start + PIPELINE_CHUNK])
+                encoded = self._encode(texts[start : start + PIPELINE_CHUNK])
                 if pending is not None:
-                    results += self._finish(pending[0], pending[1].result())
-                pending = (partial, pipeline.submit(self.sequence_probabilities, sequences, batch_size))
-            results += self._finish(pending[0], pending[1].result())
+                    results += self._predictions(pending[0], pending[1].result())
+                pending = (encoded, pipeline.submit(self.sequence_probabilities, encoded.sequences(), batch_size))
+            results += self._predictions(pending[0], pending[1].result())
         return results
 
     def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:

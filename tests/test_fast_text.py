@@ -71,7 +71,7 @@ def test_every_code_point_alone_and_between_words():
     _assert_exact(texts)
 
 
-# ---- named traps ------------------------------------------------------------------------------------------------------
+# ---- named traps -----------------------------------------------------------------------------------------------------
 
 NAMED = {
     "vulgar fraction": "a ½ b 3½",
@@ -135,7 +135,7 @@ def test_encode_batch_small_and_large_agree():
     assert EncodedBatch.from_encoded(got.encoded()).encoded() == got.encoded()
 
 
-# ---- hypothesis -------------------------------------------------------------------------------------------------------
+# ---- hypothesis ------------------------------------------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from(
     ["<br />", "<BR>", "<br\u3000/>", "'", "''", "\u2019", "\u2018", "\u03a3", "\u0130", "\u00bd", "\u0301", "\x1c",
@@ -158,7 +158,7 @@ def test_hypothesis_vocabulary_matches_build(texts, num_words):
     assert build_vocabulary(tokenize_batch(texts), num_words) == Vocabulary.build(tokens, num_words)
 
 
-# ---- the real archive -------------------------------------------------------------------------------------------------
+# ---- the real archive ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.data
@@ -176,3 +176,29 @@ def test_every_review_of_both_splits_matches_the_reference(imdb_archive):
     # The archive exercises the rule's special cases: breaks, apostrophes, non-ASCII reviews.
     assert sum(_BREAK.search(text) is not None for text in test) > 10_000
     assert sum(not text.isascii() for text in train + test) > 4_000
+
+
+# ---- the Predictor's pipeline ----------------------------------------------------------------------------------------
+
+
+def test_predict_over_several_pipeline_chunks_equals_the_per_review_path():
+    """predict through core.fast_text and its pipeline gives the Predictions of core.text, chunk by chunk as before."""
+    from core.inference import PIPELINE_CHUNK, Prediction, Predictor
+    from core.paths import DEFAULT_MODEL
+
+    predictor = Predictor.from_file(DEFAULT_MODEL)
+    vocabulary = predictor.vocabulary
+    generator = np.random.default_rng(12)
+    words = [*vocabulary.words[1:400], "zorblax", "İstanbul", "ΟΔΟΣ", "don\u2019t", "<br />", "½", "!!", "'"]
+    sizes = generator.integers(1, 700, size=2 * PIPELINE_CHUNK + 7)
+    texts = [" ".join(generator.choice(words, size=int(size))) for size in sizes]
+    texts[5] = "\U0001f600 only"
+    expected = []
+    for start in range(0, len(texts), PIPELINE_CHUNK):
+        encoded = [vocabulary.encode(text) for text in texts[start : start + PIPELINE_CHUNK]]
+        scores = predictor.sequence_probabilities([item.ids for item in encoded])
+        length = predictor.sequence_length
+        partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
+        expected += predictor._finish(partial, scores)
+    assert predictor.predict(texts) == expected
+    assert any(prediction.truncated for prediction in expected) and expected[5].tokens == 1
