@@ -48,7 +48,8 @@ MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
 # longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
 SKIP_BATCH_ROWS = 512
-# predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
+# predict() of more reviews than this tokenizes them chunk by chunk (this many first, then twice as many each time)
+# while the previous chunk is scored.
 PIPELINE_CHUNK = 2048
 
 
@@ -301,12 +302,16 @@ class Predictor:
             return self._predictions(encoded, self.sequence_probabilities(encoded.sequences(), batch_size))
         # Many reviews: tokenize the next chunk here while the previous one is scored on the pipeline thread. Both
         # stages release the GIL for most of their time (NumPy and pyarrow here, onnxruntime there), so every core
-        # has work.
+        # has work. Chunks double in size: the first is small, so that scoring starts early; later ones are big,
+        # because a file that skips padding sorts rows by length within a chunk (on the test split, chunks of 2,048
+        # reviews cost 23% more recurrence steps than one sort of all 24,996; chunks of 8,192, 5%).
         results: list[Prediction] = []
         pending = None
+        start, size = 0, PIPELINE_CHUNK
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
-            for start in range(0, len(texts), PIPELINE_CHUNK):
-                encoded = self._encode(texts[start : start + PIPELINE_CHUNK])
+            while start < len(texts):
+                encoded = self._encode(texts[start : start + size])
+                start, size = start + size, 2 * size
                 if pending is not None:
                     results += self._predictions(pending[0], pending[1].result())
                 pending = (encoded, pipeline.submit(self.sequence_probabilities, encoded.sequences(), batch_size))

@@ -182,7 +182,7 @@ def test_every_review_of_both_splits_matches_the_reference(imdb_archive):
 
 
 def test_predict_over_several_pipeline_chunks_equals_the_per_review_path():
-    """predict through core.fast_text and its pipeline gives the Predictions of core.text, chunk by chunk as before."""
+    """predict through core.fast_text and its pipeline gives the Predictions of core.text, chunk by chunk."""
     from core.inference import PIPELINE_CHUNK, Prediction, Predictor
     from core.paths import DEFAULT_MODEL
 
@@ -190,12 +190,14 @@ def test_predict_over_several_pipeline_chunks_equals_the_per_review_path():
     vocabulary = predictor.vocabulary
     generator = np.random.default_rng(12)
     words = [*vocabulary.words[1:400], "zorblax", "İstanbul", "ΟΔΟΣ", "don\u2019t", "<br />", "½", "!!", "'"]
-    sizes = generator.integers(1, 700, size=2 * PIPELINE_CHUNK + 7)
+    sizes = generator.integers(1, 700, size=3 * PIPELINE_CHUNK + 7)
     texts = [" ".join(generator.choice(words, size=int(size))) for size in sizes]
     texts[5] = "\U0001f600 only"
     expected = []
-    for start in range(0, len(texts), PIPELINE_CHUNK):
-        encoded = [vocabulary.encode(text) for text in texts[start : start + PIPELINE_CHUNK]]
+    start, size = 0, PIPELINE_CHUNK  # the chunks predict scores: this many, then twice as many each time
+    while start < len(texts):
+        encoded = [vocabulary.encode(text) for text in texts[start : start + size]]
+        start, size = start + size, 2 * size
         scores = predictor.sequence_probabilities([item.ids for item in encoded])
         length = predictor.sequence_length
         partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
