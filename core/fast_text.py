@@ -62,6 +62,7 @@ class TokenBatch:
 
     words: pa.ChunkedArray  # large_string: the words of text 0, then of text 1, ...
     counts: np.ndarray  # int64 [texts]
+    chunk_texts: tuple[int, ...]  # texts in each chunk of words (the chunks are worked on one at a time)
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -98,6 +99,19 @@ class EncodedBatch:
             Encoded(ids=ids.tolist(), tokens=int(tokens), unknown=int(unknown))
             for ids, tokens, unknown in zip(self.sequences(), self.tokens, self.unknown)
         ]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["EncodedBatch"]) -> "EncodedBatch":
+        if len(parts) == 1:
+            return parts[0]
+        shifts = np.cumsum([0] + [len(part.values) for part in parts[:-1]])
+        offsets = [np.zeros(1, dtype=np.int64)] + [part.offsets[1:] + shift for part, shift in zip(parts, shifts)]
+        return cls(
+            np.concatenate([part.values for part in parts]) if parts else np.zeros(0, dtype=np.int32),
+            np.concatenate(offsets),
+            np.concatenate([part.tokens for part in parts]) if parts else np.zeros(0, dtype=np.int64),
+            np.concatenate([part.unknown for part in parts]) if parts else np.zeros(0, dtype=np.int64),
+        )
 
     @classmethod
     def from_encoded(cls, items: Sequence[Encoded]) -> "EncodedBatch":
@@ -208,6 +222,7 @@ def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
     return TokenBatch(
         pa.chunked_array(chunks, type=pa.large_string()),
         np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64),
+        tuple(len(per_text) for per_text in counts),
     )
 
 
@@ -229,31 +244,45 @@ def _lookup(vocabulary: Vocabulary) -> tuple[pa.Array, np.ndarray]:
     return cached[1], cached[2]
 
 
-def encode_tokens(batch: TokenBatch, vocabulary: Vocabulary) -> EncodedBatch:
-    """Each text's words as ids (start id first), and its word and unknown-word counts: Vocabulary.encode_tokens."""
-    words, ids = _lookup(vocabulary)
-    texts = len(batch)
-    found = [pc.fill_null(pc.index_in(chunk, value_set=words), len(ids) - 1) for chunk in batch.words.chunks]
-    word_ids = ids[np.concatenate([chunk.to_numpy() for chunk in found])] if found else np.zeros(0, np.int32)
+def _encode_chunk(words: pa.Array, counts: np.ndarray, vocabulary: Vocabulary) -> EncodedBatch:
+    known, ids = _lookup(vocabulary)
+    texts = len(counts)
+    word_ids = ids[pc.fill_null(pc.index_in(words, value_set=known), len(ids) - 1).to_numpy()]
     offsets = np.zeros(texts + 1, dtype=np.int64)
-    np.cumsum(batch.counts + 1, out=offsets[1:])
+    np.cumsum(counts + 1, out=offsets[1:])
     starts = offsets[:-1]
     values = np.empty(int(offsets[-1]), dtype=np.int32)
     is_word = np.ones(len(values), dtype=bool)
     is_word[starts] = False
     values[starts] = vocabulary.start_id
     values[is_word] = word_ids
-    unknown_so_far = np.concatenate([[0], np.cumsum(word_ids == vocabulary.oov_id)])
+    unknown_so_far = np.zeros(len(word_ids) + 1, dtype=np.int64)
+    np.cumsum(word_ids == vocabulary.oov_id, out=unknown_so_far[1:])
     first_words = starts - np.arange(texts)
-    unknown = unknown_so_far[first_words + batch.counts] - unknown_so_far[first_words]
-    return EncodedBatch(values, offsets, batch.counts.astype(np.int64), unknown.astype(np.int64))
+    unknown = unknown_so_far[first_words + counts] - unknown_so_far[first_words]
+    return EncodedBatch(values, offsets, counts.astype(np.int64), unknown)
+
+
+def encode_tokens(batch: TokenBatch, vocabulary: Vocabulary) -> EncodedBatch:
+    """Each text's words as ids (start id first), and its word and unknown-word counts: Vocabulary.encode_tokens."""
+    if not len(batch):
+        return _encode_chunk(pa.array([], type=pa.large_string()), batch.counts, vocabulary)
+    bounds = np.cumsum((0, *batch.chunk_texts))
+    return EncodedBatch.concatenate([
+        _encode_chunk(words, batch.counts[start:stop], vocabulary)
+        for words, start, stop in zip(batch.words.chunks, bounds[:-1], bounds[1:])
+    ])
 
 
 def encode_batch(texts: Sequence[str], vocabulary: Vocabulary) -> EncodedBatch:
     """[vocabulary.encode(text) for text in texts] as one EncodedBatch; a few texts go through core.text directly."""
     if len(texts) < MIN_BATCH:
         return EncodedBatch.from_encoded([vocabulary.encode(text) for text in texts])
-    return encode_tokens(tokenize_batch(texts), vocabulary)
+    # Chunk by chunk from text to ids, so that each chunk's arrays stay in the CPU caches.
+    return EncodedBatch.concatenate([
+        _encode_chunk(*_tokenize_chunk(texts[start : start + CHUNK_TEXTS]), vocabulary)
+        for start in range(0, len(texts), CHUNK_TEXTS)
+    ])
 
 
 def build_vocabulary(batch: TokenBatch, num_words: int) -> Vocabulary:
