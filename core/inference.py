@@ -172,6 +172,17 @@ class Predictor:
         """Checked texts to ids and word counts: core.fast_text for a batch, core.text for a few reviews."""
         return encode_batch(texts, self.metadata.vocabulary)
 
+    def _scores(self, encoded: EncodedBatch, batch_size: int) -> np.ndarray:
+        """sequence_probabilities(encoded.sequences()), each batch padded from the flat arrays in one NumPy step."""
+        metadata = self.metadata
+
+        def rows_of(rows: np.ndarray, width: int) -> np.ndarray:
+            return encoded.padded(rows, width, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id)
+
+        if not self.skips_padding:
+            return self.probabilities(rows_of(np.arange(len(encoded)), metadata.sequence_length), batch_size)
+        return self._sorted_scores(np.diff(encoded.offsets), batch_size, rows_of)
+
     def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
         """What _finish gives, from arrays: one Prediction a review."""
         negative, positive = self.metadata.labels
@@ -299,7 +310,7 @@ class Predictor:
         self._check_texts(texts)
         if len(texts) <= PIPELINE_CHUNK:
             encoded = self._encode(texts)
-            return self._predictions(encoded, self.sequence_probabilities(encoded.sequences(), batch_size))
+            return self._predictions(encoded, self._scores(encoded, batch_size))
         # Many reviews: tokenize the next chunk here while the previous one is scored on the pipeline thread. Both
         # stages release the GIL for most of their time (NumPy and pyarrow here, onnxruntime there), so every core
         # has work. Chunks double in size: the first is small, so that scoring starts early; later ones are big,
@@ -314,7 +325,7 @@ class Predictor:
                 start, size = start + size, 2 * size
                 if pending is not None:
                     results += self._predictions(pending[0], pending[1].result())
-                pending = (encoded, pipeline.submit(self.sequence_probabilities, encoded.sequences(), batch_size))
+                pending = (encoded, pipeline.submit(self._scores, encoded, batch_size))
             results += self._predictions(pending[0], pending[1].result())
         return results
 

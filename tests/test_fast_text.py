@@ -21,7 +21,7 @@ from core.fast_text import (
     tokenize_batch,
     word_characters,
 )
-from core.text import _BREAK, Vocabulary, tokenize
+from core.text import _BREAK, Encoded, Vocabulary, pad_sequences, tokenize
 
 ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
 
@@ -133,6 +133,22 @@ def test_encode_batch_small_and_large_agree():
         assert got.values.dtype == np.int32 and got.offsets.dtype == np.int64
         assert [ids.tolist() for ids in got.sequences()] == [got.ids(i).tolist() for i in range(size)]
     assert EncodedBatch.from_encoded(got.encoded()).encoded() == got.encoded()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 99), min_size=1, max_size=30), max_size=20),
+    st.integers(1, 25),
+    st.sampled_from(["pre", "post"]),
+    st.sampled_from(["pre", "post"]),
+    st.data(),
+)
+def test_padded_equals_pad_sequences(sequences, width, padding, truncating, data):
+    batch = EncodedBatch.from_encoded([Encoded(ids=ids, tokens=len(ids) - 1, unknown=0) for ids in sequences])
+    rows = data.draw(st.lists(st.integers(0, max(len(sequences) - 1, 0)), max_size=len(sequences) and 25))
+    expected = pad_sequences([sequences[row] for row in rows], width, padding, truncating, value=7)
+    got = batch.padded(rows, width, padding, truncating, pad_id=7)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
 # ---- hypothesis ------------------------------------------------------------------------------------------------------
