@@ -26,6 +26,10 @@ from core.text import _BREAK, Encoded, Vocabulary, pad_sequences, tokenize
 ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
 
 
+# Long words and their prefixes, in the vocabulary and out of it.
+LONG_WORDS = ["abcdefgh", "abcdefghi", "abcdefghijklmnop", "abcdefghijklmnopq", "abcdefghijklmnopqrstuvwxyz", "ééééé"]
+
+
 def _assert_exact(texts, vocabulary=None):
     """The vectorized path (never the per-review shortcut) gives core.text's tokens, ids and counts."""
     texts = list(texts)
@@ -33,10 +37,12 @@ def _assert_exact(texts, vocabulary=None):
     batch = tokenize_batch(texts)
     assert batch.token_lists() == expected_tokens
     if vocabulary is None:
-        vocabulary = Vocabulary.build(expected_tokens, num_words=40)  # small: known and unknown words both
-    encoded = encode_tokens(batch, vocabulary)
-    assert encoded.encoded() == [vocabulary.encode(text) for text in texts]
-    return encoded
+        # Small, so that there are known and unknown words, with long ones among them.
+        vocabulary = Vocabulary.build([*expected_tokens, *[LONG_WORDS] * 3], num_words=60)
+    expected = [vocabulary.encode(text) for text in texts]
+    assert encode_tokens(batch, vocabulary).encoded() == expected
+    if len(texts) >= MIN_BATCH:  # the Predictor's path: text to ids chunk by chunk
+        assert encode_batch(texts, vocabulary).encoded() == expected
 
 
 # ---- the claims in core/fast_text.py, over every code point --------------------------------------------------------
@@ -96,6 +102,7 @@ NAMED = {
     "spaces only": "  \n\t ",
     "apostrophe only": "'",
     "break only": "<br />",
+    "long words": " ".join(LONG_WORDS + [w[:-1] for w in LONG_WORDS] + [w + "x" for w in LONG_WORDS]),
 }
 
 
