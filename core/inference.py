@@ -48,8 +48,7 @@ MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
 # longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
 SKIP_BATCH_ROWS = 512
-# predict() of more reviews than this tokenizes them chunk by chunk (this many first, then twice as many each time)
-# while the previous chunk is scored.
+# predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
 PIPELINE_CHUNK = 2048
 
 
@@ -311,22 +310,27 @@ class Predictor:
         if len(texts) <= PIPELINE_CHUNK:
             encoded = self._encode(texts)
             return self._predictions(encoded, self._scores(encoded, batch_size))
-        # Many reviews: tokenize the next chunk here while the previous one is scored on the pipeline thread. Both
-        # stages release the GIL for most of their time (NumPy and pyarrow here, onnxruntime there), so every core
-        # has work. Chunks double in size: the first is small, so that scoring starts early; later ones are big,
-        # because a file that skips padding sorts rows by length within a chunk (on the test split, chunks of 2,048
-        # reviews cost 23% more recurrence steps than one sort of all 24,996; chunks of 8,192, 5%).
-        results: list[Prediction] = []
+        # Many reviews: taken in order of length in characters (which the word count follows closely), so that a
+        # chunk's reviews are about as long as each other and its scoring batches pad little (a file that skips
+        # padding sorts rows by length within a chunk); the next chunk is tokenized here while the previous one is
+        # scored on the pipeline thread. Both stages release the GIL for most of their time (NumPy and pyarrow here,
+        # onnxruntime there), so every core has work.
+        order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        results: list[Prediction] = [None] * len(texts)  # type: ignore[list-item] - every slot is filled below
+
+        def place(rows: np.ndarray, encoded: EncodedBatch, scores: np.ndarray) -> None:
+            for row, prediction in zip(rows.tolist(), self._predictions(encoded, scores)):
+                results[row] = prediction
+
         pending = None
-        start, size = 0, PIPELINE_CHUNK
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
-            while start < len(texts):
-                encoded = self._encode(texts[start : start + size])
-                start, size = start + size, 2 * size
+            for start in range(0, len(texts), PIPELINE_CHUNK):
+                rows = order[start : start + PIPELINE_CHUNK]
+                encoded = self._encode([texts[row] for row in rows])
                 if pending is not None:
-                    results += self._predictions(pending[0], pending[1].result())
-                pending = (encoded, pipeline.submit(self._scores, encoded, batch_size))
-            results += self._predictions(pending[0], pending[1].result())
+                    place(pending[0], pending[1], pending[2].result())
+                pending = (rows, encoded, pipeline.submit(self._scores, encoded, batch_size))
+            place(pending[0], pending[1], pending[2].result())
         return results
 
     def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:
