@@ -163,7 +163,8 @@ def _joined_bytes(texts: Sequence[str]) -> tuple[bytes, np.ndarray]:
 
 
 def _drop_non_word_characters(raw: np.ndarray, words: np.ndarray) -> None:
-    """Zero, in words, the bytes of non-ASCII characters that are not letters or digits."""
+    """Zero, in words, the bytes of non-ASCII characters that are not letters or digits (the bytes are Python's own
+    UTF-8, so every sequence is well formed)."""
     high = np.flatnonzero(raw >= 128)
     if not len(high):
         return
@@ -257,7 +258,10 @@ def _lookup(vocabulary: Vocabulary) -> tuple[pa.Array, np.ndarray]:
     for the last few vocabularies (a Predictor asks for the same one every chunk)."""
     cached = _lookups.get(id(vocabulary))
     if cached is None or cached[0] is not vocabulary:
+        # Vocabulary.id_of's dict (a word listed twice keeps its last id), less words no text can hold: a lone
+        # surrogate is never part of a word, and pyarrow's strings cannot hold one.
         index = {word: position + vocabulary.index_from for position, word in enumerate(vocabulary.words) if position}
+        index = {word: token_id for word, token_id in index.items() if _encodable(word)}
         ids = np.fromiter(index.values(), dtype=np.int32, count=len(index))
         words = pa.array(list(index), type=pa.large_string())
         cached = (vocabulary, words, np.append(ids, np.int32(vocabulary.oov_id)))
@@ -267,7 +271,16 @@ def _lookup(vocabulary: Vocabulary) -> tuple[pa.Array, np.ndarray]:
     return cached[1], cached[2]
 
 
+def _encodable(word: str) -> bool:
+    try:
+        word.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _encode_chunk(words: pa.Array, counts: np.ndarray, vocabulary: Vocabulary) -> EncodedBatch:
+    """The texts of one chunk as ids, from their words and words a text."""
     known, ids = _lookup(vocabulary)
     texts = len(counts)
     word_ids = ids[pc.fill_null(pc.index_in(words, value_set=known), len(ids) - 1).to_numpy()]

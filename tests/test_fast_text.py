@@ -119,6 +119,12 @@ def test_very_long_texts_and_empty_ones():
     _assert_exact(["", long_ascii, "", long_unicode, ""])
 
 
+def test_a_vocabulary_word_no_text_can_hold_is_left_out():
+    vocabulary = Vocabulary(words=("<unused>", "good", "bad\ud800", "a\x00b", "film"), num_words=20)
+    texts = ["good film", "bad\ud800 a\x00b film"] * MIN_BATCH
+    assert encode_batch(texts, vocabulary).encoded() == [vocabulary.encode(text) for text in texts]
+
+
 def test_empty_batch():
     vocabulary = Vocabulary.build([["a"]], num_words=10)
     batch = encode_tokens(tokenize_batch([]), vocabulary)
