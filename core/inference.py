@@ -326,7 +326,7 @@ class Predictor:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
             for start in range(0, len(texts), PIPELINE_CHUNK):
                 rows = order[start : start + PIPELINE_CHUNK]
-                encoded = self._encode([texts[row] for row in rows])
+                encoded = self._encode([texts[row] for row in rows.tolist()])
                 if pending is not None:
                     place(pending[0], pending[1], pending[2].result())
                 pending = (rows, encoded, pipeline.submit(self._scores, encoded, batch_size))
