@@ -17,7 +17,8 @@ from core.review_csv import csv_reviews
 from core.reviews import LABELS, SHUFFLE_SEED, SOURCE_HELP, SPLITS, DataError, Progress, Review
 from core.splits import Dataset, Split
 from core.stanford import folder_fingerprint, reviews_by_name, stanford_reviews, stanford_root
-from core.text import INDEX_FROM, NORMALIZATION, Vocabulary, tokenize, vocabulary_map
+from core.fast_text import EncodedBatch, build_vocabulary, encode_batch, encode_tokens, tokenize_batch
+from core.text import INDEX_FROM, NORMALIZATION, Vocabulary, vocabulary_map
 
 __all__ = [
     "LABELS",
@@ -175,27 +176,23 @@ def _cache_key(source: _Source, num_words: int, text_column: str | None) -> str:
 def _encode(reviews: dict[str, list[Review]], num_words: int, report: _Reporter) -> tuple[Vocabulary, dict]:
     """The vocabulary from the training split only; both splits encoded by it the way prediction encodes."""
     train, test = reviews["train"], reviews["test"]
-    total = max(len(train) + len(test), 1)
-    train_tokens = []
-    for index, review in enumerate(train):
-        if index % 500 == 0:
-            report(0.4 + 0.5 * index / total, "tokenizing the training reviews")
-        train_tokens.append(tokenize(review.text))
-    report(0.4 + 0.5 * len(train) / total, "building the vocabulary")
-    vocabulary = Vocabulary.build(train_tokens, num_words)
-    # vocabulary.encode(text) is encode_tokens(tokenize(text)): the tokens are reused, not recomputed.
-    train_ids = [vocabulary.encode_tokens(tokens).ids for tokens in train_tokens]
-    del train_tokens
-    test_ids = []
-    for index, review in enumerate(test):
-        if index % 500 == 0:
-            report(0.4 + 0.5 * (len(train) + index) / total, "encoding the test reviews")
-        test_ids.append(vocabulary.encode(review.text).ids)
-    splits = {
-        "train": Split.from_lists(train_ids, [r.label for r in train], [r.name for r in train]),
-        "test": Split.from_lists(test_ids, [r.label for r in test], [r.name for r in test]),
-    }
+    report(0.4, "tokenizing the training reviews")
+    train_words = tokenize_batch([review.text for review in train])
+    report(0.6, "building the vocabulary")
+    vocabulary = build_vocabulary(train_words, num_words)
+    # The training words are looked up, not tokenized again.
+    train_ids = encode_tokens(train_words, vocabulary)
+    del train_words
+    report(0.7, "encoding the test reviews")
+    test_ids = encode_batch([review.text for review in test], vocabulary)
+    splits = {name: _split(ids, reviews[name]) for name, ids in (("train", train_ids), ("test", test_ids))}
     return vocabulary, splits
+
+
+def _split(encoded: EncodedBatch, reviews: list[Review]) -> Split:
+    """The Split that Split.from_lists makes of the same ids."""
+    labels = np.asarray([review.label for review in reviews], dtype=np.int8)
+    return Split(encoded.values, encoded.offsets, labels, np.array([review.name for review in reviews], dtype=str))
 
 
 def _load_keras(num_words: int, report: _Reporter) -> Dataset:

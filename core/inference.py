@@ -16,6 +16,7 @@ import numpy as np
 from core.config import ExperimentConfig
 from core.csv_scoring import CsvPrediction, predict_csv
 from core.explain import Explanation, read_words, steps_run
+from core.fast_text import EncodedBatch, encode_batch
 from core.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -168,15 +169,38 @@ class Predictor:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
-            if not text.strip():
+            # The same test as not text.strip(), without copying every review.
+            if not text or text.isspace():
                 raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
 
-    def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[Prediction]]:
-        """Checked texts to id lists, and predictions that carry the counts (score and label filled in later)."""
-        encoded = [self.metadata.vocabulary.encode(text) for text in texts]
-        length = self.metadata.sequence_length
-        partial = [Prediction("", 0.0, item.tokens, item.unknown, len(item.ids) > length) for item in encoded]
-        return [item.ids for item in encoded], partial
+    def _encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Checked texts to ids and word counts: core.fast_text for a batch, core.text for a few reviews."""
+        return encode_batch(texts, self.metadata.vocabulary)
+
+    def _scores(self, encoded: EncodedBatch, batch_size: int) -> np.ndarray:
+        """sequence_probabilities(encoded.sequences()), each batch padded from the flat arrays in one NumPy step."""
+        metadata = self.metadata
+
+        def rows_of(rows: np.ndarray, width: int) -> np.ndarray:
+            return encoded.padded(rows, width, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id)
+
+        if not self.skips_padding:
+            return self.probabilities(rows_of(np.arange(len(encoded)), metadata.sequence_length), batch_size)
+        return self._sorted_scores(np.diff(encoded.offsets), batch_size, rows_of)
+
+    def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
+        """What _finish gives, from arrays: one Prediction a review."""
+        negative, positive = self.metadata.labels
+        # float(score) >= threshold for each score, as _label decides.
+        scores = scores.astype(np.float64)
+        positives = (scores >= self.metadata.threshold).tolist()
+        truncated = (encoded.tokens + 1 > self.metadata.sequence_length).tolist()
+        return [
+            Prediction(positive if is_positive else negative, score, tokens, unknown, cut)
+            for is_positive, score, tokens, unknown, cut in zip(
+                positives, scores.tolist(), encoded.tokens.tolist(), encoded.unknown.tolist(), truncated
+            )
+        ]
 
     def pad(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:
         """Id lists to the int32 [batch, sequence_length] array the model was trained on; width (for files that skip
@@ -290,19 +314,29 @@ class Predictor:
             return []
         self._check_texts(texts)
         if len(texts) <= PIPELINE_CHUNK:
-            sequences, partial = self._encode(texts)
-            return self._finish(partial, self.sequence_probabilities(sequences, batch_size))
-        # Many reviews: tokenize the next chunk here (Python, holding the GIL) while onnxruntime (which releases it)
-        # scores the previous one on the other cores.
-        results: list[Prediction] = []
+            encoded = self._encode(texts)
+            return self._predictions(encoded, self._scores(encoded, batch_size))
+        # Many reviews: taken in order of length in characters (which the word count follows closely), so that a
+        # chunk's reviews are about as long as each other and its scoring batches pad little (a file that skips
+        # padding sorts rows by length within a chunk); the next chunk is tokenized here while the previous one is
+        # scored on the pipeline thread. Both stages release the GIL for most of their time (NumPy and pyarrow here,
+        # onnxruntime there), so every core has work.
+        order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        results: list[Prediction] = [None] * len(texts)  # type: ignore[list-item] - every slot is filled below
+
+        def place(rows: np.ndarray, encoded: EncodedBatch, scores: np.ndarray) -> None:
+            for row, prediction in zip(rows.tolist(), self._predictions(encoded, scores)):
+                results[row] = prediction
+
         pending = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
             for start in range(0, len(texts), PIPELINE_CHUNK):
-                sequences, partial = self._encode(texts[start : start + PIPELINE_CHUNK])
+                rows = order[start : start + PIPELINE_CHUNK]
+                encoded = self._encode([texts[row] for row in rows.tolist()])
                 if pending is not None:
-                    results += self._finish(pending[0], pending[1].result())
-                pending = (partial, pipeline.submit(self.sequence_probabilities, sequences, batch_size))
-            results += self._finish(pending[0], pending[1].result())
+                    place(pending[0], pending[1], pending[2].result())
+                pending = (rows, encoded, pipeline.submit(self._scores, encoded, batch_size))
+            place(pending[0], pending[1], pending[2].result())
         return results
 
     def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:
