@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core import cells
+from core.errors import reason
 
 CELL_TYPES = cells.CELL_TYPES  # the registry's cell types (core.cells), importable from here as before
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
@@ -218,7 +219,7 @@ class ExperimentConfig:
         except UnicodeDecodeError:
             raise ValueError(f"config file {path} is not UTF-8 text: is it a JSON file?") from None
         except OSError as error:
-            raise ValueError(f"cannot read config file {path}: {error.strerror or error}") from None
+            raise ValueError(f"cannot read config file {path}: {reason(error)}") from None
         return cls.from_json(text, f"config file {path}")
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.errors import reason
 from core.review_csv import text_column_index
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def predict_csv(
     except FileNotFoundError:
         raise ValueError(f"no CSV file at {path}") from None
     except OSError as error:
-        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+        raise ValueError(f"cannot read {path}: {reason(error)}") from None
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with raw:
         stream = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.text import _BREAK
+from core.text import LINE_BREAK
 
 if TYPE_CHECKING:
     from core.inference import Prediction
@@ -72,12 +72,12 @@ def steps_run(words_read: int, sequence_length: int, skips_padding: bool) -> int
 
 def paragraphs(text: str) -> list[str]:
     """A review's paragraphs: its <br /> tags are the breaks (core.text's rule), blank ones dropped."""
-    return [part.strip() for part in _BREAK.split(text) if part.strip()]
+    return [part.strip() for part in LINE_BREAK.split(text) if part.strip()]
 
 
 def first_words(text: str | None, count: int) -> str:
     """The first count words of a review as typed (line-break tags as spaces), " ..." when there are more."""
     if text is None:
         return ""
-    words = _BREAK.sub(" ", text).split()
+    words = LINE_BREAK.sub(" ", text).split()
     return " ".join(words[:count]) + (" ..." if len(words) > count else "")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import ExperimentConfig
-from core.errors import first_line
+from core.errors import first_line, reason
 from core.text import Vocabulary
 
 INPUT_NAME = "input_ids"
@@ -142,8 +142,7 @@ class ModelMetadata:
                 padding_skip=json.loads(props[PADDING_SKIP_KEY]) if props.get(PADDING_SKIP_KEY) else None,
             )
         except (ValueError, TypeError) as error:
-            reason = first_line(error)
-            raise ModelFileError(f"{source} has malformed metadata: {reason}") from None
+            raise ModelFileError(f"{source} has malformed metadata: {first_line(error)}") from None
         if len(labels) != 2 or not all(isinstance(label, str) for label in labels):
             raise ModelFileError(f"{source} has malformed metadata: labels must be two strings, got {labels!r}")
         if metadata.padding not in ("pre", "post") or metadata.truncating not in ("pre", "post"):
@@ -255,7 +254,7 @@ def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMe
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ModelFileError(f"cannot read {source}: {error.strerror or first_line(error)}") from None
+        raise ModelFileError(f"cannot read {source}: {reason(error)}") from None
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError):

@@ -26,7 +26,7 @@ INDEX_FROM = 3
 RESERVED_WORD = "<unused>"
 PAD_TOKEN, START_TOKEN, OOV_TOKEN = "<pad>", "<start>", "<unk>"
 
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)  # HTML line breaks in reviews: a space under imdb-v1
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # The same rule for ASCII text, at C speed: every byte but a-z, 0-9 and the apostrophe becomes a space.
 _KEPT = b"abcdefghijklmnopqrstuvwxyz0123456789'"
@@ -36,7 +36,7 @@ _APOSTROPHE_RUNS = re.compile("'{2,}")
 
 def normalize(text: str) -> str:
     """The imdb-v1 text rule up to tokenization: lower-case, line breaks and curly apostrophes replaced."""
-    return _BREAK.sub(" ", text).replace("\u2019", "'").replace("\u2018", "'").lower()
+    return LINE_BREAK.sub(" ", text).replace("\u2019", "'").replace("\u2018", "'").lower()
 
 
 def tokenize(text: str) -> list[str]:
