@@ -238,3 +238,23 @@ def test_an_upload_name_never_becomes_a_path_on_any_page(tiny_runs, tmp_path, mo
     others = [path for path in tmp_path.rglob("*") if path.is_file() and "uploads" not in path.parts]
     assert all(path.parent == tmp_path / "cache" and re.fullmatch(r"[a-z]+-[0-9a-f]+\.npz", path.name) for path in others)
     assert _files(tiny_runs.parent) == before
+
+
+def _run_action(action: str, run_id: str) -> None:
+    # An AppTest script: one run action called with an id as if it came from the browser, then its message.
+    from dashboard import run_actions
+
+    getattr(run_actions, action)(run_id)
+    run_actions.message_ui()
+
+
+@pytest.mark.parametrize("action", ["delete", "resume"])
+@pytest.mark.parametrize("crafted", ["../runs", "/etc", "a\x00b", "x" * 10_000, "..", ".", ""])
+def test_a_crafted_run_id_is_never_deleted_or_resumed(tiny_runs, monkeypatch, action, crafted):
+    monkeypatch.setenv("IMDB_READ_ONLY", "0")
+    monkeypatch.setenv("IMDB_RUNS", str(tiny_runs))
+    before = _files(tiny_runs.parent)
+    app = AppTest.from_function(_run_action, args=(action, crafted), default_timeout=60).run()
+    assert not app.exception
+    assert [error.value for error in app.error] == ["That run is no longer in the runs folder: pick another."]
+    assert _files(tiny_runs.parent) == before

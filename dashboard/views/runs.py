@@ -12,7 +12,7 @@ from core.run_table import (
     training_seconds,
 )
 from core.runs import RunInfo
-from dashboard import access, resources, run_figures, widgets
+from dashboard import access, resources, run_actions, run_figures, widgets
 
 CURVE_METRICS = {
     "val_accuracy": "Validation accuracy",
@@ -38,49 +38,12 @@ def _table_row(run: RunInfo) -> dict:
     }
 
 
-def _delete(run_id: str) -> None:
-    if not access.can_write():
-        st.session_state["runs_message"] = ("error", access.refusal("deleting a run"))
-        return
-    try:
-        resources.run_store().delete(run_id)
-    except ValueError as error:
-        st.session_state["runs_message"] = ("error", widgets.message(str(error)))
-    else:
-        st.session_state["runs_message"] = ("success", f"Deleted run {run_id}.")
-    st.session_state["runs_delete_confirm"] = False
-    # Widgets still pointing at the deleted run would hold a value that is no longer an option.
-    for key in ("runs_detail", "runs_diff_first", "runs_diff_second", "runs_delete_id"):
-        if st.session_state.get(key) == run_id:
-            del st.session_state[key]
-    if run_id in st.session_state.get("runs_compare", []):
-        st.session_state["runs_compare"] = [other for other in st.session_state["runs_compare"] if other != run_id]
-
-
-
-
-def _resume(run_id: str) -> None:
-    if not access.can_write():
-        st.session_state["runs_message"] = ("error", access.refusal("resuming a training"))
-        return
-    try:
-        resources.training_slot().resume(resources.run_store().root / run_id)
-    except ValueError as error:
-        st.session_state["runs_message"] = ("error", widgets.message(str(error)))
-    else:
-        st.session_state["runs_message"] = ("success", f"Resumed run {run_id} in its own process: follow it on Train.")
-
-
 st.title("Runs")
 access.read_only_note_ui()
 st.caption("Every training in the runs folder (shown in the sidebar), newest first.")
 
 runs = resources.list_runs()
-kind, message = st.session_state.pop("runs_message", (None, None))
-if kind == "error":
-    st.error(message, icon=":material/error:")
-elif kind == "success":
-    st.success(message, icon=":material/check:")
+run_actions.message_ui()
 if not runs:
     st.info("No runs yet. Configure a model on Build, then train it on Train.", icon=":material/info:")
     st.stop()
@@ -129,16 +92,9 @@ elif widgets.status_note(detail):
 if detail.partial:
     # Its model.keras is the best epoch so far: it can be evaluated and exported, and says it is partial.
     st.caption(f"This run is {detail.partial}: its saved model is the best epoch so far.")
-if detail.resumable:
-    st.button(
-        f"Resume from epoch {detail.checkpoint_epoch}",
-        key="runs_resume",
-        on_click=_resume,
-        args=(detail.run_id,),
-        disabled=not access.can_write(),
-        icon=":material/play_circle:",
-        help="Goes on in its own process with the run's own config and data; follow it on Train",
-    )
+run_actions.resume_button_ui(
+    detail, "runs_resume", "Goes on in its own process with the run's own config and data; follow it on Train"
+)
 if detail.config:
     st.text(widgets.architecture_label(detail.config.model))
 if detail.epochs_done:
@@ -197,7 +153,7 @@ with button_column:
         key="runs_delete",
         type="primary",
         disabled=not confirmed or not access.can_write(),
-        on_click=_delete,
+        on_click=run_actions.delete,
         args=(delete_id,),
         icon=":material/delete:",
     )

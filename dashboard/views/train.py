@@ -8,7 +8,7 @@ from core import training_process
 from core.data import DataError
 from core.jobs import JobSnapshot
 from core.run_table import test_accuracy
-from dashboard import access, resources, widgets
+from dashboard import access, resources, run_actions, widgets
 
 # How often the live part of the page reads the run folder of the training it follows.
 REFRESH_SECONDS = 1.0
@@ -22,36 +22,6 @@ def _stop(run_dir) -> None:
     training_process.stop(run_dir, resources.training_slot().launch)
 
 
-def _resume(run_dir) -> None:
-    if not access.can_write():
-        return
-    try:
-        resources.training_slot().resume(run_dir)
-    except ValueError as error:
-        st.session_state["train_message"] = widgets.message(str(error))
-
-
-def _refusal_ui() -> None:
-    """Say why a Resume was refused (its callback ran before this rerun)."""
-    message = st.session_state.pop("train_message", None)
-    if message:
-        st.error(message, icon=":material/block:")
-
-
-def _resume_ui(run, key: str) -> None:
-    """A Resume button for a run that stopped short of its epochs with a checkpoint to go on from."""
-    if run is not None and run.resumable:
-        st.button(
-            f"Resume from epoch {run.checkpoint_epoch}",
-            key=key,
-            on_click=_resume,
-            args=(run.path,),
-            disabled=not access.can_write(),
-            icon=":material/play_circle:",
-            help="Goes on in its own process with the run's own config and data",
-        )
-
-
 def _show_ended(state: JobSnapshot) -> None:
     """The outcome of the latest training: where its run is, or why it failed."""
     run_name = state.run_dir.name if state.run_dir else None
@@ -59,13 +29,13 @@ def _show_ended(state: JobSnapshot) -> None:
         st.error(widgets.escape_markdown(f"Training failed: {state.error}"), icon=":material/error:")
     elif state.status == "interrupted":
         st.warning(widgets.escape_markdown(widgets.status_note(state.run)), icon=":material/warning:")
-        _resume_ui(state.run, "train_resume")
+        run_actions.resume_button_ui(state.run, "train_resume")
     elif state.status == "cancelled":
         st.warning(
             f"Stopped after {state.epochs_done} of {state.epochs_total} epochs; run {run_name} is kept.",
             icon=":material/stop_circle:",
         )
-        _resume_ui(state.run, "train_resume")
+        run_actions.resume_button_ui(state.run, "train_resume")
     else:
         accuracy = test_accuracy(state.run) if state.run else None
         tested = f", test accuracy {accuracy:.1%}" if accuracy is not None else ""
@@ -153,12 +123,12 @@ if start and access.require_write("starting a training"):
         st.error(widgets.message(str(error)), icon=":material/block:")
 state = training_process.current(store, slot.launch)
 if state is None:
-    _refusal_ui()
+    run_actions.message_ui()
     # A training killed (or a server restarted while it trained) leaves its run interrupted: say so, offer Resume.
     latest = next(iter(resources.list_runs()), None)
     if latest is not None and latest.status == "interrupted":
         st.warning(widgets.escape_markdown(widgets.status_note(latest)), icon=":material/warning:")
-        _resume_ui(latest, "train_resume_latest")
+        run_actions.resume_button_ui(latest, "train_resume_latest")
         st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
     st.info("No training yet on this server. Press Start training.", icon=":material/info:")
     st.stop()
@@ -175,7 +145,7 @@ def live_training() -> None:
         # drawn: redraw it whole, which starts or stops the refresh.
         st.rerun(scope="app")
     # A click inside a fragment reruns only the fragment: a Resume refused in here is said in here.
-    _refusal_ui()
+    run_actions.message_ui()
     if state.active:
         if state.run_dir is not None:
             st.caption(
