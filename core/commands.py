@@ -8,7 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from core import cells
 from core.config import ExperimentConfig, preset
 
 
@@ -214,8 +213,8 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     print()
     for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
-        print("  ".join(cells))
+        line = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        print("  ".join(line))
         if index == 0:
             print("  ".join("-" * width for width in widths))
 
@@ -267,7 +266,7 @@ def export(args: argparse.Namespace) -> int:
     if Path(args.run_dir).is_dir():
         _import_tensorflow_quietly()
     result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
-    native = ", ".join(f"{count} {op}" for op, count in result.op_counts.items() if op in cells.RECURRENT_OPS)
+    native = ", ".join(f"{count} {op}" for op, count in result.recurrent_layers.items())
     print(f"recurrent ops: {native}; nodes: {sum(result.op_counts.values())}")
     print(f"parity: max |Keras - onnxruntime| = {result.parity_max_abs_diff:.2e} on {result.parity_inputs}")
     if result.trajectory_max_abs_diff is not None:

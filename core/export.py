@@ -6,7 +6,7 @@ import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from core.model_file import (
     has_steps_switch,
 )
 from core.native_ops import use_native_ops
-from core.onnx_graph import ExportError, model_props, op_counts, set_props
+from core.onnx_graph import ExportError, model_props, op_counts, recurrent_layers, set_props
 from core.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
 from core.padding_skip import PaddingSkipError, skip_padding
 from core.reviews import LABELS
@@ -54,6 +54,7 @@ class ExportResult:
     seconds: float  # conversion, checks and writing
     parity_inputs: str = ""  # which inputs the parity check used, for people
     trajectory_max_abs_diff: float | None = None  # the same for step_probability, when the file has it
+    recurrent_layers: dict[str, int] = field(default_factory=dict)  # recurrent op type -> layers on it
 
 
 def _check_exportable(config: ModelConfig) -> None:
@@ -247,6 +248,7 @@ def export_model(
         path=out,
         parity_max_abs_diff=difference,
         op_counts=op_counts(proto),
+        recurrent_layers=recurrent_layers(proto),
         size_bytes=len(data),
         seconds=time.perf_counter() - started,
         parity_inputs=parity_inputs,

@@ -51,8 +51,8 @@ def file_notes(counts: dict[str, int], padding_skip: dict | None, sequence_lengt
     notes = []
     if counts.get("If"):
         notes.append(
-            f"Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of Gemm + Tanh for "
-            f"batches ({counts['If']} If node{'s' if counts['If'] > 1 else ''}): the Scan is faster a review in batches."
+            "Each SimpleRNN layer runs as onnxruntime's RNN op for one review and as a Scan of Gemm + Tanh for "
+            "batches, chosen by an If: the Scan is faster a review in batches."
         )
     if padding_skip:
         how = (

@@ -29,6 +29,16 @@ def walk_nodes(graph):
             yield from walk_nodes(subgraph)
 
 
+def recurrent_layers(proto) -> dict[str, int]:
+    """Recurrent ONNX op type -> how many layers run on it: distinct node names, so a layer whose node is copied into
+    both branches of an If (the steps switch, the SimpleRNN batch path) counts once."""
+    names: dict[str, set[str]] = {}
+    for node in walk_nodes(proto.graph):
+        if node.op_type in RECURRENT_OPS:
+            names.setdefault(node.op_type, set()).add(node.name)
+    return {op_type: len(found) for op_type, found in sorted(names.items())}
+
+
 def outer_references(graph) -> set[str]:
     """Tensor names an ONNX (sub)graph reads from its enclosing scope."""
     defined = {value.name for value in graph.input} | {tensor.name for tensor in graph.initializer}

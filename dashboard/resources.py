@@ -252,6 +252,21 @@ def _cached_op_counts(path: str, modified_ns: int) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _cached_recurrent_layers(path: str, modified_ns: int) -> dict[str, int]:
+    import onnx
+
+    from core.onnx_graph import recurrent_layers
+
+    return recurrent_layers(onnx.load(path, load_external_data=False))
+
+
+def onnx_recurrent_layers(path: str | Path) -> dict[str, int]:
+    """Recurrent op type -> layers on it in an .onnx file (a node copied into two branches of an If counts once)."""
+    path = Path(path)
+    return _cached_recurrent_layers(str(path.resolve()), _modified_ns(path))
+
+
 def onnx_op_counts(path: str | Path) -> dict[str, int]:
     """How many nodes of each op type an .onnx file holds, subgraphs included, most frequent first."""
     path = Path(path)

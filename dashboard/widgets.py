@@ -198,3 +198,31 @@ def predictor_choice_ui(key: str):
                 text = text.replace(name, "the uploaded file")
         st.error(message(text))
         st.stop()
+
+
+def predictions_download_ui(name: str, csv_bytes: bytes, parquet_bytes: bytes | None) -> None:
+    """The downloads of a scored file: CSV for anyone, and Parquet (typed columns) back for a Parquet upload; the
+    names are made from the upload's name by access.download_name, so no user text becomes a path."""
+    from dashboard import access
+
+    stem = f"predictions-{name.rsplit('.', 1)[0]}"
+    buttons = st.columns(2)
+    if parquet_bytes is not None:
+        buttons[1].download_button(
+            "Download predictions as Parquet",
+            data=parquet_bytes,
+            file_name=access.download_name(stem, ".parquet"),
+            mime="application/vnd.apache.parquet",
+            key="classify_parquet_download",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    buttons[0].download_button(
+        "Download predictions as CSV",
+        data=csv_bytes,
+        file_name=access.download_name(stem, ".csv"),
+        mime="text/csv",
+        key="classify_csv_download",
+        on_click="ignore",
+        icon=":material/download:",
+    )

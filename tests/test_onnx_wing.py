@@ -63,3 +63,15 @@ def test_the_config_in_the_metadata_is_the_experiment_config_and_its_json_is_unc
     with pytest.raises(ModelFileError, match=r"^the model has malformed metadata: .*cell must be one of") as caught:
         ModelMetadata.from_props(props)
     assert "\n" not in str(caught.value)
+
+
+def test_a_layer_copied_into_both_branches_of_an_if_counts_once():
+    import onnx
+
+    from core.onnx_graph import op_counts, recurrent_layers
+    from core.paths import DEFAULT_MODEL
+
+    shipped = onnx.load(DEFAULT_MODEL)
+    # The shipped file's one SimpleRNN layer sits in both branches of the steps switch: two nodes, one layer.
+    assert op_counts(shipped)["RNN"] == 2
+    assert recurrent_layers(shipped) == {"RNN": 1}

@@ -165,28 +165,7 @@ def _batch(predictor) -> None:
         st.warning(f"Read-only mode classifies the first {batch['capped']:,} rows of a file: the rest were not read.")
     if len(table) > TABLE_ROWS:
         st.caption(f"The first {TABLE_ROWS:,} rows are shown; the download holds all {len(table):,}.")
-    stem = f"predictions-{batch['name'].rsplit('.', 1)[0]}"
-    buttons = st.columns(2)
-    if batch.get("parquet") is not None:
-        # A Parquet upload gets its scores back as Parquet too (typed columns), besides the CSV anyone can open.
-        buttons[1].download_button(
-            "Download predictions as Parquet",
-            data=batch["parquet"],
-            file_name=access.download_name(stem, ".parquet"),
-            mime="application/vnd.apache.parquet",
-            key="classify_parquet_download",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-    buttons[0].download_button(
-        "Download predictions as CSV",
-        data=batch["csv"],
-        file_name=access.download_name(stem, ".csv"),
-        mime="text/csv",
-        key="classify_csv_download",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    widgets.predictions_download_ui(batch["name"], batch["csv"], batch.get("parquet"))
 
 
 st.title("Classify a review")

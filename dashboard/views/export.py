@@ -100,7 +100,7 @@ if last and last["run"] == run.run_id:
     checked_on = widgets.escape_markdown(last["parity_inputs"] or "random ids")
     st.success(f"Exported in {last['seconds']:.1f} s; parity checked on {checked_on}.")
 counts = resources.onnx_op_counts(onnx_path)
-recurrent = {name: counts[name] for name in cells.RECURRENT_OPS if name in counts}
+recurrent = resources.onnx_recurrent_layers(onnx_path)
 loops = generic_loops(counts)
 parity = predictor.metadata.parity_max_abs_diff
 columns = st.columns(4)
@@ -112,7 +112,10 @@ columns[1].metric(
     help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_TOLERANCE:.0e}.",
 )
 columns[2].metric(
-    "Native recurrent nodes", ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none", border=True
+    "Native recurrent nodes",
+    ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none",
+    border=True,
+    help="Recurrent layers by ONNX op; a layer whose node sits in both branches of an If counts once",
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
 for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length):
