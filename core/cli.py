@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from core.config import PRESETS
+from core.config import DISTRIBUTIONS, PRESETS
 from core.errors import user_message
 
 MODEL_HELP = "an exported .onnx file (default: the shipped model, models/imdb_simplernn.onnx)"
@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, metavar="N", help="override the config's number of epochs")
     train.add_argument("--limit", type=int, metavar="N", help="train on the first N training reviews (fixed shuffle)")
     train.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP)
+    train.add_argument(
+        "--distribution", choices=DISTRIBUTIONS, help="override the config's: mirrored (this machine's devices) or "
+        "multi-worker (one process per host, configured by TF_CONFIG); see the README's More than one machine",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="accuracy and loss on the test split; --report for precision, recall, F1, ROC and PR"
