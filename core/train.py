@@ -84,12 +84,12 @@ def _optimizer(train_config: TrainConfig):
 
 
 def uses_xla(model_config: ModelConfig, train_config: TrainConfig) -> bool:
-    """Whether fit compiles its steps with XLA: for fixed-width batches on one device, where it pays.
+    """Whether fit compiles its steps with XLA: on one device, for every model.
 
-    A masked model's bucketed batches come in several widths, and XLA compiles each (measured in
-    bench/train_speed.py); strategies keep TensorFlow's own kernels.
+    A masked model's bucketed batches come in up to core.batching.MAX_WIDTHS widths, each compiled once, and it
+    still pays (bench/train_speed.py measures both); strategies keep TensorFlow's own kernels.
     """
-    return not model_config.mask_padding and train_config.distribution == "none"
+    return train_config.distribution == "none"
 
 
 def steps_per_execution(train_config: TrainConfig) -> int:
