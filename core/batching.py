@@ -107,24 +107,46 @@ class ReviewBatches:
             return bucketed_order(self.widths, self.batch_size, self.seed, epoch)
         return training_order(len(self.labels), self.batch_size, self.seed, epoch)
 
+    def widths_of(self, order: list[np.ndarray]) -> list[int]:
+        """The width each batch of order is cut to (the full rows' when not bucketed)."""
+        columns = self.rows.shape[1]
+        if not self.bucketed:
+            return [columns] * len(order)
+        return [bucket_width(int(self.widths[indices].max()), columns) for indices in order]
+
     def batches(self):
-        """The next pass's (ids, labels) batches."""
-        for indices in self.order():
-            rows = self.rows[indices]
-            if self.bucketed:
-                rows = cut(rows, bucket_width(int(self.widths[indices].max()), self.rows.shape[1]), self.padding)
-            yield rows, self.labels[indices]
+        """The next pass's (ids, labels) batches, in NumPy: what dataset() yields, for tests and tools."""
+        order = self.order()
+        for indices, width in zip(order, self.widths_of(order)):
+            yield cut(self.rows[indices], width, self.padding), self.labels[indices]
 
     def dataset(self):
-        """A tf.data.Dataset of the batches, a new pass (and shuffle) each time it is read, its length known."""
+        """A tf.data.Dataset of the batches, a new pass (and shuffle) each time it is read, its length known.
+
+        Python only makes each pass's order (indices and a width a batch); TensorFlow gathers and cuts the rows,
+        outside the interpreter's lock, so the input keeps up with an XLA-compiled step.
+        """
         import tensorflow as tf
 
-        signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
-        data = tf.data.Dataset.from_generator(self.batches, output_signature=signature)
+        rows, labels = tf.constant(self.rows), tf.constant(self.labels)
+        columns, pre = self.rows.shape[1], self.padding == "pre"
+
+        def plan():
+            order = self.order()
+            yield from zip(order, self.widths_of(order))
+
+        def gather(indices, width):
+            batch = tf.gather(rows, indices)
+            if self.bucketed:
+                batch = batch[:, columns - width :] if pre else batch[:, :width]
+            return batch, tf.gather(labels, indices)
+
+        signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.int32))
+        data = tf.data.Dataset.from_generator(plan, output_signature=signature).map(gather)
         # Known length: Keras then counts steps from the first epoch on (progress bars, steps_per_epoch).
         data = data.apply(tf.data.experimental.assert_cardinality(self.steps))
         options = tf.data.Options()
-        # Batches are made in Python, not read from files: several workers split each batch between them.
+        # Batches are made here, not read from files: several workers split each batch between them.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return data.with_options(options).prefetch(2)
 

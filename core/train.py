@@ -99,11 +99,18 @@ def steps_per_execution(train_config: TrainConfig) -> int:
 
 
 def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.ndarray, y: np.ndarray) -> dict:
-    """model.fit's data arguments: the shuffled training batches and the validation split's, as tf.data datasets.
+    """model.fit's data arguments: the training reviews, shuffled every epoch, and the validation reviews, the last
+    ones as Keras's validation_split takes them.
 
-    The validation reviews are the last ones, as Keras's validation_split takes them; a masked model's batches are
-    cut to their longest review (core.batching).
+    A masked model on one device or any model under a strategy reads core.batching's datasets (a masked model's
+    batches cut to their longest review). Full rows on one device go to fit as arrays, shuffled by Keras as before
+    (seeded by train.seed): in bench/train_speed.py's runs that fed an XLA step faster than a dataset made in Python.
     """
+    if not model_config.mask_padding and train_config.distribution == "none":
+        cut_at = validation_start(len(y), train_config.validation_split) if train_config.validation_split else len(y)
+        validation_data = (x[cut_at:], y[cut_at:]) if cut_at < len(y) else None
+        return {"x": x[:cut_at], "y": y[:cut_at], "batch_size": train_config.batch_size, "shuffle": True,
+                "validation_data": validation_data}
     training, validation = batching.fit_batches(
         x,
         y,

@@ -1,8 +1,9 @@
-"""The input pipeline keeps fit's maths: every review once an epoch, Keras's validation rows, bucketing changes nothing."""
+"""The input pipeline keeps fit's maths: each review once an epoch, Keras's validation rows, cut batches' gradients."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from core import batching
 from core.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut, fit_batches, review_widths
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.splits import Split
-from core.train import fit_data, steps_per_epoch
+from core.train import fit_data, steps_per_epoch, validation_start
 
 
 def padded_reviews(count: int, sequence_length: int, padding: str, seed: int = 0) -> np.ndarray:
@@ -88,26 +89,45 @@ def test_the_validation_reviews_are_kerass_validation_split_rows(reviews, split)
     assert training.steps == steps_per_epoch(reviews, TrainConfig(batch_size=8, validation_split=split))
 
 
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("bucketed", [False, True])
+def test_the_dataset_yields_the_numpy_batches(padding, bucketed):
+    rows = padded_reviews(300, 40, padding)
+    labels = np.arange(300, dtype="float32")
+    data = ReviewBatches(rows, labels, 32, padding, bucketed, seed=5, epoch_source=lambda: 2)
+    expected = list(data.batches())
+    made = [(ids.numpy(), batch_labels.numpy()) for ids, batch_labels in data.dataset()]
+    assert len(made) == len(expected) == data.steps
+    for (ids, batch_labels), (expected_ids, expected_labels) in zip(made, expected):
+        np.testing.assert_array_equal(ids, expected_ids)
+        np.testing.assert_array_equal(batch_labels, expected_labels)
+
+
 def test_no_validation_split_trains_on_everything():
     rows = padded_reviews(50, 20, "pre")
     training, validation = fit_batches(rows, np.zeros(50), 8, 0.0, padding="pre", bucketed=True, seed=1)
     assert validation is None and len(training.labels) == 50
 
 
-def test_fits_datasets_know_their_length_and_are_cut_only_for_masked_models():
+def test_fit_reads_datasets_for_masked_models_and_arrays_for_full_rows_on_one_device():
     rows = padded_reviews(300, 40, "pre")
     labels = np.ones(300, dtype="float32")
     train_config = TrainConfig(batch_size=32)
+    masked = ModelConfig(vocabulary_size=50, sequence_length=40, mask_padding=True)
+    data = fit_data(None, masked, train_config, rows, labels)
+    assert int(data["x"].cardinality()) == steps_per_epoch(300, train_config)
+    widths = {int(ids.shape[1]) for ids, _ in data["x"]} | {int(ids.shape[1]) for ids, _ in data["validation_data"]}
+    assert len(widths) > 1 and max(widths) <= 40
+    # Full rows: Keras's own arrays path, with the validation rows cut off as validation_split would.
     plain = ModelConfig(vocabulary_size=50, sequence_length=40)
-    for model_config in (plain, ModelConfig(vocabulary_size=50, sequence_length=40, mask_padding=True)):
-        data = fit_data(None, model_config, train_config, rows, labels)
-        assert int(data["x"].cardinality()) == steps_per_epoch(300, train_config)
-        widths = {int(ids.shape[1]) for ids, _ in data["x"]}
-        widths |= {int(ids.shape[1]) for ids, _ in data["validation_data"]}
-        if model_config.mask_padding:
-            assert len(widths) > 1 and max(widths) <= 40
-        else:
-            assert widths == {40}
+    data = fit_data(None, plain, train_config, rows, labels)
+    cut_at = validation_start(300, train_config.validation_split)
+    np.testing.assert_array_equal(data["x"], rows[:cut_at])
+    np.testing.assert_array_equal(data["validation_data"][0], rows[cut_at:])
+    assert data["shuffle"] and data["batch_size"] == 32
+    # Under a strategy full rows go through the datasets too, at their one width.
+    data = fit_data(None, plain, replace(train_config, distribution="mirrored"), rows, labels)
+    assert {int(ids.shape[1]) for ids, _ in data["x"]} == {40}
 
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])

@@ -57,7 +57,7 @@ def test_distribution_is_a_validated_field_saved_with_the_config_and_optional_in
         ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker"}}', "must be a list of host:port"),
         ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker"}}', "must be a list of host:port"),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "task.type must be worker or chief"),
-        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "task.index must be 0 to 1"),
+        ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "index must be 0 to 1"),
     ],
 )
 def test_a_missing_or_broken_tf_config_is_one_line(value, message):
@@ -141,9 +141,8 @@ sys.exit(main(sys.argv[1:]))
 def test_mirrored_over_two_logical_cpus_matches_one_device(tiny_data, one_device_losses):
     script = tiny_data / "mirrored.py"
     script.write_text(MIRRORED_ON_TWO_CPUS)
-    process = _run_cli(
-        _train_args(tiny_data, "mirrored", "mirrored"), {"IMDB_CACHE": str(tiny_data / "cache")}, tiny_data, [str(script)]
-    )
+    environment = {"IMDB_CACHE": str(tiny_data / "cache")}
+    process = _run_cli(_train_args(tiny_data, "mirrored", "mirrored"), environment, tiny_data, [str(script)])
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     (run,) = _finished_runs(tiny_data / "mirrored")
