@@ -109,8 +109,13 @@ def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.
     if not model_config.mask_padding and train_config.distribution == "none":
         cut_at = validation_start(len(y), train_config.validation_split) if train_config.validation_split else len(y)
         validation_data = (x[cut_at:], y[cut_at:]) if cut_at < len(y) else None
-        return {"x": x[:cut_at], "y": y[:cut_at], "batch_size": train_config.batch_size, "shuffle": True,
-                "validation_data": validation_data}
+        return {
+            "x": x[:cut_at],
+            "y": y[:cut_at],
+            "batch_size": train_config.batch_size,
+            "shuffle": True,
+            "validation_data": validation_data,
+        }
     training, validation = batching.fit_batches(
         x,
         y,
