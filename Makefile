@@ -36,6 +36,7 @@ lint: setup-dev
 	$(BIN)/bandit -q -c pyproject.toml -r core dashboard
 
 bench: setup-dev
+	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python -m core bench
 	$(BIN)/python bench/padding_skip.py

@@ -1,4 +1,8 @@
-"""Epoch time through core.train against a bare model.fit on the same arrays, in one process; goal: ratio < 1.1."""
+"""Epoch time through core.train against the same model.fit without core (no run folder, no callbacks); goal < 1.1.
+
+The bare fit is compiled and fed as core.train does it (XLA, steps a call, core.train.fit_data): what is left is
+core's own cost. bench/train_speed.py compares core.train with a plain fit instead.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from core.config import preset  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
 from core.runs import RunStore  # noqa: E402
-from core.train import TrainingCallbacks, train, training_arrays  # noqa: E402
+from core.train import TrainingCallbacks, fit_data, steps_per_execution, train, training_arrays, uses_xla  # noqa: E402
 
 
 def epoch_seconds(ends: list[float]) -> list[float]:
@@ -45,13 +49,12 @@ def bare_fit(model_config, train_config, x, y) -> list[float]:
         optimizer=keras.optimizers.RMSprop(learning_rate=train_config.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
+        jit_compile=uses_xla(model_config, train_config),
+        steps_per_execution=steps_per_execution(train_config),
     )
     model.fit(
-        x,
-        y,
-        batch_size=train_config.batch_size,
+        **fit_data(model, model_config, train_config, x, y),
         epochs=train_config.epochs,
-        validation_split=train_config.validation_split,
         callbacks=[EpochClock()],
         verbose=0,
     )

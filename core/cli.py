@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from core.config import PRESETS
+from core.config import DISTRIBUTIONS, PRESETS
 from core.errors import user_message
 
 MODEL_HELP = "an exported .onnx file (default: the shipped model, models/imdb_simplernn.onnx)"
@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", type=_given, metavar="RUN_DIR",
         help="go on with an interrupted or stopped run from its last finished epoch, with its own config and data",
+    )
+    train.add_argument(
+        "--distribution", choices=DISTRIBUTIONS, help="override the config's: mirrored (this machine's devices) or "
+        "multi-worker (one process per host, configured by TF_CONFIG); see the README's More than one machine",
     )
 
     evaluate = commands.add_parser(

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from core.config import ExperimentConfig, preset
@@ -29,8 +30,13 @@ def _import_tensorflow_quietly() -> None:
 def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
     """The config a command's --preset or --config names; the seed when neither is given."""
     if getattr(args, "config", None):
-        return ExperimentConfig.from_file(args.config)
-    return preset(args.preset or "seed")
+        experiment = ExperimentConfig.from_file(args.config)
+    else:
+        experiment = preset(args.preset or "seed")
+    distribution = getattr(args, "distribution", None)  # train's --distribution overrides the config's
+    if distribution:
+        experiment = replace(experiment, train=replace(experiment.train, distribution=distribution))
+    return experiment
 
 
 def summary(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from core.errors import reason
 CELL_TYPES = cells.CELL_TYPES  # the registry's cell types (core.cells), importable from here as before
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 PAD_SIDES = ("pre", "post")
+DISTRIBUTIONS = ("none", "mirrored", "multi-worker")  # core.distribute builds the strategy of each
 
 MIN_VOCABULARY = 10
 MAX_VOCABULARY = 200_000
@@ -155,6 +156,7 @@ class TrainConfig:
     validation_split: float = 0.2  # share of the training reviews held out, taken from the end as Keras does
     early_stopping_patience: int = 0  # epochs without a better val_loss before stopping; 0 turns it off
     seed: int = 1337  # seeds Keras, NumPy and the data shuffle
+    distribution: str = "none"  # none (one device), mirrored (this machine's devices) or multi-worker (TF_CONFIG)
 
     def __post_init__(self) -> None:
         _check_choice("train", "optimizer", self.optimizer, OPTIMIZERS)
@@ -169,6 +171,7 @@ class TrainConfig:
         if self.validation_split == 0.0 and self.early_stopping_patience:
             raise ValueError("train.early_stopping_patience needs a validation_split above 0")
         _check_int("train", "seed", self.seed, 0, 2**31 - 1)
+        _check_choice("train", "distribution", self.distribution, DISTRIBUTIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import checkpoints, runs
+from core import batching, checkpoints, distribute, runs
 from core.checkpoints import ResumePoint
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data import Dataset, Split, split_for_vocabulary
@@ -84,6 +84,54 @@ def _optimizer(train_config: TrainConfig):
     return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
 
 
+def uses_xla(model_config: ModelConfig, train_config: TrainConfig) -> bool:
+    """Whether fit compiles its steps with XLA: on one device, for every model.
+
+    A masked model's bucketed batches come in up to core.batching.MAX_WIDTHS widths, each compiled once, and it
+    still pays (bench/train_speed.py measures both); strategies keep TensorFlow's own kernels.
+    """
+    return train_config.distribution == "none"
+
+
+def steps_per_execution(train_config: TrainConfig) -> int:
+    """Batches fit runs in one compiled call: several on one device; one under a strategy, where Keras's multi-step
+    loop fails (TensorFlow 2.21, Keras 3.15: "You must feed a value for placeholder tensor")."""
+    return batching.STEPS_PER_EXECUTION if train_config.distribution == "none" else 1
+
+
+def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.ndarray, y: np.ndarray) -> dict:
+    """model.fit's data arguments: the training reviews, shuffled every epoch, and the validation reviews, the last
+    ones as Keras's validation_split takes them.
+
+    A masked model on one device or any model under a strategy reads core.batching's datasets (a masked model's
+    batches cut to their longest review). Full rows on one device go to fit as arrays, shuffled by Keras as before
+    (seeded by train.seed): in bench/train_speed.py's runs that fed an XLA step faster than a dataset made in Python.
+    """
+    if not model_config.mask_padding and train_config.distribution == "none":
+        cut_at = validation_start(len(y), train_config.validation_split) if train_config.validation_split else len(y)
+        validation_data = (x[cut_at:], y[cut_at:]) if cut_at < len(y) else None
+        return {
+            "x": x[:cut_at],
+            "y": y[:cut_at],
+            "batch_size": train_config.batch_size,
+            "shuffle": True,
+            "validation_data": validation_data,
+        }
+    training, validation = batching.fit_batches(
+        x,
+        y,
+        train_config.batch_size,
+        train_config.validation_split,
+        padding=model_config.padding,
+        bucketed=model_config.mask_padding,
+        seed=train_config.seed,
+        model=model,
+    )
+    validation_data = validation.dataset() if validation is not None else None
+    # shuffle=False: the batches come shuffled; Keras would only warn that it cannot shuffle a dataset.
+    return {"x": training.dataset(), "validation_data": validation_data, "shuffle": False}
+
+
 def _recorder(run_dir: Path, callbacks: TrainingCallbacks):
     """A Keras callback that writes history.json after every epoch and forwards progress to callbacks; it extends what
     history.json already holds (nothing for a new run, the finished epochs of a resumed one)."""
@@ -148,7 +196,7 @@ def train(
     reviews = min(limit, len(dataset.train)) if limit else len(dataset.train)
     _check_trainable(model_config, train_config, dataset, reviews)
     x, y = training_arrays(model_config, dataset.train, limit)
-    store = store or RunStore()
+    store = distribute.run_store(train_config.distribution, store or RunStore())
     data = {"source": dataset.source, "kind": dataset.kind, "limit": limit, "path": dataset.location, "reviews": len(y)}
     with store.training_lock():
         run_dir = store.create(ExperimentConfig(model_config, train_config), dataset.vocabulary, data)
@@ -178,9 +226,17 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
 
     from core.model import build_model
 
+    strategy = distribute.strategy(train_config.distribution)  # first: multi-worker must precede any TensorFlow op
     keras.utils.set_random_seed(train_config.seed)
-    model = build_model(model_config)
-    model.compile(optimizer=_optimizer(train_config), loss="binary_crossentropy", metrics=["accuracy"])
+    with distribute.scope(strategy):
+        model = build_model(model_config)
+        model.compile(
+            optimizer=_optimizer(train_config),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=uses_xla(model_config, train_config),
+            steps_per_execution=steps_per_execution(train_config),
+        )
     recorder = _recorder(run_dir, callbacks)
     # Checkpoints every epoch (the state to resume from, the best model so far); resumed restores the state.
     fit_callbacks = checkpoints.fit_callbacks(run_dir, runs.MODEL_FILE, train_config, recorder, resumed)
@@ -191,11 +247,8 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     started = time.perf_counter()
     try:
         model.fit(
-            x,
-            y,
-            batch_size=train_config.batch_size,
+            **fit_data(model, model_config, train_config, x, y),
             epochs=train_config.epochs,
-            validation_split=train_config.validation_split,
             callbacks=fit_callbacks,
             initial_epoch=resumed.epoch if resumed else 0,
             verbose=0,
@@ -326,6 +379,7 @@ def prepare_training(
         raise ValueError(f"--limit must be a positive number of reviews, got {limit}")
     if not experiment.model.is_classifier:
         raise ValueError("this model has no classifier on top (a seed-rnn or seed-stacked cell); it cannot be trained")
+    distribute.cluster_task(train_config.distribution)  # a missing or broken TF_CONFIG, before the data
     store = RunStore(runs_folder)
     # Both before the data, which can take half a minute to load the first time; train() takes the lock for real.
     with store.training_lock():
