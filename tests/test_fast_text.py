@@ -21,7 +21,7 @@ from core.fast_text import (
     tokenize_batch,
     word_characters,
 )
-from core.text import _BREAK, Encoded, Vocabulary, pad_sequences, tokenize
+from core.text import LINE_BREAK, Encoded, Vocabulary, pad_sequences, tokenize
 
 ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
 
@@ -204,7 +204,7 @@ def test_every_review_of_both_splits_matches_the_reference(imdb_archive):
     assert encode_tokens(batch, vocabulary).encoded() == [vocabulary.encode_tokens(tokens) for tokens in train_tokens]
     assert encode_batch(test, vocabulary).encoded() == [vocabulary.encode(text) for text in test]
     # The archive exercises the rule's special cases: breaks, apostrophes, non-ASCII reviews.
-    assert sum(_BREAK.search(text) is not None for text in test) > 10_000
+    assert sum(LINE_BREAK.search(text) is not None for text in test) > 10_000
     assert sum(not text.isascii() for text in train + test) > 4_000
 
 
