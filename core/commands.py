@@ -1,4 +1,8 @@
-"""One function per CLI command: takes the parsed arguments, calls into core, prints, returns the exit status."""
+"""One function per CLI command: takes the parsed arguments, calls into core, prints, returns the exit status.
+
+Each function is thin (flags in, one call into core, lines out); the module is long because there are many commands
+and each prints its own table or JSON, not because a command decides anything: the decisions live in core's modules.
+"""
 
 from __future__ import annotations
 

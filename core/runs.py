@@ -1,4 +1,9 @@
-"""The run store: one folder per training under runs/, written atomically, listed without ever raising."""
+"""The run store: one folder per training under runs/, written atomically, listed without ever raising.
+
+Longer than the house's 450 lines on purpose: it is the one module that knows a run folder's files, both how they are
+written (atomically, with the status and resume records) and how they are read back; split in two, the folder's format
+would live in two places.
+"""
 
 from __future__ import annotations
 
