@@ -1,5 +1,5 @@
-"""What the Train and Runs pages may do to a run: resume and delete, each checked for write access and for a run id
-the server listed itself, with one message for the next rerun."""
+"""What the Train and Runs pages may do to a run: stop, resume and delete, each checked for write access (and resume
+and delete for a run id the server listed itself), with one message for the next rerun."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import training_process
 from dashboard import access, resources, widgets
 
 # The outcome of the last action, ("error" | "success", text), shown by message_ui() on the next rerun.
@@ -42,6 +43,14 @@ def resume(run_id: str) -> None:
         st.session_state[MESSAGE_KEY] = ("error", widgets.message(str(error)))
     else:
         st.session_state[MESSAGE_KEY] = ("success", f"Resumed run {listed} in its own process: follow it on Train.")
+
+
+def stop(run_dir: Path | None) -> None:
+    """on_click of the Train page's Stop: SIGTERM to the training of run_dir (or to the launch still starting)."""
+    if not access.can_write():
+        st.session_state[MESSAGE_KEY] = ("error", access.refusal("stopping a training"))
+        return
+    training_process.stop(run_dir, resources.training_slot().launch)
 
 
 def delete(run_id: str) -> None:

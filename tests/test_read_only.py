@@ -258,3 +258,21 @@ def test_a_crafted_run_id_is_never_deleted_or_resumed(tiny_runs, monkeypatch, ac
     assert not app.exception
     assert [error.value for error in app.error] == ["That run is no longer in the runs folder: pick another."]
     assert _files(tiny_runs.parent) == before
+
+
+def test_start_and_stop_are_refused_on_the_server(read_only, monkeypatch):
+    from core import training_process
+
+    before = _files(read_only)
+    assert _open("train").button(key="train_start").disabled
+    asked = _refusing_handlers(monkeypatch)
+    app = _open("train")
+    app.button(key="train_start").click().run()
+    assert not app.exception and asked == ["starting a training"]
+    # Stop is a callback: it checks can_write itself, and a read-only session's click sends no signal.
+    monkeypatch.setenv("IMDB_READ_ONLY", "1")
+    signals = []
+    monkeypatch.setattr(training_process, "stop", lambda *args: signals.append(args))
+    stopped = AppTest.from_function(_run_action, args=("stop", None), default_timeout=60).run()
+    assert [error.value for error in stopped.error] == [access.refusal("stopping a training")]
+    assert signals == [] and _files(read_only) == before

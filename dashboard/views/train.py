@@ -16,12 +16,6 @@ DEMO_REVIEWS = 5_000
 DEMO_EPOCHS = 3
 
 
-def _stop(run_dir) -> None:
-    if not access.can_write():
-        return
-    training_process.stop(run_dir, resources.training_slot().launch)
-
-
 def _show_ended(state: JobSnapshot) -> None:
     """The outcome of the latest training: where its run is, or why it failed."""
     run_name = state.run_dir.name if state.run_dir else None
@@ -159,7 +153,7 @@ def live_training() -> None:
             st.button(
                 "Stop",
                 key="train_stop",
-                on_click=_stop,
+                on_click=run_actions.stop,
                 args=(state.run_dir,),
                 icon=":material/stop:",
                 disabled=not access.can_write(),
