@@ -40,6 +40,8 @@ bench: setup-dev
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python -m core bench
 	$(BIN)/python bench/padding_skip.py
+	$(BIN)/python bench/plain_session.py
+	$(BIN)/python bench/ray_scoring.py
 
 # Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),
 # early stopping on val_loss with the best weights restored, exported with the step_probability output.
