@@ -24,41 +24,8 @@ from core.config import preset  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
 from core.runs import RunStore  # noqa: E402
-from core.train import TrainingCallbacks, fit_data, steps_per_execution, train, training_arrays, uses_xla  # noqa: E402
-
-
-def epoch_seconds(ends: list[float]) -> list[float]:
-    """Seconds between consecutive epoch ends: the first epoch (graph tracing) is left out on both sides alike."""
-    return [later - earlier for earlier, later in zip(ends, ends[1:])]
-
-
-def bare_fit(model_config, train_config, x, y) -> list[float]:
-    import keras
-
-    from core.model import build_model
-
-    ends: list[float] = []
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter())
-
-    keras.utils.set_random_seed(train_config.seed)
-    model = build_model(model_config)
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=train_config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=uses_xla(model_config, train_config),
-        steps_per_execution=steps_per_execution(train_config),
-    )
-    model.fit(
-        **fit_data(model, model_config, train_config, x, y),
-        epochs=train_config.epochs,
-        callbacks=[EpochClock()],
-        verbose=0,
-    )
-    return epoch_seconds(ends)
+from core.train import TrainingCallbacks, train, training_arrays  # noqa: E402
+from fit_timing import epoch_seconds, timed_fit  # noqa: E402
 
 
 def core_fit(model_config, train_config, dataset, limit: int, runs_root: str) -> list[float]:
@@ -96,7 +63,7 @@ def main() -> int:
     through_core: list[float] = []
     with tempfile.TemporaryDirectory() as runs_root:
         for _ in range(args.rounds):
-            bare += bare_fit(model_config, train_config, x, y)
+            bare += timed_fit(model_config, train_config, x, y, as_core=True)
             through_core += core_fit(model_config, train_config, dataset, args.reviews, runs_root)
 
     bare_median = statistics.median(bare)

@@ -27,45 +27,10 @@ from core.data import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from core.train import TrainingCallbacks, train, training_arrays  # noqa: E402
+from fit_timing import epoch_seconds, timed_fit  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "models" / "imdb_simplernn.config.json"
 GOALS = {"seed": 1.8, "default (masked)": 2.5}
-
-
-def epoch_seconds(ends: list[float]) -> list[float]:
-    """Seconds between consecutive epoch ends: the first epoch (tracing, compiling) is left out on both sides."""
-    return [later - earlier for earlier, later in zip(ends, ends[1:])]
-
-
-def plain_fit(model_config, train_config, x, y) -> list[float]:
-    """The project's training before issue 11: model.fit on the padded arrays with validation_split."""
-    import keras
-
-    from core.model import build_model
-
-    ends: list[float] = []
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            ends.append(time.perf_counter())
-
-    keras.utils.set_random_seed(train_config.seed)
-    model = build_model(model_config)
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=train_config.learning_rate),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.fit(
-        x,
-        y,
-        batch_size=train_config.batch_size,
-        epochs=train_config.epochs,
-        validation_split=train_config.validation_split,
-        callbacks=[EpochClock()],
-        verbose=0,
-    )
-    return epoch_seconds(ends)
 
 
 def core_fit(model_config, train_config, dataset, limit: int, runs_root: str, xla: bool | None = None) -> list[float]:
@@ -113,7 +78,7 @@ def main() -> int:
             other = f"core.train, XLA {'off' if core.train.uses_xla(model_config, train_config) else 'on'}"
             times[other] = []
             for _ in range(args.rounds):
-                times["plain fit"] += plain_fit(model_config, train_config, x, y)
+                times["plain fit"] += timed_fit(model_config, train_config, x, y, as_core=False)
                 times["core.train"] += core_fit(model_config, train_config, dataset, args.reviews, runs_root)
                 forced = not core.train.uses_xla(model_config, train_config)
                 times[other] += core_fit(model_config, train_config, dataset, args.reviews, runs_root, forced)

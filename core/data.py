@@ -303,5 +303,4 @@ def split_for_vocabulary(dataset: Dataset, vocabulary: Vocabulary, split: str = 
     if dataset.location is None:
         return chosen.mapped(vocabulary_map(dataset.vocabulary, vocabulary)), False
     reviews = read_reviews(dataset.location, split)
-    encoded = [vocabulary.encode(review.text).ids for review in reviews]
-    return Split.from_lists(encoded, [review.label for review in reviews], [review.name for review in reviews]), True
+    return _split(encode_batch([review.text for review in reviews], vocabulary), reviews), True

@@ -35,7 +35,7 @@ from core.reviews import LABELS
 from core.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
 from core.text import Vocabulary, pad_sequences
 
-# op_counts is re-exported: the dashboard's Export page counts a file's ops through core.export.
+# op_counts is re-exported: an export's caller compares a file's op counts with ExportResult.op_counts.
 __all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "op_counts", "skips_padding"]
 
 OPSET = 17

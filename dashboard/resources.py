@@ -243,34 +243,27 @@ def keras_model(run_dir: str | Path):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _cached_op_counts(path: str, modified_ns: int) -> dict[str, int]:
+def _cached_graph_counts(path: str, modified_ns: int) -> tuple[dict[str, int], dict[str, int]]:
+    # One read of the file for both: op type -> nodes (most frequent first), recurrent op type -> layers.
     import onnx
 
-    from core.export import op_counts
+    from core.onnx_graph import op_counts, recurrent_layers
 
-    counts = op_counts(onnx.load(path, load_external_data=False))
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _cached_recurrent_layers(path: str, modified_ns: int) -> dict[str, int]:
-    import onnx
-
-    from core.onnx_graph import recurrent_layers
-
-    return recurrent_layers(onnx.load(path, load_external_data=False))
+    proto = onnx.load(path, load_external_data=False)
+    counts = dict(sorted(op_counts(proto).items(), key=lambda item: (-item[1], item[0])))
+    return counts, recurrent_layers(proto)
 
 
 def onnx_recurrent_layers(path: str | Path) -> dict[str, int]:
     """Recurrent op type -> layers on it in an .onnx file (a node copied into two branches of an If counts once)."""
     path = Path(path)
-    return _cached_recurrent_layers(str(path.resolve()), _modified_ns(path))
+    return _cached_graph_counts(str(path.resolve()), _modified_ns(path))[1]
 
 
 def onnx_op_counts(path: str | Path) -> dict[str, int]:
     """How many nodes of each op type an .onnx file holds, subgraphs included, most frequent first."""
     path = Path(path)
-    return _cached_op_counts(str(path.resolve()), _modified_ns(path))
+    return _cached_graph_counts(str(path.resolve()), _modified_ns(path))[0]
 
 
 @st.cache_data(max_entries=4, show_spinner="Packing the run...")

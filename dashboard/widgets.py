@@ -206,23 +206,18 @@ def predictions_download_ui(name: str, csv_bytes: bytes, parquet_bytes: bytes | 
     from dashboard import access
 
     stem = f"predictions-{name.rsplit('.', 1)[0]}"
-    buttons = st.columns(2)
+    downloads = [("CSV", csv_bytes, ".csv", "text/csv", "classify_csv_download")]
     if parquet_bytes is not None:
-        buttons[1].download_button(
-            "Download predictions as Parquet",
-            data=parquet_bytes,
-            file_name=access.download_name(stem, ".parquet"),
-            mime="application/vnd.apache.parquet",
-            key="classify_parquet_download",
+        downloads.append(
+            ("Parquet", parquet_bytes, ".parquet", "application/vnd.apache.parquet", "classify_parquet_download")
+        )
+    for column, (kind, data, suffix, mime, key) in zip(st.columns(2), downloads):
+        column.download_button(
+            f"Download predictions as {kind}",
+            data=data,
+            file_name=access.download_name(stem, suffix),
+            mime=mime,
+            key=key,
             on_click="ignore",
             icon=":material/download:",
         )
-    buttons[0].download_button(
-        "Download predictions as CSV",
-        data=csv_bytes,
-        file_name=access.download_name(stem, ".csv"),
-        mime="text/csv",
-        key="classify_csv_download",
-        on_click="ignore",
-        icon=":material/download:",
-    )
