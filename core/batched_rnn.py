@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.cells import SIMPLE_RNN
+from core.clean_rows import clean_rows_path, general_path_only
 from core.model_file import OUTPUT_NAME, STEPS_SWITCH_DOC, STEPS_SWITCH_NAME, TRAJECTORY_NAME, has_steps_switch
-from core.onnx_graph import graph_constants, outer_references, prune_graph, subgraphs
+from core.onnx_graph import branch_graph, graph_constants, inline_branch, outer_references, prune_graph, subgraphs
 
 # Names of the steps switch's If node, its branches and its constants.
 SWITCH_PREFIX = "steps_switch"
@@ -177,11 +178,13 @@ def batched_simple_rnn(proto) -> int:
 
 
 def native_only(proto) -> int:
-    """Undo batched_simple_rnn in place: each If back to its RNN node (the graph export wrote before the Scan path;
-    the benchmark's baseline), in both branches of the steps switch too. Returns how many were unwrapped."""
+    """Undo batched_simple_rnn (and core.clean_rows.clean_rows_path) in place: each If back to its RNN node (the graph
+    export wrote before the Scan path; the benchmark's baseline), in both branches of the steps switch too. Returns how
+    many were unwrapped."""
     count = 0
     # The branches before the graph that holds them: pruning a graph copies its nodes, branches included.
     for graph in [*_switch_branches(proto.graph), proto.graph]:
+        general_path_only(graph)  # the clean-rows path first: its general branch holds the If to unwrap
         for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
             branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
             (native,) = branch.node
@@ -207,7 +210,7 @@ def _switch_branches(graph) -> list:
     ]
 
 
-def plain_prediction_graph(proto) -> bool:
+def plain_prediction_graph(proto, clean_rows: bool = True) -> bool:
     """Turn a file's graph in place into one that answers probability alone: step_probability dropped, and each
     SimpleRNN layer's batch path rebuilt so that its Scan no longer writes every step. onnxruntime computes every
     output of a graph whatever run() asks for, and the per-step head costs a third of a batch's time.
@@ -222,46 +225,13 @@ def plain_prediction_graph(proto) -> bool:
     proto.graph.output.extend(kept)
     if native_only(proto):
         batched_simple_rnn(proto)
+        if clean_rows:
+            clean_rows_path(proto)
     prune_graph(proto.graph)
     return True
 
 
-def _renamed(graph, renames: dict[str, str]) -> None:
-    """Rename tensors read or written anywhere in graph and its subgraphs, in place."""
-    for node in graph.node:
-        for names in (node.input, node.output):
-            for index, name in enumerate(names):
-                if name in renames:
-                    names[index] = renames[name]
-        for subgraph in subgraphs(node):
-            _renamed(subgraph, renames)
-    for value in graph.output:
-        if value.name in renames:
-            value.name = renames[value.name]
-
-
-def _branch(nodes: list, prefix: str, outputs: list[str], name: str):
-    """A subgraph of copies of nodes whose tensors and names are prefixed (a subgraph may not write a name its
-    enclosing graph has), answering outputs (names before the prefix)."""
-    from onnx import GraphProto, TensorProto, helper
-
-    graph = GraphProto(name=name)
-    graph.node.extend(nodes)
-    written = {output for node in nodes for output in node.output if output}
-    renames = {tensor: f"{prefix}/{tensor}" for tensor in written}
-    _renamed(graph, renames)
-    for node in graph.node:
-        node.name = f"{prefix}/{node.name}" if node.name else ""
-    for output in outputs:
-        if output not in written:  # computed outside the If (a shared node): passed through
-            graph.node.append(helper.make_node("Identity", [output], [f"{prefix}/{output}"], name=f"{prefix}/{output}"))
-    graph.output.extend(
-        helper.make_tensor_value_info(f"{prefix}/{output}", TensorProto.FLOAT, None) for output in outputs
-    )
-    return graph
-
-
-def steps_on_request(proto) -> bool:
+def steps_on_request(proto, clean_rows: bool = True) -> bool:
     """Give a graph with step_probability the steps switch in place: a bool input STEPS_SWITCH_NAME whose default (an
     initializer of that name) is false, and an If on it. False runs the plain prediction graph (plain_prediction_graph:
     no step outputs anywhere) and answers step_probability with an empty [batch, 0] tensor; true runs the whole graph.
@@ -278,7 +248,7 @@ def steps_on_request(proto) -> bool:
         return False
     plain = ModelProto()
     plain.CopyFrom(proto)
-    plain_prediction_graph(plain)
+    plain_prediction_graph(plain, clean_rows)
     # Outside the If: the plain graph's nodes that the whole graph has too, fed only by graph inputs, constants and
     # other such nodes (the same node on the same values).
     whole = {node.SerializeToString() for node in graph.node}
@@ -317,8 +287,8 @@ def steps_on_request(proto) -> bool:
         [STEPS_SWITCH_NAME],
         names,
         name=SWITCH_NODE,
-        then_branch=_branch(steps_nodes, f"{SWITCH_PREFIX}/with_steps", names, "with_steps"),
-        else_branch=_branch(plain_nodes, f"{SWITCH_PREFIX}/without_steps", names, "without_steps"),
+        then_branch=branch_graph(steps_nodes, f"{SWITCH_PREFIX}/with_steps", names, "with_steps"),
+        else_branch=branch_graph(plain_nodes, f"{SWITCH_PREFIX}/without_steps", names, "without_steps"),
     )
     initializers = {tensor.name: tensor for tensor in plain.graph.initializer}
     initializers.update({tensor.name: tensor for tensor in graph.initializer})
@@ -347,18 +317,8 @@ def steps_always(proto) -> bool:
     if not found or not has_steps_switch(proto):
         return False
     (switch,) = found
-    branch = next(attribute.g for attribute in switch.attribute if attribute.name == "then_branch")
     # The names the nodes had before steps_on_request prefixed them, the If's outputs for the branch's.
-    prefix = f"{SWITCH_PREFIX}/with_steps/"
-    written = {output for node in branch.node for output in node.output if output}
-    renames = {name: name.removeprefix(prefix) for name in written}
-    renames.update({inner.name: outer for inner, outer in zip(branch.output, switch.output)})
-    _renamed(branch, renames)
-    position = list(graph.node).index(switch)
-    graph.node.remove(switch)
-    for offset, node in enumerate(branch.node):
-        node.name = node.name.removeprefix(prefix)
-        graph.node.insert(position + offset, node)
+    inline_branch(graph, switch, "then_branch", f"{SWITCH_PREFIX}/with_steps/")
     inputs = [value for value in graph.input if value.name != STEPS_SWITCH_NAME]
     del graph.input[:]
     graph.input.extend(inputs)

@@ -15,6 +15,7 @@ import numpy as np
 from core import parity
 from core.atomic import write_bytes
 from core.batched_rnn import batched_simple_rnn, steps_on_request
+from core.clean_rows import clean_rows_path
 from core.config import ExperimentConfig, ModelConfig
 from core.errors import first_line
 from core.model import model_layers, sequence_copy
@@ -143,6 +144,7 @@ def convert(
         set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
     if padding_skip:
         batched_simple_rnn(proto)
+        clean_rows_path(proto)  # a masked one-layer SimpleRNN: clean batches straight to one Scan
     if padding_skip and steps_switch and trajectory:
         steps_on_request(proto)
     return proto

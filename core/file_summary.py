@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from core.clean_rows import MIN_BATCH as CLEAN_ROWS_MIN_BATCH
 from core.model_file import PARITY_TOLERANCE
 
 # Metadata entries shown as JSON of their own rather than as a row.
@@ -46,8 +47,11 @@ def generic_loops(counts: dict[str, int]) -> int:
     return counts.get("Loop", 0) + max(0, counts.get("Scan", 0) - counts.get("If", 0))
 
 
-def file_notes(counts: dict[str, int], padding_skip: dict | None, sequence_length: int) -> list[str]:
-    """What people should know about how the file runs: SimpleRNN's two paths, and how it skips padding."""
+def file_notes(
+    counts: dict[str, int], padding_skip: dict | None, sequence_length: int, clean_rows: bool = False
+) -> list[str]:
+    """What people should know about how the file runs: SimpleRNN's two paths, how it skips padding, and whether
+    clean batches have their own path (core.clean_rows.has_clean_rows_path)."""
     notes = []
     if counts.get("If"):
         notes.append(
@@ -63,6 +67,12 @@ def file_notes(counts: dict[str, int], padding_skip: dict | None, sequence_lengt
         notes.append(
             f"Skips padding: input_ids may be as short as a batch's longest review ({how}); "
             f"the scores equal the model's on {sequence_length} ids."
+        )
+    if clean_rows:
+        notes.append(
+            f"A batch of {CLEAN_ROWS_MIN_BATCH} or more rows padded before the review (as the Predictor and the "
+            f"standalone example pad them, at most {sequence_length} ids wide) skips the padding skip's sorting: one "
+            "Scan reads a table of the embedding folded into the layer's kernel, a Gemm + Tanh a step."
         )
     return notes
 

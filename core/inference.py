@@ -50,7 +50,7 @@ MIN_ROWS_PER_THREAD = 16
 # Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
 # longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
 SKIP_BATCH_ROWS = 512
-# predict() of more reviews than this tokenizes them chunk by chunk while the previous chunk is scored.
+# predict() of more reviews than this works in chunks of this many, one a core at a time: each tokenized and scored.
 PIPELINE_CHUNK = 2048
 
 
@@ -177,16 +177,17 @@ class Predictor:
         """Checked texts to ids and word counts: core.fast_text for a batch, core.text for a few reviews."""
         return encode_batch(texts, self.metadata.vocabulary)
 
-    def _scores(self, encoded: EncodedBatch, batch_size: int) -> np.ndarray:
-        """sequence_probabilities(encoded.sequences()), each batch padded from the flat arrays in one NumPy step."""
+    def _scores(self, encoded: EncodedBatch, batch_size: int, parallel: bool = True) -> np.ndarray:
+        """sequence_probabilities(encoded.sequences()), each batch padded from the flat arrays in one NumPy step;
+        parallel=False runs every batch on the calling thread."""
         metadata = self.metadata
 
         def rows_of(rows: np.ndarray, width: int) -> np.ndarray:
             return encoded.padded(rows, width, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id)
 
         if not self.skips_padding:
-            return self.probabilities(rows_of(np.arange(len(encoded)), metadata.sequence_length), batch_size)
-        return self._sorted_scores(np.diff(encoded.offsets), batch_size, rows_of)
+            return self._probabilities(rows_of(np.arange(len(encoded)), metadata.sequence_length), batch_size, parallel)
+        return self._sorted_scores(np.diff(encoded.offsets), batch_size, rows_of, parallel)
 
     def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
         """What _finish gives, from arrays: one Prediction a review."""
@@ -221,15 +222,19 @@ class Predictor:
                 self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="predictor")
             return self._pool
 
-    def _map(self, run: Callable[[object], np.ndarray], parts: list) -> list[np.ndarray]:
-        """run over parts, on every core when there are several parts."""
-        if len(parts) == 1:
-            return [run(parts[0])]
+    def _map(self, run: Callable[[object], np.ndarray], parts: list, parallel: bool = True) -> list[np.ndarray]:
+        """run over parts, on every core when there are several parts (unless parallel is False: one after another on
+        this thread, as a task of the executor must, or it could wait for tasks queued behind itself)."""
+        if len(parts) == 1 or not parallel:
+            return [run(part) for part in parts]
         return list(self._executor().map(run, parts))
 
     def probabilities(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Positive probabilities of int32 id rows, float32 [rows]; big batches are split over all cores. A file that
         skips padding gets the rows sorted by length, each batch cut to its longest row."""
+        return self._probabilities(ids, batch_size)
+
+    def _probabilities(self, ids: np.ndarray, batch_size: int, parallel: bool = True) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int32)
         if ids.ndim != 2:
             raise ValueError(f"ids must be a [batch, sequence] array, got shape {ids.shape}")
@@ -248,17 +253,21 @@ class Predictor:
                 lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
             return self._sorted_scores(
                 lengths, batch_size, lambda picked, width: ids[picked, -width:] if metadata.padding == "pre"
-                else ids[picked, :width]
+                else ids[picked, :width], parallel
             )
         # Enough chunks to keep every core busy, none bigger than batch_size.
         threads = min(self.workers, max(1, rows // MIN_ROWS_PER_THREAD))
         chunks = max(threads, math.ceil(rows / batch_size))
         bounds = np.linspace(0, rows, chunks + 1).astype(int)
         parts = [ids[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
-        return np.concatenate(self._map(self._run, parts))
+        return np.concatenate(self._map(self._run, parts, parallel))
 
     def _sorted_scores(
-        self, lengths: np.ndarray, batch_size: int, rows_of: Callable[[np.ndarray, int], np.ndarray]
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        rows_of: Callable[[np.ndarray, int], np.ndarray],
+        parallel: bool = True,
     ) -> np.ndarray:
         """Scores of rows with these lengths (ids kept, padding excluded), shortest first in batches of at most
         SKIP_BATCH_ROWS; rows_of(row_indices, width) gives a batch's ids, width columns wide."""
@@ -272,7 +281,7 @@ class Predictor:
             return self._run(rows_of(group, int(lengths[group].max())))
 
         scores = np.empty(len(order), dtype=np.float32)
-        scores[order] = np.concatenate(self._map(run, groups))
+        scores[order] = np.concatenate(self._map(run, groups, parallel))
         return scores
 
     def sequence_probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 512) -> np.ndarray:
@@ -316,27 +325,22 @@ class Predictor:
         if len(texts) <= PIPELINE_CHUNK:
             encoded = self._encode(texts)
             return self._predictions(encoded, self._scores(encoded, batch_size))
-        # Many reviews: taken in order of length in characters (which the word count follows closely), so that a
-        # chunk's reviews are about as long as each other and its scoring batches pad little (a file that skips
-        # padding sorts rows by length within a chunk); the next chunk is tokenized here while the previous one is
-        # scored on the pipeline thread. Both stages release the GIL for most of their time (NumPy and pyarrow here,
-        # onnxruntime there), so every core has work.
+        # Many reviews: in chunks of reviews about as long as each other (ordered by length in characters, which the
+        # word count follows closely), so that a chunk's scoring batches pad little. Each core takes one chunk at a
+        # time, tokenizes and scores it: both stages release the GIL for most of their time (NumPy and pyarrow, then
+        # onnxruntime), so every core has work from the first chunk to the last. The longest chunks go first, so
+        # that the chunks left for the end are short.
         order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
-        results: list[Prediction] = [None] * len(texts)  # type: ignore[list-item] - every slot is filled below
+        chunks = [order[start : start + PIPELINE_CHUNK] for start in range(0, len(texts), PIPELINE_CHUNK)][::-1]
 
-        def place(rows: np.ndarray, encoded: EncodedBatch, scores: np.ndarray) -> None:
+        def score(rows: np.ndarray) -> tuple[np.ndarray, EncodedBatch, np.ndarray]:
+            encoded = self._encode([texts[row] for row in rows.tolist()])
+            return rows, encoded, self._scores(encoded, batch_size, parallel=False)
+
+        results: list[Prediction] = [None] * len(texts)  # type: ignore[list-item] - every slot is filled below
+        for rows, encoded, scores in self._executor().map(score, chunks):
             for row, prediction in zip(rows.tolist(), self._predictions(encoded, scores)):
                 results[row] = prediction
-
-        pending = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predictor-pipeline") as pipeline:
-            for start in range(0, len(texts), PIPELINE_CHUNK):
-                rows = order[start : start + PIPELINE_CHUNK]
-                encoded = self._encode([texts[row] for row in rows.tolist()])
-                if pending is not None:
-                    place(pending[0], pending[1], pending[2].result())
-                pending = (rows, encoded, pipeline.submit(self._scores, encoded, batch_size))
-            place(pending[0], pending[1], pending[2].result())
         return results
 
     def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:

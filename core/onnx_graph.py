@@ -173,3 +173,53 @@ def set_props(proto, props: dict[str, str]) -> None:
     for key, value in existing.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def renamed_tensors(graph, renames: dict[str, str]) -> None:
+    """Rename tensors read or written anywhere in graph and its subgraphs, in place."""
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for index, name in enumerate(names):
+                if name in renames:
+                    names[index] = renames[name]
+        for subgraph in subgraphs(node):
+            renamed_tensors(subgraph, renames)
+    for value in graph.output:
+        if value.name in renames:
+            value.name = renames[value.name]
+
+
+def branch_graph(nodes: list, prefix: str, outputs: list[str], name: str):
+    """A subgraph of copies of nodes whose tensors and names are prefixed (a subgraph may not write a name its
+    enclosing graph has), answering outputs (names before the prefix)."""
+    from onnx import GraphProto, TensorProto, helper
+
+    graph = GraphProto(name=name)
+    graph.node.extend(nodes)
+    written = {output for node in nodes for output in node.output if output}
+    renames = {tensor: f"{prefix}/{tensor}" for tensor in written}
+    renamed_tensors(graph, renames)
+    for node in graph.node:
+        node.name = f"{prefix}/{node.name}" if node.name else ""
+    for output in outputs:
+        if output not in written:  # computed outside the If (a shared node): passed through
+            graph.node.append(helper.make_node("Identity", [output], [f"{prefix}/{output}"], name=f"{prefix}/{output}"))
+    graph.output.extend(
+        helper.make_tensor_value_info(f"{prefix}/{output}", TensorProto.FLOAT, None) for output in outputs
+    )
+    return graph
+
+
+def inline_branch(graph, node, branch: str, prefix: str) -> None:
+    """The inverse of branch_graph, in place: the If node replaced by the nodes of its branch ("then_branch" or
+    "else_branch"), their tensors and names without prefix, the branch's outputs renamed to the If's."""
+    inner = next(attribute.g for attribute in node.attribute if attribute.name == branch)
+    written = {output for inner_node in inner.node for output in inner_node.output if output}
+    renames = {name: name.removeprefix(prefix) for name in written}
+    renames.update({value.name: outer for value, outer in zip(inner.output, node.output)})
+    renamed_tensors(inner, renames)
+    position = list(graph.node).index(node)
+    graph.node.remove(node)
+    for offset, inner_node in enumerate(list(inner.node)):
+        inner_node.name = inner_node.name.removeprefix(prefix)
+        graph.node.insert(position + offset, inner_node)

@@ -243,21 +243,29 @@ def keras_model(run_dir: str | Path):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _cached_graph_counts(path: str, modified_ns: int) -> tuple[dict[str, int], dict[str, int]]:
-    # One read of the file for both: op type -> nodes (most frequent first), recurrent op type -> layers.
+def _cached_graph_counts(path: str, modified_ns: int) -> tuple[dict[str, int], dict[str, int], bool]:
+    # One read of the file for all three: op type -> nodes (most frequent first), recurrent op type -> layers, and
+    # whether clean batches have their own path (core.clean_rows).
     import onnx
 
+    from core.clean_rows import has_clean_rows_path
     from core.onnx_graph import op_counts, recurrent_layers
 
     proto = onnx.load(path, load_external_data=False)
     counts = dict(sorted(op_counts(proto).items(), key=lambda item: (-item[1], item[0])))
-    return counts, recurrent_layers(proto)
+    return counts, recurrent_layers(proto), has_clean_rows_path(proto)
 
 
 def onnx_recurrent_layers(path: str | Path) -> dict[str, int]:
     """Recurrent op type -> layers on it in an .onnx file (a node copied into two branches of an If counts once)."""
     path = Path(path)
     return _cached_graph_counts(str(path.resolve()), _modified_ns(path))[1]
+
+
+def onnx_has_clean_rows_path(path: str | Path) -> bool:
+    """The .onnx file sends cleanly pre-padded batches to their own Scan (core.clean_rows)."""
+    path = Path(path)
+    return _cached_graph_counts(str(path.resolve()), _modified_ns(path))[2]
 
 
 def onnx_op_counts(path: str | Path) -> dict[str, int]:

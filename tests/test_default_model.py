@@ -12,6 +12,7 @@ import pytest
 
 from core import paths
 from core.batched_rnn import steps_always
+from core.clean_rows import has_clean_rows_path
 from core.data import load_dataset
 from core.inference import METADATA_KEYS, Predictor
 from core.model_file import has_steps_switch
@@ -32,8 +33,10 @@ def test_the_shipped_file_is_the_masked_seed_with_one_native_rnn_node_and_no_loo
     # The steps switch (issue 12): a plain run takes the path without step outputs, with_steps=True the whole graph.
     assert has_steps_switch(model) and [i.name for i in model.graph.input] == ["input_ids", "with_steps"]
     # On each path one SimpleRNN layer: an RNN node for single reviews, a Scan for batches, one If choosing between
-    # them; one more If chooses the path.
-    assert op_counts(model)["If"] == 3
+    # them; one more If chooses the path; on the plain path, one If sends clean batches to their own Scan
+    # (core.clean_rows).
+    assert op_counts(model)["If"] == 4
+    assert has_clean_rows_path(model)
     whole = onnx.ModelProto()
     whole.CopyFrom(model)
     assert steps_always(whole)
@@ -41,7 +44,8 @@ def test_the_shipped_file_is_the_masked_seed_with_one_native_rnn_node_and_no_loo
     assert (counts.get("RNN"), counts.get("Scan"), counts.get("If")) == (1, 1, 1)
     assert not {"Loop", "GRU", "LSTM"} & set(counts)
     assert [o.name for o in model.graph.output] == ["probability", "step_probability"]
-    assert paths.DEFAULT_MODEL.stat().st_size < 2_000_000
+    # The weights, and the clean-rows path's table (the embedding folded into the kernel: 1.3 MB).
+    assert paths.DEFAULT_MODEL.stat().st_size < 3_000_000
     props = {p.key: p.value for p in model.metadata_props}
     assert set(METADATA_KEYS) <= set(props)
     config = json.loads(props["config"])

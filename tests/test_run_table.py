@@ -181,6 +181,9 @@ def test_a_files_notes_and_what_makes_it_untrustworthy():
     assert notes[0].startswith("Each SimpleRNN layer runs as onnxruntime's RNN op") and "chosen by an If" in notes[0]
     assert "sequence_lens" in notes[1] and notes[1].endswith("on 500 ids.")
     assert file_notes({"LSTM": 1}, None, 500) == []
+    assert len(notes) == 2  # no clean-rows path unless the file has one
+    (clean,) = file_notes({"If": 4, "RNN": 2}, {"method": "sequence_lens"}, 500, clean_rows=True)[2:]
+    assert clean.startswith("A batch of 16 or more rows padded before the review") and "at most 500 ids" in clean
     assert file_problem({"LSTM": 1}, 1e-7) is None
     assert "generic Loop nodes" in file_problem({"Loop": 1}, 1e-7)
     assert file_problem({"RNN": 1}, 3e-4).startswith("Parity 3.0e-04 is above 1e-05")

@@ -118,7 +118,8 @@ columns[2].metric(
     help="Recurrent layers by ONNX op; a layer whose node sits in both branches of an If counts once",
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
-for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length):
+clean_rows = resources.onnx_has_clean_rows_path(onnx_path)
+for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length, clean_rows):
     st.caption(widgets.escape_markdown(note))
 problem = file_problem(counts, parity)
 if problem:
