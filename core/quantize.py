@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core import cells
+from core.clean_rows import drop_clean_rows_path
 from core.model_file import ModelFileError, read_model_file
 from core.onnx_graph import sort_nodes, walk_nodes
 
@@ -107,21 +108,6 @@ def _quantized_entries(model, embedding_nodes: list) -> tuple[dict, ...]:
     return tuple(entries)
 
 
-def general_path_only(model) -> None:
-    """Drop the clean-rows path (core.clean_rows) in place: its table is a float32 copy of the embedding folded into
-    the kernel, which would undo what quantizing the embedding saves. The int8 file scores every batch through the
-    general path, the embedding looked up once outside the steps switch, as files had it before that path."""
-    from core.batched_rnn import steps_always, steps_on_request
-    from core.clean_rows import general_path_only as inline_general_path, has_clean_rows_path
-
-    if not has_clean_rows_path(model):
-        return
-    if steps_always(model):
-        steps_on_request(model, clean_rows=False)
-    else:
-        inline_general_path(model.graph)
-
-
 def _float_model(path: Path):
     """The parsed model and metadata of an exported float file; ModelFileError for anything else."""
     _, model, metadata = read_model_file(path)
@@ -154,7 +140,9 @@ def quantize_file(float_path: str | Path, out_path: str | Path | None = None) ->
     float_path = Path(float_path)
     out = Path(out_path) if out_path else int8_path(float_path)
     model, metadata = _float_model(float_path)
-    general_path_only(model)
+    # The clean-rows table is a float32 copy of the embedding folded into the kernel: it would undo what the int8
+    # embedding saves, so the int8 file scores every batch through the general path.
+    drop_clean_rows_path(model)
     props = {prop.key: prop.value for prop in model.metadata_props}
     if out.is_dir():
         raise QuantizeError(f"{out} is a folder: give the path of the .onnx file to write")

@@ -7,7 +7,7 @@ import pytest
 
 from core import export, paths, quantize, upgrade
 from core.batched_rnn import native_only
-from core.clean_rows import MIN_BATCH, clean_rows_path, general_path_only, has_clean_rows_path
+from core.clean_rows import MIN_BATCH, clean_rows_path, drop_clean_rows_path, has_clean_rows_path
 from core.config import ExperimentConfig
 from core.inference import Predictor
 from core.model import build_model
@@ -34,8 +34,7 @@ def _general_only(model):
     """The same file as it was before the clean-rows path: every batch through the padding skip's general path."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    quantize.general_path_only(copy)
-    assert not has_clean_rows_path(copy)
+    assert drop_clean_rows_path(copy) and not has_clean_rows_path(copy)
     return copy
 
 
