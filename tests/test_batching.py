@@ -164,6 +164,6 @@ def test_a_bucketed_masked_batch_has_the_full_batchs_loss_and_gradients(cell, pa
 
     full_loss, full_gradients = loss_and_gradients(rows)
     cut_loss, cut_gradients = loss_and_gradients(cut(rows, width, padding))
-    assert cut_loss == pytest.approx(full_loss, rel=1e-6)
+    assert cut_loss == pytest.approx(full_loss, rel=1e-5)  # two computations: float32 rounding apart
     for full, short in zip(full_gradients, cut_gradients):
         np.testing.assert_allclose(short, full, atol=1e-5)

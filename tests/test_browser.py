@@ -198,7 +198,7 @@ def test_five_sessions_classify_at_the_same_time(server, browser):
     # The picker starts on the shipped model when there is one, else on the server's one exported run.
     runs = Path(server.environment["IMDB_RUNS"])
     model = paths.DEFAULT_MODEL if paths.DEFAULT_MODEL.is_file() else next(runs.glob("*/model.onnx"))
-    expected = [f"{item.score:.1%}" for item in Predictor.from_file(model).predict([text for _, text in EXAMPLE_REVIEWS[:5]])]
+    expected = [item.score for item in Predictor.from_file(model).predict([text for _, text in EXAMPLE_REVIEWS[:5]])]
     contexts = [browser.new_context() for _ in range(5)]
     for context in contexts:
         context.set_default_timeout(60_000)
@@ -217,7 +217,9 @@ def test_five_sessions_classify_at_the_same_time(server, browser):
                 page.get_by_role("button", name="Classify", exact=True).click(no_wait_after=True)
             for index, page in enumerate(pages):
                 page.get_by_test_id("stMetric").filter(has_text="Positive probability").wait_for()
-                assert _metric(page, "Positive probability") == expected[index], "each session gets its own result"
+                # Shown to 0.1%; scored alone there and five in a batch here (float32 rounding), hence the 1e-6.
+                shown = float(_metric(page, "Positive probability").rstrip("%")) / 100
+                assert abs(shown - expected[index]) <= 0.0005 + 1e-6, "each session gets its own result"
                 assert page.get_by_test_id("stException").count() == 0
     finally:
         for context in contexts:

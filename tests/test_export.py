@@ -24,6 +24,7 @@ from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
 from core.native_ops import keras_weights
 from core.onnx_graph import recurrent_nodes_anywhere
 from core.text import Vocabulary, pad_sequences, tokenize
+from tests.float_checks import assert_close
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5
@@ -173,7 +174,7 @@ def test_a_plain_run_skips_the_steps_that_with_steps_computes(exported, name):
     probability, steps = session.run(None, {"input_ids": ids})
     assert steps.shape == (24, 0)
     requested, requested_steps = session.run(None, {"input_ids": ids, STEPS_SWITCH_NAME: np.array(True)})
-    np.testing.assert_array_equal(probability, requested)
+    assert_close(probability, requested)  # the If's two branches are two graphs: equal within float32 rounding
     assert np.max(np.abs(probability[:, 0] - model.predict(ids, verbose=0)[:, 0])) <= TOLERANCE
     assert requested_steps.shape == ids.shape
 

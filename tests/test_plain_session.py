@@ -19,6 +19,7 @@ from core.clean_rows import NODE as CLEAN_ROWS_NODE
 from core.model_file import PARITY_TOLERANCE, STEPS_SWITCH_NAME, StepsSession, has_steps_switch
 from core.native_ops import keras_weights
 from core.onnx_graph import op_counts, subgraphs, walk_nodes
+from tests.float_checks import assert_close, assert_same_records
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -76,8 +77,8 @@ def test_a_plain_run_gives_the_steps_runs_probability_and_the_predictors(files):
         assert requested_steps.shape == ids.shape
         if len(ids) >= MIN_BATCH:  # clean rows: the plain path's own Scan over the folded table (core.clean_rows)
             np.testing.assert_allclose(probability, requested, rtol=0, atol=PARITY_TOLERANCE)
-        else:
-            np.testing.assert_array_equal(probability, requested)
+        else:  # the RNN op on both paths, but two branches of the If: two graphs, equal within float32 rounding
+            assert_close(probability, requested)
         np.testing.assert_allclose(predictor.probabilities(ids), probability[:, 0], atol=1e-6)
 
 
@@ -110,12 +111,14 @@ def test_step_probability_on_request_equals_the_file_before_the_switch(files):
     for rows in (ids, ids[:2]):
         expected = _stranger(old).run(None, {"input_ids": rows})
         got = _stranger(shipped).run(None, {"input_ids": rows, STEPS_SWITCH_NAME: np.array(True)})
+        # The same nodes, but inside an If's branch here and in the main graph there: onnxruntime optimizes and
+        # picks kernels for each graph on its own.
         for want, have in zip(expected, got, strict=True):
-            np.testing.assert_array_equal(want, have)
+            assert_close(have, want)
     new_words, new_steps = Predictor.from_file(shipped).trajectory(TEXTS[3])
     old_words, old_steps = Predictor.from_file(old).trajectory(TEXTS[3])
     assert new_words == old_words and len(new_steps) == len(new_words)
-    np.testing.assert_array_equal(new_steps, old_steps)
+    assert_close(new_steps, old_steps)
 
 
 def test_a_file_from_before_the_switch_still_loads_and_scores_the_same(files):
@@ -128,8 +131,9 @@ def test_a_file_from_before_the_switch_still_loads_and_scores_the_same(files):
     assert isinstance(after.trajectory_session, StepsSession) and after.trajectory_session.session is after.session
     assert before.has_trajectory and after.has_trajectory
     ids = _rows(300, seed=4)
-    np.testing.assert_array_equal(before.probabilities(ids), after.probabilities(ids))
-    assert [p.to_dict() for p in before.predict(TEXTS)] == [p.to_dict() for p in after.predict(TEXTS)]
+    # Two graphs: on AVX-512 CPUs they part by up to 8.3e-7 (issue 27), so within float32 rounding, not exactly.
+    assert_close(after.probabilities(ids), before.probabilities(ids))
+    assert_same_records(after.predict(TEXTS), before.predict(TEXTS))
 
 
 def test_the_file_passes_the_full_checker_keeps_its_metadata_and_weights(files):
@@ -159,8 +163,8 @@ def test_the_switch_is_added_once_and_undone_exactly(files):
     np.testing.assert_allclose(session.run(["probability"], {"input_ids": ids})[0],
                                _stranger(old).run(["probability"], {"input_ids": ids})[0], rtol=0,
                                atol=PARITY_TOLERANCE)  # 20 clean rows: the clean-rows Scan
-    np.testing.assert_array_equal(session.run(["probability"], {"input_ids": ids[:3]})[0],
-                                  _stranger(old).run(["probability"], {"input_ids": ids[:3]})[0])
+    assert_close(session.run(["probability"], {"input_ids": ids[:3]})[0],
+                 _stranger(old).run(["probability"], {"input_ids": ids[:3]})[0])  # two graphs: float32 rounding
 
 
 def test_the_rnn_op_baseline_unwraps_both_paths(files):
