@@ -26,11 +26,17 @@ setup-dev: $(BIN)/.requirements-dev
 run: setup
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
 
+# Two test processes (pytest-xdist), each taking a whole test file at a time so that a module's fixtures (a trained
+# run, a server) are built once: one file's waits on a server, a browser or a training process overlap the other's
+# work; the longest files go first (tests/conftest.py). TEST_WORKERS=0 runs every test in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup-dev
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: setup-dev
-	$(BIN)/python -m pytest -m "not data and not browser and not slow"
+	$(PYTEST) -m "not data and not browser and not slow"
 
 lint: setup-dev
 	$(BIN)/bandit -q -c pyproject.toml -r core dashboard

@@ -25,3 +25,26 @@ def imdb_archive() -> Path:
 def _isolated_runs(tmp_path_factory, monkeypatch):
     """Each test writes runs into its own folder unless it sets IMDB_RUNS itself."""
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path_factory.mktemp("runs")))
+
+
+# The longest test files (servers, browsers, training processes), measured with --durations: make test runs the suite
+# in two processes a file at a time, in collection order (--no-loadscope-reorder), and a long file left for the end
+# would run alone while the other process has nothing to do.
+LONGEST_FIRST = (
+    "test_browser.py",
+    "test_dashboard_pages.py",
+    "test_training_process.py",
+    "test_distribute.py",
+    "test_ray_scoring.py",
+    "test_browser_read_only.py",
+    "test_train.py",
+    "test_resume.py",
+    "test_reliability.py",
+    "test_compare.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the rest keep their order

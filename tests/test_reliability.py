@@ -345,7 +345,7 @@ def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch
 
 
 @pytest.mark.slow
-def test_sixteen_threads_share_the_shipped_predictor_for_30_seconds():
+def test_sixteen_threads_share_the_shipped_predictor_for_10_seconds():
     from core.examples import EXAMPLE_REVIEWS
 
     shared = Predictor.from_file(model_path())
@@ -353,7 +353,7 @@ def test_sixteen_threads_share_the_shipped_predictor_for_30_seconds():
     batches = [texts[:1], texts[1:2], texts, texts * 8]
     expected = [shared.predict(batch) for batch in batches]
     errors, calls = [], [0] * 16
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 10  # thousands of calls a thread on these 2 cores
 
     def work(worker: int) -> None:
         index = worker
@@ -373,7 +373,7 @@ def test_sixteen_threads_share_the_shipped_predictor_for_30_seconds():
         thread.start()
     for thread in threads:
         thread.join()
-    print(f"16 threads, 30 s: {sum(calls):,} predict calls, fewest in one thread {min(calls)}")
+    print(f"16 threads, 10 s: {sum(calls):,} predict calls, fewest in one thread {min(calls)}")
     assert not errors
     assert min(calls) > 0
 
