@@ -5,7 +5,7 @@
 Every implementation turns the same review texts into scores (text -> ids -> padded ids -> probabilities), with the
 weights of the one file, in one process; the table gives medians of --repeats runs and ratios from this run.
 Goals (issues 6 and 12): padding skipped >= 2x full padding and >= 3x Keras predict, scores within 1e-5; every row
-tokenizes with core.fast_text, and tokenization alone is >= 3x faster there than core.text's per-review Python (today's
+tokenizes with core.data.text_batch, and tokenization alone is >= 3x faster there than core.data.text's per-review Python (today's
 path before issue 12, [vocabulary.encode(text) for text in texts]).
 
 onnx_full_padding is the same file fed every review padded to sequence_length; onnx_full_padding_rnn_op a copy of
@@ -42,7 +42,7 @@ KERAS_BATCH = 1024  # reviews a Keras predict step: its fastest setting here (it
 
 def test_texts(data: str) -> tuple[list[str], np.ndarray]:
     """The test split's review texts and labels, in canonical order (reading them is not measured)."""
-    from core.data import _read_source, _resolve
+    from core.data.load import _read_source, _resolve
 
     source = _resolve(data)
     if source.kind == "keras":
@@ -74,7 +74,7 @@ def main() -> int:
     import keras
     import onnx
 
-    from core.fast_text import encode_batch
+    from core.data.text_batch import encode_batch
     from core.model import build_model
     from core.native_ops import keras_weights
 
@@ -122,8 +122,8 @@ def main() -> int:
         "onnx_full_padding": full_padding,
         "onnx_full_padding_rnn_op": full_padding_rnn_op,
         "keras_predict": keras_predict,
-        "tokenization alone: core.text (per review, before)": tokenize_python,
-        "tokenization alone: core.fast_text (batch)": tokenize_vectorized,
+        "tokenization alone: core.data.text (per review, before)": tokenize_python,
+        "tokenization alone: core.data.text_batch (batch)": tokenize_vectorized,
     }
     # The same, from id lists already made: the scoring stage alone.
     sequences = [vocabulary.encode(text).ids for text in texts]
@@ -192,14 +192,14 @@ def main() -> int:
         verdict = "ok" if ratio >= goal else "MISSED"
         print(f"{label:<56}{ratio:>9.2f}x{goal:>6g}x  {verdict:<8}{cpu_ratio:>7.2f}x")
 
-    goal_line("tokenization: core.fast_text vs core.text", "tokenization alone: core.text (per review, before)",
-              "tokenization alone: core.fast_text (batch)", TOKENIZATION_GOAL)
+    goal_line("tokenization: core.data.text_batch vs core.data.text", "tokenization alone: core.data.text (per review, before)",
+              "tokenization alone: core.data.text_batch (batch)", TOKENIZATION_GOAL)
     print("text -> score, tokenization included:")
     for baseline, goal in GOALS:
         goal_line("padding skipped vs " + baseline, baseline, "onnx_padding_skipped", goal)
     # Both text -> score rows tokenize the same texts: on a machine whose cores both rows keep busy, their ratio can
     # be no more than the ratio of their processor time, tokenization counted in both.
-    tokenize = cpu_median["tokenization alone: core.fast_text (batch)"]
+    tokenize = cpu_median["tokenization alone: core.data.text_batch (batch)"]
     ceiling = (tokenize + cpu_median["ids: onnx_full_padding"]) / (tokenize + cpu_median["ids: onnx_padding_skipped"])
     print(f"{'ceiling vs onnx_full_padding, tokenization shared (cpu s):':<56}{ceiling:>9.2f}x"
           f"  ({tokenize:.2f} + {cpu_median['ids: onnx_full_padding']:.2f}) / "

@@ -36,7 +36,7 @@ def review_rows(data: str | None, vocabulary, rows: int) -> tuple[list[list[int]
     """Id lists of `rows` test reviews drawn at random (seed 0), else of random ids when no review text is at hand."""
     generator = np.random.default_rng(0)
     if data:
-        from core.data import read_reviews
+        from core.data.load import read_reviews
 
         reviews = read_reviews(data, "test")
         picked = generator.choice(len(reviews), size=min(rows, len(reviews)), replace=False)

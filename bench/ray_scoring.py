@@ -16,7 +16,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.data import read_reviews
+from core.data.load import read_reviews
 from core.inference import Predictor
 from core.model_file import model_path
 from core.ray_scoring import import_ray, score_on_ray

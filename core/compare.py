@@ -280,7 +280,7 @@ def compare(
     Every preset must train with the same TrainConfig, as the book's presets do; the comparison is saved as
     compare.json in the runs folder. A cancel (callbacks.training.cancel) ends the comparison after that run.
     """
-    from core.data import load_dataset
+    from core.data.load import load_dataset
     from core.paths import data_source
     from core.train import train
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import reason
-from core.review_csv import text_column_index
+from core.data.review_csv import text_column_index
 
 if TYPE_CHECKING:
     from core.inference import Prediction, Predictor

@@ -119,7 +119,7 @@ def evaluate(
     builds core.metrics' report; otherwise only accuracy, loss and count are computed (a run without a model.onnx
     through Keras, as trained). ValueError with one line for anything a user can get wrong.
     """
-    from core.data import load_dataset, split_for_vocabulary
+    from core.data.load import load_dataset, split_for_vocabulary
 
     callbacks = callbacks or EvaluationCallbacks()
     _check_request(run_dir, model, threshold, write_threshold)

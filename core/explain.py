@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.text import LINE_BREAK
+from core.data.text import LINE_BREAK
 
 if TYPE_CHECKING:
     from core.inference import Prediction
@@ -71,7 +71,7 @@ def steps_run(words_read: int, sequence_length: int, skips_padding: bool) -> int
 
 
 def paragraphs(text: str) -> list[str]:
-    """A review's paragraphs: its <br /> tags are the breaks (core.text's rule), blank ones dropped."""
+    """A review's paragraphs: its <br /> tags are the breaks (core.data.text's rule), blank ones dropped."""
     return [part.strip() for part in LINE_BREAK.split(text) if part.strip()]
 
 

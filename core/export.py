@@ -32,9 +32,9 @@ from core.native_ops import use_native_ops
 from core.onnx_graph import ExportError, model_props, op_counts, recurrent_layers, set_props
 from core.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
 from core.padding_skip import PaddingSkipError, skip_padding
-from core.reviews import LABELS
+from core.data.reviews import LABELS
 from core.runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
-from core.text import Vocabulary, pad_sequences
+from core.data.text import Vocabulary, pad_sequences
 
 # op_counts is re-exported: an export's caller compares a file's op counts with ExportResult.op_counts.
 __all__ = ["ExportError", "ExportResult", "convert", "export_model", "export_run", "op_counts", "skips_padding"]
@@ -198,7 +198,7 @@ def export_model(
         )
     proto = convert(model, config, trajectory=trajectory, padding_skip=padding_skip, steps_switch=steps_switch)
     if parity_ids is None:
-        from core.examples import EXAMPLE_REVIEWS
+        from core.data.examples import EXAMPLE_REVIEWS
 
         parity_ids = pad_sequences(
             [vocabulary.encode(f"{title}. {text}").ids for title, text in EXAMPLE_REVIEWS],
@@ -261,7 +261,7 @@ def export_model(
 def _real_review_ids(run, vocabulary: Vocabulary, config: ModelConfig) -> tuple[np.ndarray, str] | None:
     """A few hundred test reviews of the run's data (or IMDB_DATA), encoded with the run's vocabulary; None when no
     review text can be read. Only the test split's texts are read: no training split, vocabulary or cache is built."""
-    from core.data import read_reviews
+    from core.data.load import read_reviews
 
     source = run.data_source()
     if source is None or not Path(source).exists():

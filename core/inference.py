@@ -16,7 +16,7 @@ import numpy as np
 from core.config import ExperimentConfig
 from core.csv_scoring import CsvPrediction, predict_csv
 from core.explain import Explanation, read_words, steps_run
-from core.fast_text import EncodedBatch, encode_batch
+from core.data.text_batch import EncodedBatch, encode_batch
 from core.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -30,8 +30,8 @@ from core.model_file import (
     read_model_file,
 )
 from core.padding_skip import padded_lengths
-from core.splits import Split
-from core.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
+from core.data.splits import Split
+from core.data.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
 
 __all__ = [
     "METADATA_KEYS",
@@ -174,7 +174,7 @@ class Predictor:
                 raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
 
     def _encode(self, texts: Sequence[str]) -> EncodedBatch:
-        """Checked texts to ids and word counts: core.fast_text for a batch, core.text for a few reviews."""
+        """Checked texts to ids and word counts: core.data.text_batch for a batch, core.data.text for a few reviews."""
         return encode_batch(texts, self.metadata.vocabulary)
 
     def _scores(self, encoded: EncodedBatch, batch_size: int, parallel: bool = True) -> np.ndarray:

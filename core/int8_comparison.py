@@ -22,7 +22,7 @@ NO_DATA_PAGE = "no test data; set IMDB_DATA or choose a CSV on the Data page"
 class ReviewsToScore:
     """The test split a comparison scores, or why there is none."""
 
-    split: object | None  # core.data.Split encoded with the model's vocabulary; None when not available
+    split: object | None  # core.data.load.Split encoded with the model's vocabulary; None when not available
     missing: str | None = None  # why there is no split, for "test accuracy not measured: ..."
 
 
@@ -35,12 +35,12 @@ def reviews_to_score(
     load: Callable | None = None,
     on_note: Callable[[str], None] | None = None,
 ) -> ReviewsToScore:
-    """The test split of source in the model's ids; load(source, num_words) reads it (default core.data.load_dataset).
+    """The test split of source in the model's ids; load(source, num_words) reads it (default core.data.load.load_dataset).
 
     No source means no split: Keras's imdb.npz would need the network and TensorFlow. With keep_going, a source that
     cannot be read costs the accuracy rows only (its first line says why); otherwise its ValueError is raised.
     """
-    from core.data import load_dataset, split_for_vocabulary
+    from core.data.load import load_dataset, split_for_vocabulary
 
     if source is None:
         return ReviewsToScore(None, no_data)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.config import ModelConfig, TrainConfig
-from core.data import Dataset
+from core.data.load import Dataset
 from core.errors import first_line
 from core.runs import RunInfo, RunStore
 from core.train import TrainingCallbacks, steps_per_epoch, train

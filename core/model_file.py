@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.config import ExperimentConfig
 from core.errors import first_line, reason
-from core.text import Vocabulary
+from core.data.text import Vocabulary
 
 INPUT_NAME = "input_ids"
 OUTPUT_NAME = "probability"

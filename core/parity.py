@@ -22,7 +22,7 @@ from core.model_file import (
 )
 from core.onnx_graph import model_props
 from core.padding_skip import padded_lengths
-from core.text import pad_sequences
+from core.data.text import pad_sequences
 
 # The largest difference each output may show: the probability, and the per-step probability (a picture of the
 # review being read, from hundreds of float32 steps summed in different orders).

@@ -66,7 +66,7 @@ def resume(
     Every refusal (finished, no checkpoint, data gone, another training running) is a ValueError raised before the
     run folder is touched. on_data hears one line saying which reviews are used.
     """
-    from core.data import load_dataset
+    from core.data.load import load_dataset
 
     callbacks = callbacks or TrainingCallbacks()
     path = _locate(run_dir)

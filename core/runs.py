@@ -288,7 +288,7 @@ def model_problem(path: Path) -> str | None:
 
 def read_vocabulary(run_dir: str | Path):
     """The Vocabulary a run's model was trained with; ValueError when vocab.json is missing or corrupt."""
-    from core.text import Vocabulary
+    from core.data.text import Vocabulary
 
     path = Path(run_dir) / VOCABULARY_FILE
     data = read_json(path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from core.config import ModelConfig
 from core.reference import ModelWeights, head_probability, run_reference
-from core.text import Vocabulary, pad_sequences
+from core.data.text import Vocabulary, pad_sequences
 
 if TYPE_CHECKING:
     from core.inference import Predictor

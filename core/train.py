@@ -14,7 +14,7 @@ import numpy as np
 from core import batching, checkpoints, distribute, runs
 from core.checkpoints import ResumePoint
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
-from core.data import Dataset, Split, split_for_vocabulary
+from core.data.load import Dataset, Split, split_for_vocabulary
 from core.errors import first_line
 from core.history import BEST_EPOCH_LABEL, best_epoch
 from core.runs import RunInfo, RunStore
@@ -368,7 +368,7 @@ def prepare_training(
     IMDB_DATA, else Keras's imdb.npz); ValueError with one line for anything a user can get wrong, before the data."""
     import dataclasses
 
-    from core.data import load_dataset
+    from core.data.load import load_dataset
     from core.paths import data_source
 
     train_config = experiment.train

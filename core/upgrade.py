@@ -22,7 +22,7 @@ from core.model_file import (
 from core.onnx_graph import model_props
 from core.padding_skip import METADATA_KEY, PaddingSkipError, skip_padding
 from core.parity import exceeded, output_differences
-from core.text import pad_sequences
+from core.data.text import pad_sequences
 
 
 def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, float]:

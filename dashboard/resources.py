@@ -17,7 +17,7 @@ import streamlit as st
 
 from core import paths
 from core.config import PRESETS, ExperimentConfig
-from core.data import DataError, Dataset, Review, load_dataset, read_reviews
+from core.data.load import DataError, Dataset, Review, load_dataset, read_reviews
 from core.runs import RunInfo, RunStore, read_run
 from core.training_process import LaunchSlot
 

@@ -43,7 +43,7 @@ def tiny_exported_run(root: Path) -> Path:
     if key in _TINY_RUNS:
         return _TINY_RUNS[key]
     from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
-    from core.data import load_dataset
+    from core.data.load import load_dataset
     from core.export import export_run
     from core.runs import RunStore
     from core.train import train

@@ -11,7 +11,7 @@ import pytest
 from core import batching
 from core.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut, fit_batches, review_widths
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
-from core.splits import Split
+from core.data.splits import Split
 from core.train import fit_data, steps_per_epoch, validation_start
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from core import paths
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.runs import RunStore
-from core.text import tokenize
+from core.data.text import tokenize
 from tests.browser_support import ROOT, StreamlitServer, tiny_exported_run, write_reviews_csv
 
 pytestmark = pytest.mark.browser

@@ -14,7 +14,7 @@ from core.model import build_model
 from core.model_file import PARITY_TOLERANCE
 from core.onnx_graph import op_counts, walk_nodes
 from core.padding_skip import PaddingSkipError
-from core.text import pad_sequences
+from core.data.text import pad_sequences
 
 LENGTH = 500
 

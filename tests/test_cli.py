@@ -19,7 +19,7 @@ import pytest
 from core import paths
 from core.cli import main
 from core.config import ExperimentConfig
-from core.data import load_dataset
+from core.data.load import load_dataset
 from core.runs import DIED_MESSAGE, RunStore, read_run
 from core.train import train
 

@@ -11,9 +11,9 @@ import pytest
 from core import paths
 from core.cli import main
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
-from core.text import Vocabulary, tokenize
+from core.data.text import Vocabulary, tokenize
 from test_inference import build_model as build_tiny_model  # a hand-built file: no TensorFlow needed
 
 PREDICTION_KEYS = {"label", "score", "tokens", "unknown_tokens", "truncated"}

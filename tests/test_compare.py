@@ -34,7 +34,7 @@ from core.export import export_model, op_counts
 from core.model import build_model, describe
 from core.parity import random_ids
 from core.runs import RunStore, read_run, write_history
-from core.text import Vocabulary, tokenize
+from core.data.text import Vocabulary, tokenize
 from core.train import TrainingCallbacks
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

@@ -11,7 +11,7 @@ import pytest
 from core.cli import main
 from core.csv_scoring import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, score_csv
 from core.inference import Predictor
-from core.review_csv import TEXT_COLUMNS, find_column, text_column_index
+from core.data.review_csv import TEXT_COLUMNS, find_column, text_column_index
 from tests.float_checks import assert_same_records
 from test_inference import build_model
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import paths
 from core.inference import Predictor
-from core.text import tokenize
+from core.data.text import tokenize
 from test_inference import SEQUENCE_LENGTH, WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -184,7 +184,7 @@ def _made_run(root: Path, name: str, status: str, epochs: int, model: bytes | No
     import json
 
     from core.runs import RunStore, write_history
-    from core.text import Vocabulary
+    from core.data.text import Vocabulary
 
     experiment = _tiny_experiment()
     store = RunStore(root)
@@ -235,7 +235,7 @@ def test_interrupted_and_broken_runs_are_shown_sensibly_and_refused_politely(tmp
 
 
 def test_offline_keras_download_is_one_message_and_the_other_pages_work(monkeypatch):
-    from core import data
+    from core.data import load as data
 
     calls = []
 

@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import paths
-from core.examples import EXAMPLE_REVIEWS
-from core.text import tokenize
+from core.data.examples import EXAMPLE_REVIEWS
+from core.data.text import tokenize
 from tests.browser_support import APP, tiny_exported_run
 from tests.float_checks import assert_close
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
-from core.data import DataError, Review, describe_source, load_dataset, read_reviews, split_for_vocabulary
-from core.text import OOV_ID, START_ID, Vocabulary, tokenize
+from core.data import load as data
+from core.data.load import DataError, Review, describe_source, load_dataset, read_reviews, split_for_vocabulary
+from core.data.text import OOV_ID, START_ID, Vocabulary, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 POSITIVE = ("great", "wonderful", "moving", "brilliant", "superb")
@@ -454,7 +454,7 @@ def test_keras_source_offline_ends_with_one_clear_line(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k != "IMDB_DATA"}
     environment.update(KERAS_HOME=str(tmp_path / "keras"), IMDB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     script = (
-        "from core.data import DataError, load_dataset\n"
+        "from core.data.load import DataError, load_dataset\n"
         "try:\n    load_dataset(None)\nexcept DataError as error:\n    print('DataError:', error)\n"
     )
     result = subprocess.run(

@@ -13,7 +13,7 @@ import pytest
 from core import paths
 from core.batched_rnn import steps_always
 from core.clean_rows import has_clean_rows_path
-from core.data import load_dataset
+from core.data.load import load_dataset
 from core.inference import METADATA_KEYS, Predictor
 from core.model_file import has_steps_switch
 from core.onnx_graph import op_counts

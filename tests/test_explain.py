@@ -6,8 +6,9 @@ import numpy as np
 import onnx
 import pytest
 
-from core import inference, paths, text
-from core.examples import EXAMPLE_REVIEWS
+from core import inference, paths
+from core.data import text
+from core.data.examples import EXAMPLE_REVIEWS
 from core.explain import first_words, paragraphs, read_words, steps_run
 from core.inference import Predictor
 from test_inference import SEQUENCE_LENGTH, VOCABULARY, WORDS, _metadata, build_model, numpy_steps

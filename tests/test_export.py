@@ -15,7 +15,7 @@ import pytest
 
 from core import cells, export, parity
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig, preset
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.export import ExportError, export_model, export_run
 from core.inference import METADATA_KEYS, Predictor
 from core.model import build_model, model_layers, sequence_copy
@@ -23,7 +23,7 @@ from core.batched_rnn import steps_always
 from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
 from core.native_ops import keras_weights
 from core.onnx_graph import recurrent_nodes_anywhere
-from core.text import Vocabulary, pad_sequences, tokenize
+from core.data.text import Vocabulary, pad_sequences, tokenize
 from tests.float_checks import assert_close
 
 ROOT = Path(__file__).resolve().parent.parent

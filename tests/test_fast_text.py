@@ -1,4 +1,4 @@
-"""The vectorized tokenizer against core.text, its reference: every code point, hypothesis strings, named traps, and
+"""The vectorized tokenizer against core.data.text, its reference: every code point, hypothesis strings, named traps, and
 every review of both splits of the real archive."""
 
 import re
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import fast_text
-from core.data import read_reviews
-from core.fast_text import (
+from core.data import text_batch as fast_text
+from core.data.load import read_reviews
+from core.data.text_batch import (
     MIN_BATCH,
     PYTHON_SPACES,
     EncodedBatch,
@@ -21,7 +21,7 @@ from core.fast_text import (
     tokenize_batch,
     word_characters,
 )
-from core.text import LINE_BREAK, Encoded, Vocabulary, pad_sequences, tokenize
+from core.data.text import LINE_BREAK, Encoded, Vocabulary, pad_sequences, tokenize
 
 ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
 
@@ -31,7 +31,7 @@ LONG_WORDS = ["abcdefgh", "abcdefghi", "abcdefghijklmnop", "abcdefghijklmnopq", 
 
 
 def _assert_exact(texts, vocabulary=None):
-    """The vectorized path (never the per-review shortcut) gives core.text's tokens, ids and counts."""
+    """The vectorized path (never the per-review shortcut) gives core.data.text's tokens, ids and counts."""
     texts = list(texts)
     expected_tokens = [tokenize(text) for text in texts]
     batch = tokenize_batch(texts)
@@ -45,7 +45,7 @@ def _assert_exact(texts, vocabulary=None):
         assert encode_batch(texts, vocabulary).encoded() == expected
 
 
-# ---- the claims in core/fast_text.py, over every code point --------------------------------------------------------
+# ---- the claims in core/data/text_batch.py, over every code point --------------------------------------------------------
 
 
 def test_word_characters_are_python_regex_word_class():
@@ -212,8 +212,8 @@ def test_every_review_of_both_splits_matches_the_reference(imdb_archive):
 
 
 def test_predict_over_several_pipeline_chunks_matches_the_per_review_path():
-    """predict through core.fast_text and its pipeline (reviews taken in order of length, chunk by chunk) gives the
-    counts of core.text and the scores of one sequence_probabilities call, in the order of the reviews."""
+    """predict through core.data.text_batch and its pipeline (reviews taken in order of length, chunk by chunk) gives the
+    counts of core.data.text and the scores of one sequence_probabilities call, in the order of the reviews."""
     from core.inference import PIPELINE_CHUNK, Predictor
     from core.paths import DEFAULT_MODEL
 

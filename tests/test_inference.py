@@ -23,8 +23,8 @@ from core.inference import (
     model_path,
     vocabulary_map,
 )
-from core.splits import Split
-from core.text import RESERVED_WORD, Vocabulary
+from core.data.splits import Split
+from core.data.text import RESERVED_WORD, Vocabulary
 from tests.float_checks import assert_same_records
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from core.data import DataError
+from core.data.load import DataError
 from core.evaluation import MAPPED_NOTE
 from core.int8_comparison import (
     NO_DATA_CLI,
@@ -63,7 +63,7 @@ def test_a_csv_is_encoded_with_the_models_words_without_a_note(vocabulary, revie
 
 
 def _load(source, words):
-    from core.data import load_dataset
+    from core.data.load import load_dataset
 
     return load_dataset(source, num_words=words)
 

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from core import batched_rnn, cells, export, padding_skip, upgrade
 from core.clean_rows import MIN_BATCH, has_clean_rows_path
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.inference import Predictor
 from core.model import build_model, model_layers, sequence_copy
 from core.model_file import PADDING_SKIP_KEY, has_steps_switch
-from core.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
+from core.data.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
 from tests.float_checks import assert_close
 
 TOLERANCE = 1e-5
@@ -317,7 +317,7 @@ def test_the_ascii_tokenizer_equals_the_regex_on_random_ascii():
 
 @pytest.mark.data
 def test_the_ascii_tokenizer_equals_the_regex_on_real_reviews(imdb_archive):
-    from core.data import _read_source, _resolve
+    from core.data.load import _read_source, _resolve
 
     reviews = _read_source(_resolve(imdb_archive), ["test"], lambda *args: None, None)["test"]
     sample = reviews[::10]

@@ -17,8 +17,8 @@ from core.config import ExperimentConfig, ModelConfig
 from core.inference import Predictor
 from core.model_file import ModelFileError
 from core.quantize import QUANTIZATION_KEY, QuantizeError, compare_quantized, int8_path, quantize_file
-from core.splits import Split
-from core.text import RESERVED_WORD, Vocabulary, pad_sequences
+from core.data.splits import Split
+from core.data.text import RESERVED_WORD, Vocabulary, pad_sequences
 from test_inference import _metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,7 +323,7 @@ def test_export_page_quantizes_shows_the_table_and_offers_both_files(tmp_path_fa
 
 @pytest.mark.data
 def test_the_shipped_model_loses_little_accuracy_on_real_reviews(imdb_archive, tmp_path):
-    from core.data import load_dataset, split_for_vocabulary
+    from core.data.load import load_dataset, split_for_vocabulary
 
     float_model = Predictor.from_file(SHIPPED)
     dataset = load_dataset(imdb_archive, num_words=float_model.vocabulary.num_words)

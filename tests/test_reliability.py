@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from core import atomic, runs
 from core.cli import main
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
-from core.data import DataError, load_dataset
-from core.data_cache import KEEP_PER_KIND, cache_file, prune_cache, read_cache, write_cache
+from core.data.load import DataError, load_dataset
+from core.data.cache import KEEP_PER_KIND, cache_file, prune_cache, read_cache, write_cache
 from core.inference import Predictor, model_path
 from core.runs import RunStore, read_run
-from core.splits import Dataset, Split
-from core.text import RESERVED_WORD, Vocabulary, tokenize
+from core.data.splits import Dataset, Split
+from core.data.text import RESERVED_WORD, Vocabulary, tokenize
 from test_inference import SEQUENCE_LENGTH, build_model  # a hand-built .onnx file: no TensorFlow needed
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -346,7 +346,7 @@ def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch
 
 @pytest.mark.slow
 def test_sixteen_threads_share_the_shipped_predictor_for_10_seconds():
-    from core.examples import EXAMPLE_REVIEWS
+    from core.data.examples import EXAMPLE_REVIEWS
 
     shared = Predictor.from_file(model_path())
     texts = [text for _, text in EXAMPLE_REVIEWS]

@@ -1,5 +1,5 @@
 """Runs as people see them (core.run_table, core.run_archive), a training's progress line and outcome, and what the
-Data and Export pages compute in core (core.data_summary, core.file_summary)."""
+Data and Export pages compute in core (core.data.summary, core.file_summary)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from core import runs
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, preset
-from core.data_summary import coverage, label_counts, length_summary, review_as_read
+from core.data.summary import coverage, label_counts, length_summary, review_as_read
 from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows, shape_text
 from core.jobs import JobSnapshot
 from core.paths import DEFAULT_MODEL
@@ -29,8 +29,8 @@ from core.run_table import (
     training_seconds,
 )
 from core.runs import RunStore, read_run
-from core.splits import Dataset, Split
-from core.text import Vocabulary
+from core.data.splits import Dataset, Split
+from core.data.text import Vocabulary
 from core.train import outcome_lines, prepare_training
 from test_runs import finished_run
 

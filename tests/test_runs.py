@@ -16,7 +16,7 @@ import pytest
 from core import runs
 from core.config import ExperimentConfig, preset
 from core.runs import RunStore, read_run, read_vocabulary
-from core.text import Vocabulary
+from core.data.text import Vocabulary
 
 VOCABULARY = Vocabulary(words=("<unused>", "good", "bad"), num_words=10)
 DATA = {"source": "toy", "kind": "csv", "limit": None, "path": None}

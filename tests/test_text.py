@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.text import (
+from core.data.text import (
     NORMALIZATION,
     OOV_ID,
     OOV_TOKEN,

@@ -18,11 +18,11 @@ from core.config import (
     TrainConfig,
     preset,
 )
-from core.data import Dataset, Split
+from core.data.load import Dataset, Split
 from core.jobs import JobSlot, TrainingJob
 from core.model import build_model, describe
 from core.runs import RunStore, read_run
-from core.text import Vocabulary
+from core.data.text import Vocabulary
 from core.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
 
 MARKER = 5  # a review is positive exactly when it holds this word id

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.explain import Explanation
 from core.table_io import parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import cells
-from core.examples import EXAMPLE_REVIEWS
+from core.data.examples import EXAMPLE_REVIEWS
 from core.runs import read_vocabulary
 from core.trace import compare_implementations, loop_terms, trace_review
 from dashboard import access, figures, resources, widgets

@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core import training_process
-from core.data import DataError
+from core.data.load import DataError
 from core.jobs import JobSnapshot
 from core.run_table import test_accuracy
 from dashboard import access, resources, run_actions, widgets

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.data_cache import CACHE_FORMAT, cache_file, read_cache, write_cache
-from core.review_csv import csv_reviews
-from core.reviews import LABELS, SHUFFLE_SEED, SOURCE_HELP, SPLITS, DataError, Progress, Review
-from core.splits import Dataset, Split
-from core.stanford import folder_fingerprint, reviews_by_name, stanford_reviews, stanford_root
-from core.fast_text import EncodedBatch, build_vocabulary, encode_batch, encode_tokens, tokenize_batch
-from core.text import INDEX_FROM, NORMALIZATION, Vocabulary, vocabulary_map
+from core.data.cache import CACHE_FORMAT, cache_file, read_cache, write_cache
+from core.data.review_csv import csv_reviews
+from core.data.reviews import LABELS, SHUFFLE_SEED, SOURCE_HELP, SPLITS, DataError, Progress, Review
+from core.data.splits import Dataset, Split
+from core.data.stanford import folder_fingerprint, reviews_by_name, stanford_reviews, stanford_root
+from core.data.text_batch import EncodedBatch, build_vocabulary, encode_batch, encode_tokens, tokenize_batch
+from core.data.text import INDEX_FROM, NORMALIZATION, Vocabulary, vocabulary_map
 
 __all__ = [
     "LABELS",

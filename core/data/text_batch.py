@@ -1,4 +1,4 @@
-"""The imdb-v1 text rule for many reviews at once, in NumPy and pyarrow: the ids of core.text, several times faster."""
+"""The imdb-v1 text rule for many reviews at once, in NumPy and pyarrow: the ids of core.data.text, several times faster."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.text import INDEX_FROM, PAD_ID, RESERVED_WORD, Encoded, Vocabulary
+from core.data.text import INDEX_FROM, PAD_ID, RESERVED_WORD, Encoded, Vocabulary
 
-# How it matches core.text, step by step (tests/test_fast_text.py checks each claim over every code point):
+# How it matches core.data.text, step by step (tests/test_fast_text.py checks each claim over every code point):
 # - Reviews with a non-ASCII character are lower-cased by Python's own str.lower, one review at a time, after the
-#   curly apostrophes are straightened, exactly as core.text.normalize does; ASCII reviews are lower-cased by a byte
+#   curly apostrophes are straightened, exactly as core.data.text.normalize does; ASCII reviews are lower-cased by a byte
 #   table, which is the same thing for ASCII. So İ, final sigma and every Unicode-version question get Python's answer.
-# - A character is part of a word when Python's str.isalnum says so: that is the regex class [^\W_] of core.text.
+# - A character is part of a word when Python's str.isalnum says so: that is the regex class [^\W_] of core.data.text.
 #   ASCII bytes are classified by a table, other characters by a table of str.isalnum over all code points, indexed by
 #   the code point decoded from the UTF-8 bytes.
 # - '<br\s*/?>' (any case) is found in the bytes; its 'b' and 'r' stop being word characters, which is all that
@@ -34,7 +34,7 @@ PYTHON_SPACES = (
 CHUNK_TEXTS = 2048
 # Rows padded at a time by EncodedBatch.padded: its temporaries stay a few megabytes.
 _PAD_BLOCK = 1024
-# Below this many texts, core.text's per-review Python path is faster: measured here, one review takes 0.02 ms there
+# Below this many texts, core.data.text's per-review Python path is faster: measured here, one review takes 0.02 ms there
 # and 0.6 ms here (fixed costs), 16 reviews 0.9 ms either way, 64 reviews 3.8 ms there and 1.5 ms here.
 MIN_BATCH = 16
 
@@ -54,7 +54,7 @@ _SPACES_3 = np.array([int.from_bytes(c.encode(), "big") for c in PYTHON_SPACES i
 
 @cache
 def word_characters() -> np.ndarray:
-    """bool [0x110000]: Python's str.isalnum of every code point, the word class of core.text (built once, 0.06 s)."""
+    """bool [0x110000]: Python's str.isalnum of every code point, the word class of core.data.text (built once, 0.06 s)."""
     return np.fromiter((chr(point).isalnum() for point in range(0x110000)), dtype=bool, count=0x110000)
 
 
@@ -70,7 +70,7 @@ class TokenBatch:
         return len(self.counts)
 
     def token_lists(self) -> list[list[str]]:
-        """The words of each text, as core.text.tokenize gives them."""
+        """The words of each text, as core.data.text.tokenize gives them."""
         words = self.words.to_pylist()
         bounds = np.concatenate([[0], np.cumsum(self.counts)]).tolist()
         return [words[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
@@ -78,7 +78,7 @@ class TokenBatch:
 
 @dataclass(frozen=True)
 class EncodedBatch:
-    """A batch of texts as ids, laid out like core.splits.Split: the start id then one id a word, text after text."""
+    """A batch of texts as ids, laid out like core.data.splits.Split: the start id then one id a word, text after text."""
 
     values: np.ndarray  # int32: every text's ids, concatenated
     offsets: np.ndarray  # int64 [texts + 1]: text i is values[offsets[i]:offsets[i + 1]]
@@ -117,7 +117,7 @@ class EncodedBatch:
         return out
 
     def encoded(self) -> list[Encoded]:
-        """What core.text.Vocabulary.encode gives for each text."""
+        """What core.data.text.Vocabulary.encode gives for each text."""
         return [
             Encoded(ids=ids.tolist(), tokens=int(tokens), unknown=int(unknown))
             for ids, tokens, unknown in zip(self.sequences(), self.tokens, self.unknown)
@@ -237,7 +237,7 @@ def _tokenize_chunk(texts: Sequence[str]) -> tuple[pa.LargeStringArray, np.ndarr
 
 
 def tokenize_batch(texts: Sequence[str]) -> TokenBatch:
-    """The words of each text under the imdb-v1 rule: [core.text.tokenize(text) for text in texts], as arrays."""
+    """The words of each text under the imdb-v1 rule: [core.data.text.tokenize(text) for text in texts], as arrays."""
     chunks, counts = [], []
     for start in range(0, len(texts), CHUNK_TEXTS):
         words, per_text = _tokenize_chunk(texts[start : start + CHUNK_TEXTS])
@@ -311,7 +311,7 @@ def encode_tokens(batch: TokenBatch, vocabulary: Vocabulary) -> EncodedBatch:
 
 
 def encode_batch(texts: Sequence[str], vocabulary: Vocabulary) -> EncodedBatch:
-    """[vocabulary.encode(text) for text in texts] as one EncodedBatch; a few texts go through core.text directly."""
+    """[vocabulary.encode(text) for text in texts] as one EncodedBatch; a few texts go through core.data.text directly."""
     if len(texts) < MIN_BATCH:
         return EncodedBatch.from_encoded([vocabulary.encode(text) for text in texts])
     # Chunk by chunk from text to ids, so that each chunk's arrays stay in the CPU caches.

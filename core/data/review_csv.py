@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import one_line
-from core.reviews import SHUFFLE_SEED, SPLITS, DataError, Review
+from core.data.reviews import SHUFFLE_SEED, SPLITS, DataError, Review
 
 # The columns a review's text is looked for in, in this order, by training (csv_reviews) and scoring (core.csv_scoring).
 TEXT_COLUMNS = ("text", "review")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.text import Vocabulary, pad_sequences
+from core.data.text import Vocabulary, pad_sequences
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Split:
         return Split(values.astype(np.int32), offsets, self.labels[indices], names)
 
     def mapped(self, table: np.ndarray) -> "Split":
-        """The same reviews with every id replaced by table[id] (see core.text.vocabulary_map)."""
+        """The same reviews with every id replaced by table[id] (see core.data.text.vocabulary_map)."""
         return Split(table[self.values].astype(np.int32), self.offsets, self.labels, self.names)
 
     @classmethod

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.splits import Dataset, Split
-from core.text import Vocabulary
+from core.data.splits import Dataset, Split
+from core.data.text import Vocabulary
 
 # Bump when the cached arrays or their meaning change: older cache files are then simply not found.
 CACHE_FORMAT = "imdb-cache-1"

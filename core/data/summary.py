@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import ModelConfig
-from core.reviews import LABELS
-from core.splits import Dataset, Split
-from core.text import PAD_ID, START_ID, Vocabulary
+from core.data.reviews import LABELS
+from core.data.splits import Dataset, Split
+from core.data.text import PAD_ID, START_ID, Vocabulary
 
 
 def splits_of(dataset: Dataset) -> dict[str, Split]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from core.errors import one_line
-from core.reviews import SOURCE_HELP, SPLITS, DataError, Progress, Review, check_review_size, decode_text
+from core.data.reviews import SOURCE_HELP, SPLITS, DataError, Progress, Review, check_review_size, decode_text
 
 # Review files under any prefix (aclImdb/, ./aclImdb/, none).
 _REVIEW_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+\.txt)$")
