@@ -11,13 +11,13 @@ def epoch_seconds(ends: list[float]) -> list[float]:
 
 
 def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]:
-    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.train does
-    (XLA, steps a call, core.train.fit_data); otherwise the project's training before issue 11, model.fit on the padded
+    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.training.train does
+    (XLA, steps a call, core.training.train.fit_data); otherwise the project's training before issue 11, model.fit on the padded
     arrays with validation_split."""
     import keras
 
-    from core.model import build_model
-    from core.train import fit_data, steps_per_execution, uses_xla
+    from core.model.build import build_model
+    from core.training.train import fit_data, steps_per_execution, uses_xla
 
     ends: list[float] = []
 

@@ -62,7 +62,7 @@ def main() -> int:
     if not data:
         raise SystemExit("error: give --data or set IMDB_DATA to the aclImdb archive")
 
-    from core.inference import Predictor
+    from core.scoring.predictor import Predictor
 
     predictor = Predictor.from_file(args.model)
     if predictor.metadata.padding_skip is None:
@@ -75,8 +75,8 @@ def main() -> int:
     import onnx
 
     from core.data.text_batch import encode_batch
-    from core.model import build_model
-    from core.native_ops import keras_weights
+    from core.model.build import build_model
+    from core.export.passes.native_ops import keras_weights
 
     config = predictor.config.model
     model = build_model(config)
@@ -95,8 +95,8 @@ def main() -> int:
             predictor.use_padding_skip = True
 
     # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
-    from core.model_file import load_session
-    from core.batched_rnn import native_only
+    from core.export.model_file import load_session
+    from core.export.passes.batched_rnn import native_only
 
     proto = onnx.load(args.model)
     native_only(proto)

@@ -5,7 +5,7 @@
 
 What the README's standalone example does (a default InferenceSession, every review padded to sequence_length, one
 run of the whole batch fetching probability) against the Predictor on the same rows, for the file exported before the
-steps switch (--old; by default the new file with the switch undone by core.batched_rnn.steps_always, the same graph
+steps switch (--old; by default the new file with the switch undone by core.export.passes.batched_rnn.steps_always, the same graph
 the project shipped before) and for the file with it. The Predictor is measured two ways: its own session fed the
 same full rows in one run (the goal's comparison: the stranger within 1.5x of it, issue 12), and predict's path
 (rows sorted by length, each batch cut to its longest review, batches on every core). Medians of --repeats runs,
@@ -62,12 +62,12 @@ def main() -> int:
     import onnx
     import onnxruntime
 
-    from core.batched_rnn import steps_always
-    from core.inference import Predictor
-    from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
+    from core.export.passes.batched_rnn import steps_always
+    from core.scoring.predictor import Predictor
+    from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch
 
     if not has_steps_switch(onnx.load(args.model)):
-        raise SystemExit(f"error: {args.model} has no {STEPS_SWITCH_NAME} input: upgrade it (core.upgrade)")
+        raise SystemExit(f"error: {args.model} has no {STEPS_SWITCH_NAME} input: upgrade it (core.export.upgrade)")
     with tempfile.TemporaryDirectory(prefix="plain-session-") as folder:
         old_path = args.old
         if old_path is None:

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.data.load import read_reviews
-from core.inference import Predictor
-from core.model_file import model_path
-from core.ray_scoring import import_ray, score_on_ray
-from core.table_io import predict_table, write_predictions
+from core.scoring.predictor import Predictor
+from core.export.model_file import model_path
+from core.scoring.ray import import_ray, score_on_ray
+from core.scoring.table_io import predict_table, write_predictions
 
 
 def _median_seconds(run, repeats: int) -> float:

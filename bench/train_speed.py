@@ -1,4 +1,4 @@
-"""Epoch time of core.train against a plain model.fit on padded arrays, for the seed and the shipped default model.
+"""Epoch time of core.training.train against a plain model.fit on padded arrays, for the seed and the shipped default model.
 
 Goals (issue 11): the seed at least 1.8x faster than plain fit, the masked default at least 2.5x. One run, same data,
 median epoch with the first (tracing, compiling) left out; plain and core alternate to share the machine's noise.
@@ -21,12 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-import core.train  # noqa: E402
+import core.training.train  # noqa: E402
 from core.config import ExperimentConfig, preset  # noqa: E402
 from core.data.load import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from core.train import TrainingCallbacks, train, training_arrays  # noqa: E402
+from core.runs.store import RunStore  # noqa: E402
+from core.training.train import TrainingCallbacks, train, training_arrays  # noqa: E402
 from fit_timing import epoch_seconds, timed_fit  # noqa: E402
 
 DEFAULT_CONFIG = ROOT / "models" / "imdb_simplernn.config.json"
@@ -34,19 +34,19 @@ GOALS = {"seed": 1.8, "default (masked)": 2.5}
 
 
 def core_fit(model_config, train_config, dataset, limit: int, runs_root: str, xla: bool | None = None) -> list[float]:
-    """core.train as the CLI and the dashboard run it; xla forces XLA on or off instead of core's choice."""
+    """core.training.train as the CLI and the dashboard run it; xla forces XLA on or off instead of core's choice."""
     ends: list[float] = []
     callbacks = TrainingCallbacks(
         on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()),
         on_batch_end=lambda epoch, fraction: None,
     )
-    chosen = core.train.uses_xla
+    chosen = core.training.train.uses_xla
     if xla is not None:
-        core.train.uses_xla = lambda model_config, train_config: xla
+        core.training.train.uses_xla = lambda model_config, train_config: xla
     try:
         train(model_config, train_config, dataset, callbacks, store=RunStore(runs_root), limit=limit)
     finally:
-        core.train.uses_xla = chosen
+        core.training.train.uses_xla = chosen
     return epoch_seconds(ends)
 
 
@@ -63,7 +63,7 @@ def main() -> int:
         return 2
     experiments = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
     dataset = load_dataset(source, num_words=experiments["seed"].model.vocabulary_size)
-    # core.train tests on the test split after fit; a small one keeps that out of the benchmark's time.
+    # core.training.train tests on the test split after fit; a small one keeps that out of the benchmark's time.
     dataset = replace(dataset, test=dataset.test.subset(np.arange(min(500, len(dataset.test)))))
 
     rows = []
@@ -73,14 +73,14 @@ def main() -> int:
             # No early stopping: every configuration runs the same epochs.
             train_config = replace(experiment.train, epochs=args.epochs, early_stopping_patience=0)
             x, y = training_arrays(model_config, dataset.train, args.reviews)
-            times = {"plain fit": [], "core.train": []}
+            times = {"plain fit": [], "core.training.train": []}
             # The road not taken, measured: XLA on the masked model's bucketed batches (one compile per width).
-            other = f"core.train, XLA {'off' if core.train.uses_xla(model_config, train_config) else 'on'}"
+            other = f"core.training.train, XLA {'off' if core.training.train.uses_xla(model_config, train_config) else 'on'}"
             times[other] = []
             for _ in range(args.rounds):
                 times["plain fit"] += timed_fit(model_config, train_config, x, y, as_core=False)
-                times["core.train"] += core_fit(model_config, train_config, dataset, args.reviews, runs_root)
-                forced = not core.train.uses_xla(model_config, train_config)
+                times["core.training.train"] += core_fit(model_config, train_config, dataset, args.reviews, runs_root)
+                forced = not core.training.train.uses_xla(model_config, train_config)
                 times[other] += core_fit(model_config, train_config, dataset, args.reviews, runs_root, forced)
             rows.append((name, times))
 
@@ -95,9 +95,9 @@ def main() -> int:
         for way, seconds in times.items():
             median = statistics.median(seconds)
             print(f"{name:18}{way:26}{median:>11.2f}{plain / median:>9.2f}  {' '.join(f'{s:.2f}' for s in seconds)}")
-        ratio = plain / statistics.median(times["core.train"])
+        ratio = plain / statistics.median(times["core.training.train"])
         met = met and ratio >= GOALS[name]
-        print(f"{name}: core.train is {ratio:.2f}x plain fit (goal >= {GOALS[name]}x)")
+        print(f"{name}: core.training.train is {ratio:.2f}x plain fit (goal >= {GOALS[name]}x)")
     print("goals met" if met else "goals NOT met")
     return 0
 

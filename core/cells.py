@@ -81,7 +81,7 @@ class Cell:
     reset_after_attribute: str | None = None
     # Attributes the native node is written with, beyond hidden_size (the file format: keep them as they are).
     export_attributes: dict = field(default_factory=dict)
-    # tf2onnx writes this op itself; otherwise it writes a Loop, which core.native_ops swaps for the op.
+    # tf2onnx writes this op itself; otherwise it writes a Loop, which core.export.passes.native_ops swaps for the op.
     native_from_tf2onnx: bool = False
     # Layer settings the NumPy reference needs besides a tanh activation and a bias.
     reference_settings: dict = field(default_factory=dict)

@@ -37,7 +37,7 @@ def _output_file(value: str) -> str:
 
 def _threshold(value: str) -> float:
     """A threshold strictly between 0 and 1."""
-    from core.model_file import check_threshold
+    from core.export.model_file import check_threshold
 
     try:
         return check_threshold(value.strip(), "T")

@@ -44,8 +44,8 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def summary(args: argparse.Namespace) -> int:
-    from core.model import describe
-    from core.run_table import text_table
+    from core.model.build import describe
+    from core.runs.table import text_table
 
     description = describe(experiment_from_args(args).model)
     if args.json:
@@ -98,8 +98,8 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
     run folder for a parent that follows it (the dashboard), and SIGTERM turned into Stop."""
     import time
 
-    from core.train import TrainingCallbacks
-    from core.training_process import ProgressFile
+    from core.training.train import TrainingCallbacks
+    from core.training.process import ProgressFile
 
     progress_file = ProgressFile()
     epoch_started = [time.perf_counter()]
@@ -128,8 +128,8 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
 
 
 def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) -> object:
-    from core.resume import resume
-    from core.runs import read_run
+    from core.training.resume import resume
+    from core.runs.store import read_run
 
     settings = ("preset", "config", "data", "epochs", "limit", "runs")
     given = [flag for flag in settings if getattr(args, flag) is not None]
@@ -148,9 +148,9 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
 def train(args: argparse.Namespace) -> int:
     import threading
 
-    from core.train import outcome_lines, prepare_training
-    from core.train import train as train_model
-    from core.training_process import stop_on_terminate
+    from core.training.train import outcome_lines, prepare_training
+    from core.training.train import train as train_model
+    from core.training.process import stop_on_terminate
 
     progress = _ProgressLine(sys.stderr, 0)
     fitting = threading.Event()  # set once the run folder exists: SIGTERM then stops it instead of interrupting
@@ -200,7 +200,7 @@ def _optional(value: float | None) -> str:
 
 def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool) -> None:
     """The full report: one JSON object, or the counts, the curves' summaries and a table of metrics by threshold."""
-    from core.evaluation import thresholds_by_role
+    from core.evaluation.evaluate import thresholds_by_role
 
     if as_json:
         print(json.dumps({**report.to_dict(), "scored_with": scored_with}))
@@ -230,8 +230,8 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import EvaluationCallbacks
-    from core.evaluation import evaluate as evaluate_model
+    from core.evaluation.evaluate import EvaluationCallbacks
+    from core.evaluation.evaluate import evaluate as evaluate_model
 
     result = evaluate_model(
         args.run_dir,
@@ -257,7 +257,7 @@ def _note(text: str) -> None:
 
 
 def runs(args: argparse.Namespace) -> int:
-    from core.run_table import listed_runs, run_record, runs_table
+    from core.runs.table import listed_runs, run_record, runs_table
 
     root, found = listed_runs(args.runs)
     if args.json:
@@ -271,7 +271,7 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from core.export import export_run
+    from core.export.convert import export_run
 
     if Path(args.run_dir).is_dir():
         _import_tensorflow_quietly()
@@ -284,7 +284,7 @@ def export(args: argparse.Namespace) -> int:
     print(f"size: {result.size_bytes / 1024:,.1f} KiB; took {result.seconds:.1f} s")
     quantized = None
     if args.quantize:
-        from core.int8_comparison import quantize_export
+        from core.evaluation.int8_comparison import quantize_export
 
         quantized = _print_int8(quantize_export(args.run_dir, result.path, on_line=print, on_step=_note, on_note=_note))
     print(result.path)
@@ -302,7 +302,7 @@ def _print_int8(measured) -> Path:
 
 
 def quantize(args: argparse.Namespace) -> int:
-    from core.int8_comparison import quantize_model
+    from core.evaluation.int8_comparison import quantize_model
 
     measured = quantize_model(args.model, args.out, args.data, on_line=print, on_step=_note, on_note=_note)
     print(_print_int8(measured))
@@ -311,11 +311,11 @@ def quantize(args: argparse.Namespace) -> int:
 
 def _predict_table(args: argparse.Namespace) -> int:
     """predict --input FILE [--out FILE] [--engine ray]: a CSV or Parquet file in, scores out by --out's extension."""
-    from core.inference import Predictor, model_path
-    from core.table_io import Written, file_format, predict_table, write_predictions
+    from core.scoring.predictor import Predictor, model_path
+    from core.scoring.table_io import Written, file_format, predict_table, write_predictions
 
     if args.engine == "ray":
-        from core.ray_scoring import score_on_ray
+        from core.scoring.ray import score_on_ray
 
         if args.out is None:
             raise ValueError("--engine ray writes a Parquet file: give it with --out FILE.parquet")
@@ -354,7 +354,7 @@ def predict(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from core.atomic import atomic_path
-    from core.inference import Predictor, model_path
+    from core.scoring.predictor import Predictor, model_path
 
     if args.input and (args.csv or args.texts):
         raise ValueError("give review texts, --csv FILE or --input FILE, one of them")
@@ -408,8 +408,8 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from core.bench import run_bench
-    from core.inference import model_path
+    from core.evaluation.bench import run_bench
+    from core.scoring.predictor import model_path
 
     path = model_path(args.model)
     if path.is_file():
@@ -423,8 +423,8 @@ def compare(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from core.compare import CompareCallbacks, plan_comparison
-    from core.train import TrainingCallbacks
+    from core.evaluation.compare import CompareCallbacks, plan_comparison
+    from core.training.train import TrainingCallbacks
 
     plan = plan_comparison(
         args.presets, args.run, data=args.data, epochs=args.epochs, limit=args.limit, runs_folder=args.runs

@@ -13,7 +13,7 @@ from core.errors import reason
 CELL_TYPES = cells.CELL_TYPES  # the registry's cell types (core.cells), importable from here as before
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 PAD_SIDES = ("pre", "post")
-DISTRIBUTIONS = ("none", "mirrored", "multi-worker")  # core.distribute builds the strategy of each
+DISTRIBUTIONS = ("none", "mirrored", "multi-worker")  # core.training.distribute builds the strategy of each
 
 MIN_VOCABULARY = 10
 MAX_VOCABULARY = 200_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import training_process
+from core.training import process as training_process
 from dashboard import access, resources, widgets
 
 # The outcome of the last action, ("error" | "success", text), shown by message_ui() on the next rerun.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import metrics
+from core.evaluation import metrics
 from core.data.load import DataError, split_for_vocabulary
 from dashboard import resources
 

@@ -44,9 +44,9 @@ def tiny_exported_run(root: Path) -> Path:
         return _TINY_RUNS[key]
     from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
     from core.data.load import load_dataset
-    from core.export import export_run
-    from core.runs import RunStore
-    from core.train import train
+    from core.export.convert import export_run
+    from core.runs.store import RunStore
+    from core.training.train import train
 
     root.mkdir(parents=True, exist_ok=True)
     reviews = write_reviews_csv(root / "reviews.csv", reviews=300)

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core import batching
-from core.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut, fit_batches, review_widths
+from core.training import batching
+from core.training.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut, fit_batches, review_widths
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.splits import Split
-from core.train import fit_data, steps_per_epoch, validation_start
+from core.training.train import fit_data, steps_per_epoch, validation_start
 
 
 def padded_reviews(count: int, sequence_length: int, padding: str, seed: int = 0) -> np.ndarray:
@@ -137,7 +137,7 @@ def test_a_bucketed_masked_batch_has_the_full_batchs_loss_and_gradients(cell, pa
     import keras
     import tensorflow as tf
 
-    from core.model import build_model
+    from core.model.build import build_model
 
     config = ModelConfig(
         vocabulary_size=50,

@@ -15,7 +15,7 @@ import pytest
 
 from core import paths
 from core.data.examples import EXAMPLE_REVIEWS
-from core.runs import RunStore
+from core.runs.store import RunStore
 from core.data.text import tokenize
 from tests.browser_support import ROOT, StreamlitServer, tiny_exported_run, write_reviews_csv
 
@@ -193,7 +193,7 @@ def test_click_to_result_for_a_500_word_review_with_the_default_model(server, pa
 
 
 def test_five_sessions_classify_at_the_same_time(server, browser):
-    from core.inference import Predictor
+    from core.scoring.predictor import Predictor
 
     # The picker starts on the shipped model when there is one, else on the server's one exported run.
     runs = Path(server.environment["IMDB_RUNS"])
@@ -376,7 +376,7 @@ def test_live_curves_grow_a_killed_training_resumes_and_pages_stay_fast_while_it
     import re
     import signal
 
-    from core.runs import live_pid
+    from core.runs.store import live_pid
 
     # Training is fast now (XLA, several steps a call): the most epochs a config allows, so that Stop comes first.
     epochs_planned = 1000

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from core import cells, config
-from core.reference import RecurrentWeights, run_layer
+from core.model.numpy_loop import RecurrentWeights, run_layer
 
 UNITS, FEATURES, STEPS = 5, 3, 9
 

@@ -1,19 +1,22 @@
-"""The clean-rows path (core.clean_rows): cleanly pre-padded batches straight to one Scan over a folded table."""
+"""The clean-rows path (core.export.passes.clean_rows): cleanly pre-padded batches straight to one Scan over a folded table."""
 
 import numpy as np
 import onnx
 import onnxruntime
 import pytest
 
-from core import export, paths, quantize, upgrade
-from core.batched_rnn import native_only
-from core.clean_rows import MIN_BATCH, clean_rows_path, drop_clean_rows_path, has_clean_rows_path
+from core import paths
+from core.export import convert as export
+from core.export import quantize
+from core.export import upgrade
+from core.export.passes.batched_rnn import native_only
+from core.export.passes.clean_rows import MIN_BATCH, clean_rows_path, drop_clean_rows_path, has_clean_rows_path
 from core.config import ExperimentConfig
-from core.inference import Predictor
-from core.model import build_model
-from core.model_file import PARITY_TOLERANCE
-from core.onnx_graph import op_counts, walk_nodes
-from core.padding_skip import PaddingSkipError
+from core.scoring.predictor import Predictor
+from core.model.build import build_model
+from core.export.model_file import PARITY_TOLERANCE
+from core.export.graph import op_counts, walk_nodes
+from core.export.passes.padding_skip import PaddingSkipError
 from core.data.text import pad_sequences
 
 LENGTH = 500

@@ -20,8 +20,8 @@ from core import paths
 from core.cli import main
 from core.config import ExperimentConfig
 from core.data.load import load_dataset
-from core.runs import DIED_MESSAGE, RunStore, read_run
-from core.train import train
+from core.runs.store import DIED_MESSAGE, RunStore, read_run
+from core.training.train import train
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY_CONFIG = {

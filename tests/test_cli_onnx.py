@@ -12,7 +12,7 @@ from core import paths
 from core.cli import main
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.examples import EXAMPLE_REVIEWS
-from core.inference import Predictor
+from core.scoring.predictor import Predictor
 from core.data.text import Vocabulary, tokenize
 from test_inference import build_model as build_tiny_model  # a hand-built file: no TensorFlow needed
 
@@ -29,8 +29,8 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def _write_run(folder: Path) -> Path:
-    """A run folder as core.runs leaves it, after a few training steps on random ids."""
-    from core.model import build_model
+    """A run folder as core.runs.store leaves it, after a few training steps on random ids."""
+    from core.model.build import build_model
 
     folder.mkdir(parents=True)
     model = build_model(CONFIG)

@@ -18,7 +18,7 @@ import pytest
 
 from core import config as config_module
 from core.cli import main
-from core.compare import (
+from core.evaluation.compare import (
     BOOK_PRESETS,
     CompareCallbacks,
     Comparison,
@@ -30,12 +30,12 @@ from core.compare import (
     plan_comparison,
 )
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
-from core.export import export_model, op_counts
-from core.model import build_model, describe
-from core.parity import random_ids
-from core.runs import RunStore, read_run, write_history
+from core.export.convert import export_model, op_counts
+from core.model.build import build_model, describe
+from core.export.parity import random_ids
+from core.runs.store import RunStore, read_run, write_history
 from core.data.text import Vocabulary, tokenize
-from core.train import TrainingCallbacks
+from core.training.train import TrainingCallbacks
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TOLERANCE = 1e-5
@@ -242,7 +242,7 @@ def test_compare_refuses_bad_presets_before_training(tmp_path):
 
 def _listed(run_id: str, preset_name: str):
     from core.config import preset
-    from core.runs import RunInfo
+    from core.runs.store import RunInfo
 
     return RunInfo(run_id, Path(run_id), "finished", preset(preset_name), {}, {}, {}, None, None, None, None)
 

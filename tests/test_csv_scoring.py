@@ -1,4 +1,4 @@
-"""core.csv_scoring: one output record a CSV row (the CLI's and the page's), the typed table, the text-column rule."""
+"""core.scoring.files: one output record a CSV row (the CLI's and the page's), the typed table, the text-column rule."""
 
 import json
 import math
@@ -9,8 +9,8 @@ import onnx
 import pytest
 
 from core.cli import main
-from core.csv_scoring import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, score_csv
-from core.inference import Predictor
+from core.scoring.files import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, score_csv
+from core.scoring.predictor import Predictor
 from core.data.review_csv import TEXT_COLUMNS, find_column, text_column_index
 from tests.float_checks import assert_same_records
 from test_inference import build_model
@@ -125,7 +125,7 @@ def test_a_csv_and_the_same_rows_in_parquet_give_one_table(predictor, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from core.table_io import score_table
+    from core.scoring.table_io import score_table
 
     path = _reviews(tmp_path / "reviews.csv")
     texts = [item.text for item in predictor.predict_csv(path)]

@@ -15,7 +15,7 @@ from sklearn import metrics as sk
 from streamlit.testing.v1 import AppTest
 
 from core import paths
-from core.inference import Predictor
+from core.scoring.predictor import Predictor
 from core.data.text import tokenize
 from test_inference import SEQUENCE_LENGTH, WORDS, build_model
 
@@ -136,7 +136,7 @@ def test_the_mistakes_browser_lists_confident_mistakes_first_and_opens_one(setup
 
 
 def test_saving_the_threshold_into_a_runs_file_and_a_copy_for_the_shipped_model(setup, monkeypatch):
-    from core import metrics
+    from core.evaluation import metrics
 
     scored = []
     original = metrics.score_split

@@ -183,7 +183,7 @@ def _made_run(root: Path, name: str, status: str, epochs: int, model: bytes | No
     """A run folder written by core's store, then changed into what a crash or a bad disk leaves behind."""
     import json
 
-    from core.runs import RunStore, write_history
+    from core.runs.store import RunStore, write_history
     from core.data.text import Vocabulary
 
     experiment = _tiny_experiment()
@@ -375,7 +375,7 @@ def test_read_only_mode_disables_start_and_delete_and_says_why(tiny_csv, tmp_pat
 
 def test_resume_is_offered_for_an_interrupted_run_and_refused_in_one_line_while_another_trains(tiny_csv, tmp_path,
                                                                                                monkeypatch):
-    from core.runs import RunStore
+    from core.runs.store import RunStore
     from dashboard import resources
 
     interrupted = _made_run(tmp_path / "runs", "20260101-000005-seed-killed", "running", epochs=1)  # of 2

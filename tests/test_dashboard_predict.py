@@ -268,7 +268,7 @@ def test_batch_parquet_upload_scores_like_the_predictor_and_downloads_both_forma
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from core.inference import Predictor
+    from core.scoring.predictor import Predictor
 
     texts = ["great superb wonderful", "awful boring", None, "loved it", "dull plot"]
     app = _open("classify")
@@ -287,7 +287,7 @@ def test_batch_parquet_upload_scores_like_the_predictor_and_downloads_both_forma
     assert set(buttons) == {"Download predictions as CSV", "Download predictions as Parquet"}
     # The Parquet download is the file the CLI writes: typed columns, rows in order.
     assert buttons["Download predictions as Parquet"].proto.url, "the download has data"
-    from core.table_io import output_schema
+    from core.scoring.table_io import output_schema
 
     batch = app.session_state["classify_batch"]
     downloaded = pq.read_table(io.BytesIO(batch["parquet"]))
@@ -383,8 +383,8 @@ def test_inside_own_review_and_empty_review(tiny_default):
 def test_numpy_weights_read_without_tensorflow_match_keras(tiny_default):
     import keras
 
-    from core.keras_archive import read_model_weights
-    from core.reference import extract_weights, run_reference
+    from core.model.keras_archive import read_model_weights
+    from core.model.numpy_loop import extract_weights, run_reference
 
     ids = np.random.default_rng(0).integers(0, 200, size=(4, 60))
     mine = run_reference(read_model_weights(tiny_default / "model.keras"), ids)

@@ -11,12 +11,12 @@ import onnx
 import pytest
 
 from core import paths
-from core.batched_rnn import steps_always
-from core.clean_rows import has_clean_rows_path
+from core.export.passes.batched_rnn import steps_always
+from core.export.passes.clean_rows import has_clean_rows_path
 from core.data.load import load_dataset
-from core.inference import METADATA_KEYS, Predictor
-from core.model_file import has_steps_switch
-from core.onnx_graph import op_counts
+from core.scoring.predictor import METADATA_KEYS, Predictor
+from core.export.model_file import has_steps_switch
+from core.export.graph import op_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def test_the_shipped_file_is_the_masked_seed_with_one_native_rnn_node_and_no_loo
     assert has_steps_switch(model) and [i.name for i in model.graph.input] == ["input_ids", "with_steps"]
     # On each path one SimpleRNN layer: an RNN node for single reviews, a Scan for batches, one If choosing between
     # them; one more If chooses the path; on the plain path, one If sends clean batches to their own Scan
-    # (core.clean_rows).
+    # (core.export.passes.clean_rows).
     assert op_counts(model)["If"] == 4
     assert has_clean_rows_path(model)
     whole = onnx.ModelProto()

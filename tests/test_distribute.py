@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser_support import free_port, write_reviews_csv
 from core.config import ExperimentConfig, TrainConfig
-from core.distribute import cluster_task, is_chief
+from core.training.distribute import cluster_task, is_chief
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per-epoch training losses of a strategy against one device: the same batches and steps, only float32 sums in

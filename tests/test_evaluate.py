@@ -14,9 +14,9 @@ import pytest
 from sklearn import metrics as sk
 
 from core.cli import main
-from core.inference import ModelFileError, Predictor
-from core.metrics import ThresholdSweep
-from core.model_file import with_threshold, write_threshold
+from core.scoring.predictor import ModelFileError, Predictor
+from core.evaluation.metrics import ThresholdSweep
+from core.export.model_file import with_threshold, write_threshold
 from test_inference import WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,11 +247,11 @@ def test_a_run_reports_through_keras_until_it_is_exported_then_through_its_file(
     assert json.loads(stdout) == plain, "plain evaluate of a run stays Keras's"
 
 
-# ---- core.evaluation: the decisions behind the command -------------------------------------------------------------
+# ---- core.evaluation.evaluate: the decisions behind the command -------------------------------------------------------------
 
 
 def test_evaluate_in_core_returns_what_the_command_prints(model_file, reviews_csv):
-    from core.evaluation import EvaluationCallbacks, evaluate
+    from core.evaluation.evaluate import EvaluationCallbacks, evaluate
 
     notes, imported = [], []
     callbacks = EvaluationCallbacks(on_note=notes.append, before_tensorflow=lambda: imported.append(1))
@@ -268,7 +268,7 @@ def test_evaluate_in_core_returns_what_the_command_prints(model_file, reviews_cs
 
 
 def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
-    from core.evaluation import evaluate
+    from core.evaluation.evaluate import evaluate
 
     with pytest.raises(ValueError, match="not both"):
         evaluate("runs/some-run", str(model_file))
@@ -277,7 +277,7 @@ def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
 
 
 def test_each_distinct_threshold_is_one_row_named_by_its_roles(model_file, reviews_csv):
-    from core.evaluation import evaluate, thresholds_by_role
+    from core.evaluation.evaluate import evaluate, thresholds_by_role
 
     report = evaluate(model=str(model_file), data=str(reviews_csv), threshold=0.3, report=True).report
     rows = [(metrics.threshold, names) for metrics, names in thresholds_by_role(report, threshold_given=True)]

@@ -6,11 +6,12 @@ import numpy as np
 import onnx
 import pytest
 
-from core import inference, paths
+from core import paths
+from core.scoring import predictor as inference
 from core.data import text
 from core.data.examples import EXAMPLE_REVIEWS
-from core.explain import first_words, paragraphs, read_words, steps_run
-from core.inference import Predictor
+from core.scoring.explain import first_words, paragraphs, read_words, steps_run
+from core.scoring.predictor import Predictor
 from test_inference import SEQUENCE_LENGTH, VOCABULARY, WORDS, _metadata, build_model, numpy_steps
 
 

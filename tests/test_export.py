@@ -13,16 +13,18 @@ import onnx
 import onnxruntime
 import pytest
 
-from core import cells, export, parity
+from core import cells
+from core.export import convert as export
+from core.export import parity
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.data.examples import EXAMPLE_REVIEWS
-from core.export import ExportError, export_model, export_run
-from core.inference import METADATA_KEYS, Predictor
-from core.model import build_model, model_layers, sequence_copy
-from core.batched_rnn import steps_always
-from core.model_file import STEPS_SWITCH_NAME, has_steps_switch
-from core.native_ops import keras_weights
-from core.onnx_graph import recurrent_nodes_anywhere
+from core.export.convert import ExportError, export_model, export_run
+from core.scoring.predictor import METADATA_KEYS, Predictor
+from core.model.build import build_model, model_layers, sequence_copy
+from core.export.passes.batched_rnn import steps_always
+from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch
+from core.export.passes.native_ops import keras_weights
+from core.export.graph import recurrent_nodes_anywhere
 from core.data.text import Vocabulary, pad_sequences, tokenize
 from tests.float_checks import assert_close
 
@@ -293,7 +295,7 @@ def test_a_vocabulary_from_another_run_is_refused(tmp_path):
         export_model(build_model(config), ExperimentConfig(config), _vocabulary(300), {}, tmp_path / "x.onnx")
 
 
-# Run folders, as core.runs writes them.
+# Run folders, as core.runs.store writes them.
 
 
 def make_run(folder: Path, config: ModelConfig, status: str = "finished", data: dict | None = None) -> Path:

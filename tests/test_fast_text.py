@@ -214,7 +214,7 @@ def test_every_review_of_both_splits_matches_the_reference(imdb_archive):
 def test_predict_over_several_pipeline_chunks_matches_the_per_review_path():
     """predict through core.data.text_batch and its pipeline (reviews taken in order of length, chunk by chunk) gives the
     counts of core.data.text and the scores of one sequence_probabilities call, in the order of the reviews."""
-    from core.inference import PIPELINE_CHUNK, Predictor
+    from core.scoring.predictor import PIPELINE_CHUNK, Predictor
     from core.paths import DEFAULT_MODEL
 
     predictor = Predictor.from_file(DEFAULT_MODEL)

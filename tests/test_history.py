@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
-from core.runs import RunInfo
+from core.training.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
+from core.runs.store import RunInfo
 
 HISTORY = {
     "loss": [0.6, 0.4, 0.3, 0.2],

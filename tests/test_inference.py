@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from core import paths
 from core.config import ExperimentConfig, ModelConfig
-from core.inference import (
+from core.scoring.predictor import (
     METADATA_KEYS,
     ModelFileError,
     ModelMetadata,
@@ -149,7 +149,7 @@ def _expected_score(text: str) -> float:
 def test_importing_and_predicting_never_loads_tensorflow(model_file):
     script = (
         "import json, sys\n"
-        "from core.inference import Predictor\n"
+        "from core.scoring.predictor import Predictor\n"
         f"predictor = Predictor.from_file({str(model_file)!r})\n"
         "predictor.predict(['good movie', 'bad plot'])\n"
         "predictor.trajectory('good movie')\n"

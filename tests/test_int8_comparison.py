@@ -1,4 +1,4 @@
-"""Which reviews measure an int8 copy, what is said about it, and quantizing with a comparison (core.int8_comparison)."""
+"""Which reviews measure an int8 copy, what is said about it, and quantizing with a comparison (core.evaluation.int8_comparison)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import csv
 import pytest
 
 from core.data.load import DataError
-from core.evaluation import MAPPED_NOTE
-from core.int8_comparison import (
+from core.evaluation.evaluate import MAPPED_NOTE
+from core.evaluation.int8_comparison import (
     NO_DATA_CLI,
     NO_DATA_PAGE,
     quantization_summary,
@@ -17,7 +17,7 @@ from core.int8_comparison import (
     reviews_to_score,
 )
 from core.paths import DEFAULT_MODEL
-from core.quantize import float_metadata
+from core.export.quantize import float_metadata
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""core.metrics against scikit-learn on fixed and random scores, ties and one-class splits included."""
+"""core.evaluation.metrics against scikit-learn on fixed and random scores, ties and one-class splits included."""
 
 import json
 import time
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from core import metrics
+from core.evaluation import metrics
 
 # Scores from a model are float32; ties are common after rounding, and whole splits can hold one class.
 _RANDOM = np.random.default_rng(42)

@@ -7,11 +7,11 @@ import onnx
 import onnxruntime
 import pytest
 
-from core.batched_rnn import SCAN_MIN_BATCH, batched_simple_rnn, plain_prediction_graph
+from core.export.passes.batched_rnn import SCAN_MIN_BATCH, batched_simple_rnn, plain_prediction_graph
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
-from core.model_file import ModelFileError, ModelMetadata
-from core.onnx_graph import op_counts
-from core.parity import exceeded
+from core.export.model_file import ModelFileError, ModelMetadata
+from core.export.graph import op_counts
+from core.export.parity import exceeded
 from test_inference import _metadata, build_model
 
 
@@ -68,7 +68,7 @@ def test_the_config_in_the_metadata_is_the_experiment_config_and_its_json_is_unc
 def test_a_layer_copied_into_both_branches_of_an_if_counts_once():
     import onnx
 
-    from core.onnx_graph import op_counts, recurrent_layers
+    from core.export.graph import op_counts, recurrent_layers
     from core.paths import DEFAULT_MODEL
 
     shipped = onnx.load(DEFAULT_MODEL)

@@ -10,13 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import batched_rnn, cells, export, padding_skip, upgrade
-from core.clean_rows import MIN_BATCH, has_clean_rows_path
+from core import cells
+from core.export.passes import batched_rnn
+from core.export import convert as export
+from core.export.passes import padding_skip
+from core.export import upgrade
+from core.export.passes.clean_rows import MIN_BATCH, has_clean_rows_path
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.data.examples import EXAMPLE_REVIEWS
-from core.inference import Predictor
-from core.model import build_model, model_layers, sequence_copy
-from core.model_file import PADDING_SKIP_KEY, has_steps_switch
+from core.scoring.predictor import Predictor
+from core.model.build import build_model, model_layers, sequence_copy
+from core.export.model_file import PADDING_SKIP_KEY, has_steps_switch
 from core.data.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
 from tests.float_checks import assert_close
 

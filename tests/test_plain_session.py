@@ -11,14 +11,15 @@ import onnx
 import onnxruntime
 import pytest
 
-from core import paths, parity
-from core.batched_rnn import SWITCH_NODE, native_only, steps_always, steps_on_request
-from core.inference import METADATA_KEYS, Predictor
-from core.clean_rows import MIN_BATCH
-from core.clean_rows import NODE as CLEAN_ROWS_NODE
-from core.model_file import PARITY_TOLERANCE, STEPS_SWITCH_NAME, StepsSession, has_steps_switch
-from core.native_ops import keras_weights
-from core.onnx_graph import op_counts, subgraphs, walk_nodes
+from core import paths
+from core.export import parity
+from core.export.passes.batched_rnn import SWITCH_NODE, native_only, steps_always, steps_on_request
+from core.scoring.predictor import METADATA_KEYS, Predictor
+from core.export.passes.clean_rows import MIN_BATCH
+from core.export.passes.clean_rows import NODE as CLEAN_ROWS_NODE
+from core.export.model_file import PARITY_TOLERANCE, STEPS_SWITCH_NAME, StepsSession, has_steps_switch
+from core.export.passes.native_ops import keras_weights
+from core.export.graph import op_counts, subgraphs, walk_nodes
 from tests.float_checks import assert_close, assert_same_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def test_a_plain_run_gives_the_steps_runs_probability_and_the_predictors(files):
         assert probability.shape == (len(ids), 1) and steps.shape == (len(ids), 0)  # no step was computed
         requested, requested_steps = session.run(None, {"input_ids": ids, STEPS_SWITCH_NAME: np.array(True)})
         assert requested_steps.shape == ids.shape
-        if len(ids) >= MIN_BATCH:  # clean rows: the plain path's own Scan over the folded table (core.clean_rows)
+        if len(ids) >= MIN_BATCH:  # clean rows: the plain path's own Scan over the folded table (core.export.passes.clean_rows)
             np.testing.assert_allclose(probability, requested, rtol=0, atol=PARITY_TOLERANCE)
         else:  # the RNN op on both paths, but two branches of the If: two graphs, equal within float32 rounding
             assert_close(probability, requested)

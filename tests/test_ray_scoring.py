@@ -1,4 +1,4 @@
-"""core.ray_scoring: a two-worker Ray Data job scores like the local engine, in order; a failing worker fails it."""
+"""core.scoring.ray: a two-worker Ray Data job scores like the local engine, in order; a failing worker fails it."""
 
 import os
 import sys
@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.cli import main
-from core.inference import Predictor
-from core.ray_scoring import INSTALL_RAY, input_files, score_on_ray
-from core.table_io import output_schema
+from core.scoring.predictor import Predictor
+from core.scoring.ray import INSTALL_RAY, input_files, score_on_ray
+from core.scoring.table_io import output_schema
 from tests.float_checks import assert_same_records
 from test_inference import build_model
 

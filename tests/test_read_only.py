@@ -261,7 +261,7 @@ def test_a_crafted_run_id_is_never_deleted_or_resumed(tiny_runs, monkeypatch, ac
 
 
 def test_start_and_stop_are_refused_on_the_server(read_only, monkeypatch):
-    from core import training_process
+    from core.training import process as training_process
 
     before = _files(read_only)
     assert _open("train").button(key="train_start").disabled

@@ -8,12 +8,12 @@ import pytest
 from core import cells
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig, preset
 from core.data.load import Dataset, Split
-from core.keras_archive import read_model_weights
-from core.model import build_model
-from core.reference import extract_weights, head_probability, run_reference
-from core.runs import RunStore
+from core.model.keras_archive import read_model_weights
+from core.model.build import build_model
+from core.model.numpy_loop import extract_weights, head_probability, run_reference
+from core.runs.store import RunStore
 from core.data.text import Vocabulary, pad_sequences
-from core.train import load_run_model, train, training_arrays
+from core.training.train import load_run_model, train, training_arrays
 
 TOLERANCE = 1e-5
 

@@ -18,13 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import atomic, runs
+from core import atomic
+from core.runs import store as runs
 from core.cli import main
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.load import DataError, load_dataset
 from core.data.cache import KEEP_PER_KIND, cache_file, prune_cache, read_cache, write_cache
-from core.inference import Predictor, model_path
-from core.runs import RunStore, read_run
+from core.scoring.predictor import Predictor, model_path
+from core.runs.store import RunStore, read_run
 from core.data.splits import Dataset, Split
 from core.data.text import RESERVED_WORD, Vocabulary, tokenize
 from test_inference import SEQUENCE_LENGTH, build_model  # a hand-built .onnx file: no TensorFlow needed
@@ -245,7 +246,7 @@ TOY_TRAIN = TrainConfig(epochs=2, batch_size=8, learning_rate=0.01)
 
 HOLD_THE_LOCK = (
     "import sys, time\n"
-    "from core.runs import RunStore\n"
+    "from core.runs.store import RunStore\n"
     "with RunStore(sys.argv[1]).training_lock():\n"
     "    print('held', flush=True)\n"
     "    time.sleep(60)\n"
@@ -253,7 +254,7 @@ HOLD_THE_LOCK = (
 
 
 def test_a_second_training_into_the_same_runs_folder_is_refused_and_writes_nothing(capsys, tmp_path):
-    from core.train import train
+    from core.training.train import train
 
     root = tmp_path / "runs"
     holder = subprocess.Popen(
@@ -316,7 +317,7 @@ def test_a_full_disk_while_writing_predictions_leaves_no_file(tiny_model, capsys
 
 @pytest.mark.slow
 def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch, tmp_path):
-    from core.train import TrainingCallbacks, train
+    from core.training.train import TrainingCallbacks, train
 
     real_fsync = os.fsync
     full = threading.Event()

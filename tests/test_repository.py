@@ -69,15 +69,15 @@ def test_core_never_imports_streamlit():
 
 
 def test_core_inference_does_not_import_tensorflow_statically():
-    assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "inference.py")
+    assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "scoring" / "predictor.py")
 
 
 def test_ray_is_imported_by_ray_scoring_alone_and_only_when_asked_for():
-    """Ray is an optional dependency: the dashboard and the Predictor never import it, and core/ray_scoring.py only
+    """Ray is an optional dependency: the dashboard and the Predictor never import it, and core/scoring/ray.py only
     inside a function (its module body imports no ray)."""
     importers = [str(p.relative_to(ROOT)) for p in PRODUCT_FILES if "ray" in _imports(p)]
-    assert importers == ["core/ray_scoring.py"], importers
-    tree = ast.parse((ROOT / "core" / "ray_scoring.py").read_text(encoding="utf-8"))
+    assert importers == ["core/scoring/ray.py"], importers
+    tree = ast.parse((ROOT / "core" / "scoring" / "ray.py").read_text(encoding="utf-8"))
     top_level = set()
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -88,7 +88,7 @@ def test_ray_is_imported_by_ray_scoring_alone_and_only_when_asked_for():
 
 
 def test_ray_is_pinned_for_tests_and_named_in_the_install_hint():
-    from core.ray_scoring import AIOHTTP_VERSION, RAY_VERSION
+    from core.scoring.ray import AIOHTTP_VERSION, RAY_VERSION
 
     text = (ROOT / "requirements-dev.txt").read_text()
     assert f"ray[data]=={RAY_VERSION}" in text and f"aiohttp=={AIOHTTP_VERSION}" in text

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import checkpoints, runs
-from core.checkpoints import checkpoint_epoch, latest_state
+from core.training import checkpoints
+from core.runs import store as runs
+from core.training.checkpoints import checkpoint_epoch, latest_state
 from core.cli import main
-from core.runs import RunStore, read_run
+from core.runs.store import RunStore, read_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_cli import TINY_CONFIG, build_archive  # noqa: E402
@@ -119,7 +120,7 @@ def test_a_killed_training_resumes_to_a_finished_run_without_a_gap_or_a_repeat(k
     assert json.loads((run.path / runs.RUN_FILE).read_text())["resumed"][0]["from_epoch"] == done
     assert checkpoint_epoch(run.path) == EPOCHS
 
-    from core.train import load_run_model
+    from core.training.train import load_run_model
 
     model = load_run_model(run)
     assert model.predict(np.zeros((1, 20), dtype="int32"), verbose=0).shape == (1, 1)
@@ -136,8 +137,8 @@ def test_an_interrupted_run_evaluates_and_exports_its_best_epoch_marked_partial(
     assert json.loads(evaluated.stdout)["n"] == 120
     assert f"is {run.partial}" in evaluated.stderr
 
-    from core.export import export_run
-    from core.onnx_graph import model_props
+    from core.export.convert import export_run
+    from core.export.graph import model_props
 
     import onnx
 

@@ -1,5 +1,5 @@
-"""Runs as people see them (core.run_table, core.run_archive), a training's progress line and outcome, and what the
-Data and Export pages compute in core (core.data.summary, core.file_summary)."""
+"""Runs as people see them (core.runs.table, core.runs.archive), a training's progress line and outcome, and what the
+Data and Export pages compute in core (core.data.summary, core.export.file_summary)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import runs
+from core.runs import store as runs
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, preset
 from core.data.summary import coverage, label_counts, length_summary, review_as_read
-from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows, shape_text
-from core.jobs import JobSnapshot
+from core.export.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows, shape_text
+from core.training.jobs import JobSnapshot
 from core.paths import DEFAULT_MODEL
-from core.run_archive import history_csv, run_zip
-from core.run_table import (
+from core.runs.archive import history_csv, run_zip
+from core.runs.table import (
     BEST_EPOCH_COLUMN,
     PEAK_COLUMN,
     config_differences,
@@ -28,10 +28,10 @@ from core.run_table import (
     runs_table,
     training_seconds,
 )
-from core.runs import RunStore, read_run
+from core.runs.store import RunStore, read_run
 from core.data.splits import Dataset, Split
 from core.data.text import Vocabulary
-from core.train import outcome_lines, prepare_training
+from core.training.train import outcome_lines, prepare_training
 from test_runs import finished_run
 
 HISTORY = {
@@ -164,7 +164,7 @@ def test_data_counts_lengths_coverage_and_one_review_as_the_model_reads_it():
 
 
 def test_the_shipped_files_metadata_and_inputs_read_as_rows():
-    from core.inference import Predictor
+    from core.scoring.predictor import Predictor
 
     predictor = Predictor.from_file(DEFAULT_MODEL)
     rows = {row["key"]: row["value"] for row in metadata_rows(predictor.metadata.to_props())}

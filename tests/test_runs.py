@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
+from core.runs import store as runs
 from core.config import ExperimentConfig, preset
-from core.runs import RunStore, read_run, read_vocabulary
+from core.runs.store import RunStore, read_run, read_vocabulary
 from core.data.text import Vocabulary
 
 VOCABULARY = Vocabulary(words=("<unused>", "good", "bad"), num_words=10)
@@ -250,7 +250,7 @@ def test_config_json_rebuilds_the_experiment(tmp_path):
 
 
 def test_a_stopped_or_killed_run_is_partial_and_resumable_only_with_a_checkpoint(tmp_path):
-    from core.checkpoints import CHECKPOINT_DIR, STATE_NAME
+    from core.training.checkpoints import CHECKPOINT_DIR, STATE_NAME
 
     store = RunStore(tmp_path)
     run_dir = finished_run(store, epochs=2)

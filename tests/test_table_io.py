@@ -1,4 +1,4 @@
-"""core.table_io: predict --input/--out reads and writes CSV or Parquet by extension, in order, in bounded memory;
+"""core.scoring.table_io: predict --input/--out reads and writes CSV or Parquet by extension, in order, in bounded memory;
 bad input is one error line and no output file."""
 
 import csv
@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.cli import main
-from core.csv_scoring import OUTPUT_COLUMNS
-from core.inference import Predictor
-from core.table_io import output_schema, parquet_bytes, predict_parquet, score_table, write_predictions
+from core.scoring.files import OUTPUT_COLUMNS
+from core.scoring.predictor import Predictor
+from core.scoring.table_io import output_schema, parquet_bytes, predict_parquet, score_table, write_predictions
 from tests.float_checks import assert_close, assert_same_records
 from test_inference import build_model
 

@@ -1,4 +1,4 @@
-"""core.trace on the hand-built model's own weights: the states, the probability so far, the loop, the comparison."""
+"""core.model.trace on the hand-built model's own weights: the states, the probability so far, the loop, the comparison."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -8,10 +8,10 @@ import onnx
 import pytest
 
 from core.config import ModelConfig, RecurrentLayerConfig
-from core.inference import Predictor
-from core.reference import DenseWeights, ModelWeights, RecurrentWeights
-from core.reference import head_probability
-from core.trace import compare_implementations, loop_terms, trace_review
+from core.scoring.predictor import Predictor
+from core.model.numpy_loop import DenseWeights, ModelWeights, RecurrentWeights
+from core.model.numpy_loop import head_probability
+from core.model.trace import compare_implementations, loop_terms, trace_review
 from test_inference import DIM, SEQUENCE_LENGTH, UNITS, VOCABULARY, _weights, build_model, numpy_steps
 
 MODEL = ModelConfig(

@@ -19,11 +19,11 @@ from core.config import (
     preset,
 )
 from core.data.load import Dataset, Split
-from core.jobs import JobSlot, TrainingJob
-from core.model import build_model, describe
-from core.runs import RunStore, read_run
+from core.training.jobs import JobSlot, TrainingJob
+from core.model.build import build_model, describe
+from core.runs.store import RunStore, read_run
 from core.data.text import Vocabulary
-from core.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
+from core.training.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
 
 MARKER = 5  # a review is positive exactly when it holds this word id
 
@@ -424,7 +424,7 @@ def test_a_job_that_cannot_start_reports_failed(tmp_path):
 
 
 def test_time_left_is_timed_from_the_epoch_start_and_waits_for_enough_batches(monkeypatch):
-    import core.jobs as jobs
+    import core.training.jobs as jobs
 
     job = TrainingJob(TOY_MODEL, TOY_TRAIN, toy_dataset())
     job._steps = 100
@@ -454,7 +454,7 @@ def test_a_bad_layer_in_a_config_file_is_named_by_its_place():
 def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path, monkeypatch):
     """Bucketing only drops padded steps, which a masked model skips: the history matches full-width batches of
     the same reviews in the same order to float32 rounding (1e-5 relative; XLA on both sides)."""
-    from core import batching
+    from core.training import batching
 
     masked = replace(TOY_MODEL, mask_padding=True, sequence_length=40)
     settings = replace(TOY_TRAIN, epochs=3)

@@ -11,7 +11,7 @@ import numpy as np
 from core.errors import one_line
 from core.data.reviews import SHUFFLE_SEED, SPLITS, DataError, Review
 
-# The columns a review's text is looked for in, in this order, by training (csv_reviews) and scoring (core.csv_scoring).
+# The columns a review's text is looked for in, in this order, by training (csv_reviews) and scoring (core.scoring.files).
 TEXT_COLUMNS = ("text", "review")
 LABEL_COLUMNS = ("label", "sentiment")
 LABEL_VALUES = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1}

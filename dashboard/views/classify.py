@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core.data.examples import EXAMPLE_REVIEWS
-from core.explain import Explanation
-from core.table_io import parquet_bytes, score_table
+from core.scoring.explain import Explanation
+from core.scoring.table_io import parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets
 
 REVIEW_KEY = "classify_review"

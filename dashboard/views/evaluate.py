@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.explain import first_words, paragraphs
-from core.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
-from core.model_file import with_threshold, write_threshold
+from core.scoring.explain import first_words, paragraphs
+from core.evaluation.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
+from core.export.model_file import with_threshold, write_threshold
 from dashboard import access, figures, resources, widgets
 from dashboard.scored_split import review_text, scored_test_split
 

@@ -3,10 +3,11 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import cells, quantize
-from core.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
-from core.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
-from core.model_file import PARITY_TOLERANCE
+from core import cells
+from core.export import quantize
+from core.export.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
+from core.evaluation.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
+from core.export.model_file import PARITY_TOLERANCE
 from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -69,7 +70,7 @@ with right:
 
 # One call into core: conversion, native-op rewrite, parity check and atomic write all happen in export_run.
 if export_clicked and access.require_write("exporting a run to ONNX"):
-    from core.export import export_run
+    from core.export.convert import export_run
 
     with st.spinner("Converting with tf2onnx, rewriting to native recurrent ops, checking parity with Keras..."):
         try:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.run_table import (
+from core.runs.table import (
     BEST_EPOCH_COLUMN,
     PEAK_COLUMN,
     config_differences,
@@ -11,7 +11,7 @@ from core.run_table import (
     test_accuracy,
     training_seconds,
 )
-from core.runs import RunInfo
+from core.runs.store import RunInfo
 from dashboard import access, resources, run_actions, run_figures, widgets
 
 CURVE_METRICS = {

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core import training_process
+from core.training import process as training_process
 from core.data.load import DataError
-from core.jobs import JobSnapshot
-from core.run_table import test_accuracy
+from core.training.jobs import JobSnapshot
+from core.runs.table import test_accuracy
 from dashboard import access, resources, run_actions, widgets
 
 # How often the live part of the page reads the run folder of the training it follows.

@@ -1,0 +1,1 @@
+"""Run folders: the store that writes and reads them, their table and their zip archive."""

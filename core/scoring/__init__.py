@@ -1,0 +1,1 @@
+"""Scoring reviews with onnxruntime alone (never TensorFlow): the Predictor, explanations, files, Ray."""

@@ -1,0 +1,426 @@
+"""Classify reviews with an exported .onnx file through onnxruntime alone: no TensorFlow is imported on this path."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.config import ExperimentConfig
+from core.scoring.files import CsvPrediction, predict_csv
+from core.scoring.explain import Explanation, read_words, steps_run
+from core.data.text_batch import EncodedBatch, encode_batch
+from core.export.model_file import (
+    METADATA_KEYS,
+    OUTPUT_NAME,
+    TRAJECTORY_NAME,
+    ModelFileError,
+    ModelMetadata,
+    StepsSession,
+    has_steps_switch,
+    load_session,
+    model_path,
+    read_model_file,
+)
+from core.export.passes.padding_skip import padded_lengths
+from core.data.splits import Split
+from core.data.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
+
+__all__ = [
+    "METADATA_KEYS",
+    "CsvPrediction",
+    "Explanation",
+    "ModelFileError",
+    "ModelMetadata",
+    "Prediction",
+    "Predictor",
+    "model_path",
+    "vocabulary_map",
+]
+
+# Below this many rows a batch is one session.run call: splitting it would cost more in thread hand-offs than it saves.
+MIN_ROWS_PER_THREAD = 16
+# Rows a session.run gets when the file skips padding: rows sorted by length, so each batch is only as wide as its
+# longest review. onnxruntime's recurrent kernels run small batches faster a row (see bench/padding_skip.py).
+SKIP_BATCH_ROWS = 512
+# predict() of more reviews than this works in chunks of this many, one a core at a time: each tokenized and scored.
+PIPELINE_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One review's result."""
+
+    label: str  # labels[1] when score >= threshold, else labels[0]
+    score: float  # the positive probability
+    tokens: int  # words found in the text
+    unknown_tokens: int  # words outside the vocabulary
+    truncated: bool  # the review was longer than sequence_length ids and was cut
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "score": self.score,
+            "tokens": self.tokens,
+            "unknown_tokens": self.unknown_tokens,
+            "truncated": self.truncated,
+        }
+
+
+class Predictor:
+    """An exported model ready to classify text: one onnxruntime session, safe to share between threads."""
+
+    def __init__(self, session, metadata: ModelMetadata, path: Path | None = None, trajectory_session=None) -> None:
+        """session answers probability; trajectory_session, when given, also step_probability."""
+        self.session = session
+        self.trajectory_session = trajectory_session
+        self.metadata = metadata
+        self.path = path
+        inputs = session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(int32)" or len(inputs[0].shape) != 2:
+            raise ModelFileError(f"{path or 'the model'} does not take one int32 [batch, sequence] input")
+        self.input_name = inputs[0].name
+        outputs = [output.name for output in session.get_outputs()]
+        self.output_name = OUTPUT_NAME if OUTPUT_NAME in outputs else outputs[0]
+        if trajectory_session is None and TRAJECTORY_NAME in outputs:
+            self.trajectory_session = trajectory_session = session
+        self.trajectory_name = None
+        if trajectory_session is not None:
+            names = [output.name for output in trajectory_session.get_outputs()]
+            self.trajectory_name = TRAJECTORY_NAME if TRAJECTORY_NAME in names else None
+        # The cores this process may use (a container's limit), not the machine's count.
+        self.workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        # False feeds every row at full sequence_length, as files without padding_skip need (the benchmark's baseline).
+        self.use_padding_skip = True
+        self._baseline: float | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Predictor":
+        """Check and load an exported file; ModelFileError (a ValueError) with one line when it cannot be used."""
+        from core.export.passes.batched_rnn import plain_prediction_graph
+
+        # A text rule this version does not know is refused with the metadata (Vocabulary checks its name).
+        data, model, metadata = read_model_file(path)
+        if has_steps_switch(model):
+            # One session: left at its default the switch answers probability alone; the trajectory feeds it true.
+            session = load_session(data, str(path))
+            return cls(session, metadata, Path(path), trajectory_session=StepsSession(session))
+        # A file with step_probability exported before the switch gets a second session on a copy that answers
+        # probability alone (see plain_prediction_graph for why); the file's own graph answers the trajectory.
+        if not plain_prediction_graph(model):
+            return cls(load_session(data, str(path)), metadata, Path(path))
+        session = load_session(model.SerializeToString(), str(path))
+        return cls(session, metadata, Path(path), trajectory_session=load_session(data, str(path)))
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> "Predictor":
+        """The model.onnx of a run folder (made by python -m core export RUN_DIR)."""
+        path = Path(run_dir) / "model.onnx"
+        if not path.exists():
+            raise ModelFileError(f"run {run_dir} has no model.onnx: export it with python -m core export {run_dir}")
+        return cls.from_file(path)
+
+    # Metadata, read-only views for pages and commands.
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.metadata.labels
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.threshold
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self.metadata.vocabulary
+
+    @property
+    def sequence_length(self) -> int:
+        return self.metadata.sequence_length
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self.metadata.config
+
+    @property
+    def metrics(self) -> dict:
+        return self.metadata.metrics
+
+    @property
+    def has_trajectory(self) -> bool:
+        return self.trajectory_name is not None
+
+    @property
+    def skips_padding(self) -> bool:
+        """The file's graph takes rows shorter than sequence_length (core.export.passes.padding_skip) and the Predictor uses it."""
+        return self.metadata.padding_skip is not None and self.use_padding_skip
+
+    # Preprocess.
+    @staticmethod
+    def _check_texts(texts: Sequence[str]) -> None:
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
+            # The same test as not text.strip(), without copying every review.
+            if not text or text.isspace():
+                raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
+
+    def _encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Checked texts to ids and word counts: core.data.text_batch for a batch, core.data.text for a few reviews."""
+        return encode_batch(texts, self.metadata.vocabulary)
+
+    def _scores(self, encoded: EncodedBatch, batch_size: int, parallel: bool = True) -> np.ndarray:
+        """sequence_probabilities(encoded.sequences()), each batch padded from the flat arrays in one NumPy step;
+        parallel=False runs every batch on the calling thread."""
+        metadata = self.metadata
+
+        def rows_of(rows: np.ndarray, width: int) -> np.ndarray:
+            return encoded.padded(rows, width, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id)
+
+        if not self.skips_padding:
+            return self._probabilities(rows_of(np.arange(len(encoded)), metadata.sequence_length), batch_size, parallel)
+        return self._sorted_scores(np.diff(encoded.offsets), batch_size, rows_of, parallel)
+
+    def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
+        """What _finish gives, from arrays: one Prediction a review."""
+        negative, positive = self.metadata.labels
+        # float(score) >= threshold for each score, as _label decides.
+        scores = scores.astype(np.float64)
+        positives = (scores >= self.metadata.threshold).tolist()
+        truncated = (encoded.tokens + 1 > self.metadata.sequence_length).tolist()
+        return [
+            Prediction(positive if is_positive else negative, score, tokens, unknown, cut)
+            for is_positive, score, tokens, unknown, cut in zip(
+                positives, scores.tolist(), encoded.tokens.tolist(), encoded.unknown.tolist(), truncated
+            )
+        ]
+
+    def pad(self, sequences: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:
+        """Id lists to the int32 [batch, sequence_length] array the model was trained on; width (for files that skip
+        padding) pads only to that many ids."""
+        metadata = self.metadata
+        return pad_sequences(
+            sequences, width or metadata.sequence_length, metadata.padding, metadata.truncating, metadata.vocabulary.pad_id
+        )
+
+    # Run.
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        (probability,) = self.session.run([self.output_name], {self.input_name: ids})
+        return probability.reshape(-1)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="predictor")
+            return self._pool
+
+    def _map(self, run: Callable[[object], np.ndarray], parts: list, parallel: bool = True) -> list[np.ndarray]:
+        """run over parts, on every core when there are several parts (unless parallel is False: one after another on
+        this thread, as a task of the executor must, or it could wait for tasks queued behind itself)."""
+        if len(parts) == 1 or not parallel:
+            return [run(part) for part in parts]
+        return list(self._executor().map(run, parts))
+
+    def probabilities(self, ids: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Positive probabilities of int32 id rows, float32 [rows]; big batches are split over all cores. A file that
+        skips padding gets the rows sorted by length, each batch cut to its longest row."""
+        return self._probabilities(ids, batch_size)
+
+    def _probabilities(self, ids: np.ndarray, batch_size: int, parallel: bool = True) -> np.ndarray:
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        if ids.ndim != 2:
+            raise ValueError(f"ids must be a [batch, sequence] array, got shape {ids.shape}")
+        rows = len(ids)
+        if rows == 0:
+            return np.zeros(0, dtype=np.float32)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if self.skips_padding:
+            metadata = self.metadata
+            lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
+            if ids.shape[1] > metadata.sequence_length:
+                # Rows wider than the model's: cut each review as pad_sequences would, not the padded row.
+                pre = metadata.padding == "pre"
+                ids = self.pad([row[len(row) - n :] if pre else row[:n] for row, n in zip(ids, lengths)])
+                lengths = padded_lengths(ids, metadata.padding, metadata.vocabulary.pad_id)
+            return self._sorted_scores(
+                lengths, batch_size, lambda picked, width: ids[picked, -width:] if metadata.padding == "pre"
+                else ids[picked, :width], parallel
+            )
+        # Enough chunks to keep every core busy, none bigger than batch_size.
+        threads = min(self.workers, max(1, rows // MIN_ROWS_PER_THREAD))
+        chunks = max(threads, math.ceil(rows / batch_size))
+        bounds = np.linspace(0, rows, chunks + 1).astype(int)
+        parts = [ids[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+        return np.concatenate(self._map(self._run, parts, parallel))
+
+    def _sorted_scores(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        rows_of: Callable[[np.ndarray, int], np.ndarray],
+        parallel: bool = True,
+    ) -> np.ndarray:
+        """Scores of rows with these lengths (ids kept, padding excluded), shortest first in batches of at most
+        SKIP_BATCH_ROWS; rows_of(row_indices, width) gives a batch's ids, width columns wide."""
+        lengths = np.clip(np.asarray(lengths), 1, self.metadata.sequence_length)
+        order = np.argsort(lengths, kind="stable")
+        # At most SKIP_BATCH_ROWS a run, and enough runs to keep every core busy.
+        size = min(batch_size, SKIP_BATCH_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(len(order) / self.workers)))
+        groups = [order[start : start + size] for start in range(0, len(order), size)]
+
+        def run(group: np.ndarray) -> np.ndarray:
+            return self._run(rows_of(group, int(lengths[group].max())))
+
+        scores = np.empty(len(order), dtype=np.float32)
+        scores[order] = np.concatenate(self._map(run, groups, parallel))
+        return scores
+
+    def sequence_probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 512) -> np.ndarray:
+        """Positive probabilities of unpadded id lists (start id first), float32 [rows]."""
+        if not len(sequences):
+            return np.zeros(0, dtype=np.float32)
+        if not self.skips_padding:
+            return self.probabilities(self.pad(sequences), batch_size)
+        lengths = np.array([len(sequence) for sequence in sequences])
+        return self._sorted_scores(
+            lengths, batch_size, lambda picked, width: self.pad([sequences[row] for row in picked], width)
+        )
+
+    # Postprocess.
+    def _label(self, score: float) -> str:
+        return self.metadata.labels[1] if score >= self.metadata.threshold else self.metadata.labels[0]
+
+    def evaluate(self, split: Split) -> dict:
+        """Accuracy, binary cross-entropy and count on a split encoded with this model's vocabulary, as Keras's
+        evaluate computes them: {"accuracy", "loss", "n"}."""
+        if not len(split):
+            raise ValueError("there are no test reviews to evaluate on")
+        metadata = self.metadata
+        scores = self.sequence_probabilities([split.ids(row) for row in range(len(split))])
+        labels = split.labels.astype(np.float64)
+        clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
+        return {
+            "accuracy": float(np.mean((scores >= metadata.threshold) == (labels == 1))),
+            "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
+            "n": len(split),
+        }
+
+    def predict(self, texts: str | Sequence[str], batch_size: int = 512) -> list[Prediction]:
+        """One Prediction a review, in order; ValueError when a review is empty."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            return []
+        self._check_texts(texts)
+        if len(texts) <= PIPELINE_CHUNK:
+            encoded = self._encode(texts)
+            return self._predictions(encoded, self._scores(encoded, batch_size))
+        # Many reviews: in chunks of reviews about as long as each other (ordered by length in characters, which the
+        # word count follows closely), so that a chunk's scoring batches pad little. Each core takes one chunk at a
+        # time, tokenizes and scores it: both stages release the GIL for most of their time (NumPy and pyarrow, then
+        # onnxruntime), so every core has work from the first chunk to the last. The longest chunks go first, so
+        # that the chunks left for the end are short.
+        order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        chunks = [order[start : start + PIPELINE_CHUNK] for start in range(0, len(texts), PIPELINE_CHUNK)][::-1]
+
+        def score(rows: np.ndarray) -> tuple[np.ndarray, EncodedBatch, np.ndarray]:
+            encoded = self._encode([texts[row] for row in rows.tolist()])
+            return rows, encoded, self._scores(encoded, batch_size, parallel=False)
+
+        results: list[Prediction] = [None] * len(texts)  # type: ignore[list-item] - every slot is filled below
+        for rows, encoded, scores in self._executor().map(score, chunks):
+            for row, prediction in zip(rows.tolist(), self._predictions(encoded, scores)):
+                results[row] = prediction
+        return results
+
+    def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:
+        return [
+            Prediction(self._label(float(score)), float(score), item.tokens, item.unknown_tokens, item.truncated)
+            for item, score in zip(partial, scores)
+        ]
+
+    def _step_values(self, ids: Sequence[int], words_read: int) -> np.ndarray:
+        """step_probability after each of the last words_read ids of one review's id list (start id first), as the
+        model reads it: padded, cut, and fed only as wide as the review when the file skips padding."""
+        length = self.metadata.sequence_length
+        kept = min(len(ids), length)
+        padded = self.pad([ids], kept if self.skips_padding else None)
+        (steps,) = self.trajectory_session.run([self.trajectory_name], {self.input_name: padded})
+        row = steps[0]
+        values = row[len(row) - kept :] if self.metadata.padding == "pre" else row[:kept]
+        # The ids kept are the start id (unless truncation cut it) and the words read: the words' steps come last.
+        return np.asarray(values[len(values) - words_read :], dtype=np.float32)
+
+    def trajectory(self, text: str) -> tuple[list[str], np.ndarray]:
+        """The review's words as the model read them and the positive probability after each one."""
+        if self.trajectory_name is None:
+            raise ValueError(
+                f"{self.path or 'this model'} has no step_probability output: re-export it with --trajectory"
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("review is empty")
+        metadata = self.metadata
+        words = tokenize(text)
+        read = read_words(words, metadata.sequence_length, metadata.truncating)
+        return read, self._step_values(metadata.vocabulary.encode_tokens(words).ids, len(read))
+
+    @property
+    def baseline(self) -> float:
+        """The positive probability of the start id alone: the model's score before it reads any word."""
+        if self._baseline is None:
+            # Computed once: it depends on the file alone. Two threads may both compute it; they get the same value.
+            self._baseline = float(self.probabilities(self.pad([[self.metadata.vocabulary.start_id]]))[0])
+        return self._baseline
+
+    def explain(self, text: str) -> Explanation:
+        """One review for people, tokenized once: its prediction (as predict gives it), the words read, the
+        probability after each (when the file has step_probability) and the baseline before them, what truncation
+        cut, unknown words, and the recurrence steps run; ValueError when the review is empty."""
+        self._check_texts([text])
+        metadata = self.metadata
+        vocabulary, length = metadata.vocabulary, metadata.sequence_length
+        started = time.perf_counter()
+        words = tokenize(text)
+        encoded = vocabulary.encode_tokens(words)
+        counts = Prediction("", 0.0, encoded.tokens, encoded.unknown, len(encoded.ids) > length)
+        (prediction,) = self._finish([counts], self.sequence_probabilities([encoded.ids]))
+        latency_ms = (time.perf_counter() - started) * 1000
+        read = read_words(words, length, metadata.truncating)
+        skip = metadata.padding_skip if self.skips_padding else None
+        steps = baseline = None
+        if self.has_trajectory:
+            values = self._step_values(encoded.ids, len(read)) if read else ()
+            steps, baseline = tuple(float(value) for value in values), self.baseline
+        return Explanation(
+            prediction=prediction,
+            words=tuple(read),
+            unknown=tuple(vocabulary.id_of(word) == vocabulary.oov_id for word in read),
+            steps=steps,
+            baseline=baseline,
+            sequence_length=length,
+            cut_side="first" if metadata.truncating == "pre" else "last",
+            steps_run=steps_run(len(read), length, self.skips_padding),
+            padding_skip=str(skip.get("method", "")) if skip else None,
+            latency_ms=latency_ms,
+        )
+
+    def predict_csv(
+        self,
+        path: str | Path,
+        *,
+        text_column: str | None = None,
+        chunk_size: int = 1024,
+        progress: Callable[[float, int], None] | None = None,
+    ) -> Iterator[CsvPrediction]:
+        """Classify a CSV's reviews chunk by chunk, yielding rows in order (core.scoring.files.predict_csv)."""
+        return predict_csv(self, path, text_column=text_column, chunk_size=chunk_size, progress=progress)

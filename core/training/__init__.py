@@ -1,0 +1,1 @@
+"""Training a model on the reviews: batches, fit, checkpoints, resume, the training process."""
