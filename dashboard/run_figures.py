@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.colors
 import plotly.graph_objects as go
 
-from core.training.history import BEST_EPOCH_LABEL, best_epoch
+from core.history import BEST_EPOCH_LABEL, best_epoch
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.25}}
 

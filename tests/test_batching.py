@@ -12,7 +12,8 @@ from core.training import batching
 from core.training.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut, fit_batches, review_widths
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.splits import Split
-from core.training.train import fit_data, steps_per_epoch, validation_start
+from core.training.batching import validation_start
+from core.training.train import fit_data, steps_per_epoch
 
 
 def padded_reviews(count: int, sequence_length: int, padding: str, seed: int = 0) -> np.ndarray:

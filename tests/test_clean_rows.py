@@ -10,7 +10,8 @@ from core.export import convert as export
 from core.export import quantize
 from core.export import upgrade
 from core.export.passes.batched_rnn import native_only
-from core.export.passes.clean_rows import MIN_BATCH, clean_rows_path, drop_clean_rows_path, has_clean_rows_path
+from core.export.passes.clean_rows import MIN_BATCH, clean_rows_path, has_clean_rows_path
+from core.export.upgrade import drop_clean_rows_path
 from core.config import ExperimentConfig
 from core.scoring.predictor import Predictor
 from core.model.build import build_model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.training.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
+from core.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
 from core.runs.store import RunInfo
 
 HISTORY = {

@@ -16,7 +16,8 @@ from core.cli import main
 from core.config import ExperimentConfig, ModelConfig
 from core.scoring.predictor import Predictor
 from core.export.model_file import ModelFileError
-from core.export.quantize import QUANTIZATION_KEY, QuantizeError, compare_quantized, int8_path, quantize_file
+from core.evaluation.int8_comparison import compare_quantized
+from core.export.quantize import QUANTIZATION_KEY, QuantizeError, int8_path, quantize_file
 from core.data.splits import Split
 from core.data.text import RESERVED_WORD, Vocabulary, pad_sequences
 from test_inference import _metadata
@@ -348,7 +349,8 @@ def test_the_shipped_model_loses_little_accuracy_on_real_reviews(imdb_archive, t
 def test_quantizing_and_comparing_never_load_tensorflow(rnn_files, tmp_path):
     script = (
         "import sys\n"
-        "from core.export.quantize import compare_quantized, quantize_file\n"
+        "from core.evaluation.int8_comparison import compare_quantized\n"
+        "from core.export.quantize import quantize_file\n"
         f"result = quantize_file({str(rnn_files[0])!r}, {str(tmp_path / 'again.onnx')!r})\n"
         f"compare_quantized({str(rnn_files[0])!r}, result.path, single_repeats=1, batch_size=4, batch_repeats=1)\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')))\n"

@@ -68,6 +68,17 @@ def test_core_never_imports_streamlit():
     assert not offenders
 
 
+def test_the_import_contracts_hold():
+    """pyproject.toml's import-linter contracts: core's packages in the data flow's order, no import cycle, no
+    Streamlit in core, no TensorFlow imported by the scoring package's modules."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 kept, 0 broken" in result.stdout
+
+
 def test_core_inference_does_not_import_tensorflow_statically():
     assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "scoring" / "predictor.py")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.training import checkpoints
+from core.runs import checkpoints
 from core.runs import store as runs
-from core.training.checkpoints import checkpoint_epoch, latest_state
+from core.runs.checkpoints import checkpoint_epoch, latest_state
 from core.cli import main
 from core.runs.store import RunStore, read_run
 

@@ -250,7 +250,7 @@ def test_config_json_rebuilds_the_experiment(tmp_path):
 
 
 def test_a_stopped_or_killed_run_is_partial_and_resumable_only_with_a_checkpoint(tmp_path):
-    from core.training.checkpoints import CHECKPOINT_DIR, STATE_NAME
+    from core.runs.checkpoints import CHECKPOINT_DIR, STATE_NAME
 
     store = RunStore(tmp_path)
     run_dir = finished_run(store, epochs=2)

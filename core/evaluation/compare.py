@@ -22,7 +22,7 @@ from core.evaluation.comparison import (  # noqa: F401 (what a comparison is and
 )
 from core.config import ExperimentConfig, preset
 from core.errors import first_line
-from core.training.history import peak_val_accuracy
+from core.history import peak_val_accuracy
 from core.runs.table import test_accuracy
 from core.runs.store import RunInfo, RunStore, model_name, read_run, utc_now
 from core.training.train import TrainingCallbacks

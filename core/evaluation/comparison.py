@@ -23,7 +23,7 @@ class ComparisonRow:
     status: str  # finished or cancelled
     parameters: int
     epochs_run: int
-    # The peak validation accuracy (core.training.history.peak_val_accuracy): the highest of any epoch, which need not be the
+    # The peak validation accuracy (core.history.peak_val_accuracy): the highest of any epoch, which need not be the
     # best epoch (lowest val loss). The key keeps its name in compare.json.
     best_val_accuracy: float | None
     best_val_epoch: int | None  # the epoch of that peak, from 1 (not the best epoch)

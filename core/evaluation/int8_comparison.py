@@ -1,17 +1,23 @@
 """An exported file beside its int8 copy: the test reviews to measure them on, quantizing, and the comparison to show.
 
-core.export.quantize writes the int8 file and measures both; this module decides which reviews measure them and what is said
-about it, for `python -m core quantize`, `export --quantize` and the Export page alike.
+core.export.quantize writes the int8 file; this module measures both files in one run (compare_quantized), decides
+which reviews measure them and what is said about it, for `python -m core quantize`, `export --quantize` and the
+Export page alike.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from core.errors import first_line
 from core.evaluation.evaluate import MAPPED_NOTE
+from core.export.quantize import QuantizeError
 
 # Why the command line measures no accuracy when it has no reviews; the Export page says it its own way.
 NO_DATA_CLI = "no test data (give --data or set IMDB_DATA)"
@@ -84,7 +90,7 @@ class Int8Comparison:
     """An int8 file measured against its float file."""
 
     path: Path  # the int8 file
-    comparison: object  # core.export.quantize.Comparison
+    comparison: object  # Comparison
     quantization: dict | None  # the int8 file's `quantization` metadata
     missing: str | None  # why test accuracy was not measured (None when it was)
 
@@ -101,7 +107,7 @@ def quantize_and_compare(
 
     on_line gets what was quantized as soon as the file is written; on_step says what is being measured.
     """
-    from core.export.quantize import compare_quantized, quantize_file
+    from core.export.quantize import quantize_file
 
     result = quantize_file(float_path, out)
     for line in quantized_lines(result.quantized, result.not_quantized):
@@ -120,7 +126,7 @@ def compare_files(
     float_path: str | Path, int8_path: str | Path, reviews: ReviewsToScore, *, single_repeats: int = 100
 ) -> Int8Comparison:
     """Measure an existing int8 file against its float file on reviews (the Export page's table)."""
-    from core.export.quantize import compare_quantized, quantization_info
+    from core.export.quantize import quantization_info
 
     comparison = compare_quantized(float_path, int8_path, reviews.split, single_repeats=single_repeats)
     return Int8Comparison(Path(int8_path), comparison, quantization_info(int8_path), reviews.missing)
@@ -169,3 +175,172 @@ def quantize_export(
     else:
         reviews = reviews_to_score(vocabulary, source, keep_going=True, on_note=on_note)
     return quantize_and_compare(float_path, None, reviews, on_line=on_line, on_step=on_step)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A float file beside its int8 copy, measured in one run with the same inputs."""
+
+    float_bytes: int
+    int8_bytes: int
+    float_single_ms: float  # median latency of one full-length review
+    int8_single_ms: float
+    float_batch_per_s: float  # reviews a second over a batch of full-length reviews
+    int8_batch_per_s: float
+    sequence_length: int  # ids in each timed review
+    batch_size: int
+    single_repeats: int
+    test_n: int = 0  # test reviews scored; 0 when no test data was given
+    float_accuracy: float | None = None
+    int8_accuracy: float | None = None
+    flips: int | None = None  # test reviews whose label differs between the two files
+    max_score_change: float | None = None  # largest |int8 score - float score| over the test reviews
+    mean_score_change: float | None = None
+
+    @property
+    def accuracy_change(self) -> float | None:
+        if self.float_accuracy is None or self.int8_accuracy is None:
+            return None
+        return self.int8_accuracy - self.float_accuracy
+
+    @property
+    def flip_share(self) -> float | None:
+        return None if self.flips is None or not self.test_n else self.flips / self.test_n
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "accuracy_change": self.accuracy_change, "flip_share": self.flip_share}
+
+    def rows(self) -> list[dict[str, str]]:
+        """The comparison as a table for people: measure, float32, int8, change."""
+
+        def ratio(new: float, old: float) -> str:
+            return f"{new / old:.2f}x" if old else "-"
+
+        rows = [
+            {
+                "measure": "file size",
+                "float32": f"{self.float_bytes / 1024:,.1f} KiB",
+                "int8": f"{self.int8_bytes / 1024:,.1f} KiB",
+                "change": ratio(self.int8_bytes, self.float_bytes),
+            },
+            {
+                "measure": f"one review of {self.sequence_length} ids (ms, median of {self.single_repeats})",
+                "float32": f"{self.float_single_ms:.3f}",
+                "int8": f"{self.int8_single_ms:.3f}",
+                "change": ratio(self.int8_single_ms, self.float_single_ms),
+            },
+            {
+                "measure": f"batch of {self.batch_size:,} (reviews/s)",
+                "float32": f"{self.float_batch_per_s:,.0f}",
+                "int8": f"{self.int8_batch_per_s:,.0f}",
+                "change": ratio(self.int8_batch_per_s, self.float_batch_per_s),
+            },
+        ]
+        if self.test_n and self.accuracy_change is not None:
+            rows += [
+                {
+                    "measure": f"test accuracy ({self.test_n:,} reviews)",
+                    "float32": f"{self.float_accuracy:.4f}",
+                    "int8": f"{self.int8_accuracy:.4f}",
+                    "change": f"{self.accuracy_change:+.4f}",
+                },
+                {
+                    "measure": "test labels that flip",
+                    "float32": "",
+                    "int8": f"{self.flips:,} of {self.test_n:,}",
+                    "change": f"{self.flip_share:.2%}",
+                },
+                {
+                    "measure": "largest score change",
+                    "float32": "",
+                    "int8": f"{self.max_score_change:.4f}",
+                    "change": f"mean {self.mean_score_change:.5f}",
+                },
+            ]
+        return rows
+
+    def table(self) -> str:
+        """rows() as aligned text."""
+        header = {"measure": "", "float32": "float32", "int8": "int8", "change": "change"}
+        rows = [header, *self.rows()]
+        widths = {name: max(len(row[name]) for row in rows) for name in header}
+        lines = [
+            f"{row['measure']:<{widths['measure']}}  {row['float32']:>{widths['float32']}}  "
+            f"{row['int8']:>{widths['int8']}}  {row['change']:>{widths['change']}}".rstrip()
+            for row in rows
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+
+def _interleaved_medians(calls: tuple[Callable, Callable], repeats: int, warmup: int) -> tuple[float, float]:
+    """Median seconds of two calls timed turn about, so that a busy moment of the machine hits both alike."""
+    for _ in range(warmup):
+        for call in calls:
+            call()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for call, measured in zip(calls, times):
+            started = time.perf_counter()
+            call()
+            measured.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def compare_quantized(
+    float_path: str | Path,
+    int8_path: str | Path,
+    test_split=None,
+    *,
+    single_repeats: int = 200,
+    batch_size: int = 1024,
+    batch_repeats: int = 3,
+) -> Comparison:
+    """Size, single-review latency, batch throughput, and (with a Split encoded with the model's vocabulary) test
+    accuracy of both files, their change and the labels that flip, all from the same run."""
+    from core.scoring.predictor import Predictor
+
+    float_model, int8_model = Predictor.from_file(float_path), Predictor.from_file(int8_path)
+    if float_model.vocabulary != int8_model.vocabulary or float_model.sequence_length != int8_model.sequence_length:
+        raise QuantizeError(f"{int8_path} was not made from {float_path}: their vocabularies or lengths differ")
+    metadata = float_model.metadata
+    length = metadata.sequence_length
+    generator = np.random.default_rng(0)
+    batch = generator.integers(
+        metadata.vocabulary.index_from, metadata.vocabulary.num_words, size=(batch_size, length), dtype=np.int32
+    )
+    batch[:, 0] = metadata.vocabulary.start_id
+    single = batch[:1]
+    single_s = _interleaved_medians(
+        (lambda: float_model.probabilities(single), lambda: int8_model.probabilities(single)), single_repeats, warmup=5
+    )
+    batch_s = _interleaved_medians(
+        (lambda: float_model.probabilities(batch), lambda: int8_model.probabilities(batch)), batch_repeats, warmup=1
+    )
+    measured = {}
+    if test_split is not None and len(test_split):
+        ids = test_split.padded(length, metadata.padding, metadata.truncating)
+        truth = test_split.labels == 1
+        float_scores, int8_scores = float_model.probabilities(ids), int8_model.probabilities(ids)
+        float_labels, int8_labels = float_scores >= metadata.threshold, int8_scores >= int8_model.threshold
+        change = np.abs(int8_scores.astype(np.float64) - float_scores)
+        measured = {
+            "test_n": len(test_split),
+            "float_accuracy": float(np.mean(float_labels == truth)),
+            "int8_accuracy": float(np.mean(int8_labels == truth)),
+            "flips": int(np.count_nonzero(float_labels != int8_labels)),
+            "max_score_change": float(change.max()),
+            "mean_score_change": float(change.mean()),
+        }
+    return Comparison(
+        float_bytes=Path(float_path).stat().st_size,
+        int8_bytes=Path(int8_path).stat().st_size,
+        float_single_ms=1000 * single_s[0],
+        int8_single_ms=1000 * single_s[1],
+        float_batch_per_s=batch_size / batch_s[0],
+        int8_batch_per_s=batch_size / batch_s[1],
+        sequence_length=length,
+        batch_size=batch_size,
+        single_repeats=single_repeats,
+        **measured,
+    )

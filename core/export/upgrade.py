@@ -8,7 +8,7 @@ import numpy as np
 
 from core.atomic import write_bytes
 from core.export.passes.batched_rnn import batched_simple_rnn, steps_always, steps_on_request
-from core.export.passes.clean_rows import clean_rows_path, has_clean_rows_path
+from core.export.passes.clean_rows import clean_rows_path, general_path_only, has_clean_rows_path
 from core.export.model_file import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -100,3 +100,15 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
         raise PaddingSkipError(f"the {graph}'s {name} differs from the original by {difference:.3g}: nothing written")
     write_bytes(out, proto.SerializeToString())
     return description, worst[OUTPUT_NAME]
+
+
+def drop_clean_rows_path(proto) -> bool:
+    """Undo clean_rows_path on a whole file in place, the steps switch rebuilt around the general path as files had it
+    before (the embedding looked up once, outside the switch). Returns False when the file has no such path."""
+    if not has_clean_rows_path(proto):
+        return False
+    if steps_always(proto):
+        steps_on_request(proto, clean_rows=False)
+    else:
+        general_path_only(proto.graph)
+    return True

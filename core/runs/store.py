@@ -78,7 +78,7 @@ class RunInfo:
     @property
     def checkpoint_epoch(self) -> int | None:
         """Epochs the run's checkpoint has finished: where --resume goes on from (None: no checkpoint)."""
-        from core.training.checkpoints import checkpoint_epoch
+        from core.runs.checkpoints import checkpoint_epoch
 
         return checkpoint_epoch(self.path)
 

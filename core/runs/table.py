@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from core.training.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
+from core.history import BEST_EPOCH_LABEL, PEAK_ACCURACY_LABEL, EpochScore, best_epoch, peak_val_accuracy
 from core.config import ExperimentConfig
 from core.runs.store import RunInfo
 
-# The column names people read, one word for each idea (core.training.history): shared by the command line and the pages.
+# The column names people read, one word for each idea (core.history): shared by the command line and the pages.
 PEAK_COLUMN = PEAK_ACCURACY_LABEL.capitalize()  # Peak val accuracy: the highest validation accuracy of any epoch
 BEST_EPOCH_COLUMN = BEST_EPOCH_LABEL.capitalize()  # Best epoch (lowest val loss): what early stopping restores
 

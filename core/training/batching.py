@@ -18,6 +18,11 @@ POOL_BATCHES = 32
 STEPS_PER_EXECUTION = 8
 
 
+def validation_start(reviews: int, validation_split: float) -> int:
+    """Where Keras's validation_split cuts: reviews before it train, the rest validate."""
+    return int(math.floor(reviews * (1.0 - validation_split)))
+
+
 def review_widths(rows: np.ndarray, padding: str) -> np.ndarray:
     """Columns of each padded row that are not padding: its review's length within the row (at least 1)."""
     filled = rows != 0
@@ -159,8 +164,6 @@ def fit_batches(
     The validation ReviewBatches is None without a split. With a compiled model, each training pass shuffles for
     the epoch its optimizer has reached (every epoch has the same number of steps).
     """
-    from core.training.train import validation_start
-
     labels = np.asarray(labels, dtype="float32")
     cut_at = validation_start(len(labels), validation_split) if validation_split else len(labels)
     train = ReviewBatches(rows[:cut_at], labels[:cut_at], batch_size, padding, bucketed, seed)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.runs import store as runs
-from core.training.checkpoints import ResumePoint, checkpoint_epoch
+from core.runs.checkpoints import ResumePoint, checkpoint_epoch
 from core.runs.store import RunInfo, RunStore, read_run
 from core.training.train import TrainingCallbacks, _check_trainable, fit_run, training_arrays
 

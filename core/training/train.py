@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from core.training import batching
-from core.training import checkpoints
+from core.training.batching import validation_start
+from core.runs import checkpoints
 from core.training import distribute
 from core.runs import store as runs
-from core.training.checkpoints import ResumePoint
+from core.runs.checkpoints import ResumePoint
 from core.config import ExperimentConfig, ModelConfig, TrainConfig
 from core.data.load import Dataset, Split, split_for_vocabulary
 from core.errors import first_line
-from core.training.history import BEST_EPOCH_LABEL, best_epoch
+from core.history import BEST_EPOCH_LABEL, best_epoch
 from core.runs.store import RunInfo, RunStore
 
 
@@ -49,11 +50,6 @@ def training_arrays(model_config: ModelConfig, split: Split, limit: int | None =
         split = split.subset(np.arange(min(limit, len(split))))
     ids = split.padded(model_config.sequence_length, model_config.padding, model_config.truncating)
     return ids, split.labels.astype("float32")
-
-
-def validation_start(reviews: int, validation_split: float) -> int:
-    """Where Keras's validation_split cuts: reviews before it train, the rest validate."""
-    return int(math.floor(reviews * (1.0 - validation_split)))
 
 
 def steps_per_epoch(reviews: int, train_config: TrainConfig) -> int:
@@ -266,7 +262,7 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     runs.save_model(run_dir, model)
 
     history = recorder.history
-    # The best epoch is the one of lowest val_loss (core.training.history), as EarlyStopping picks it: best_val_accuracy and
+    # The best epoch is the one of lowest val_loss (core.history), as EarlyStopping picks it: best_val_accuracy and
     # best_val_loss are that epoch's, not the highest validation accuracy of any epoch.
     best = best_epoch(history)
     metrics = {

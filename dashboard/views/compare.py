@@ -6,7 +6,7 @@ import streamlit as st
 from core.evaluation.compare import comparable_problem, compare_runs, default_selection, single_review_latency_ms
 from core.evaluation.comparison import load_comparison
 from core.errors import first_line
-from core.training.history import best_epoch
+from core.history import best_epoch
 from core.runs.table import BEST_EPOCH_COLUMN, PEAK_COLUMN
 from dashboard import access, resources, run_figures, widgets
 

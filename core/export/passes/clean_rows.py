@@ -219,18 +219,3 @@ def general_path_only(graph) -> int:
     inline_branch(graph, chooser, "else_branch", f"{PREFIX}/general/")
     prune_graph(graph)
     return 1
-
-
-def drop_clean_rows_path(proto) -> bool:
-    """Undo clean_rows_path on a whole file in place, the steps switch rebuilt around the general path as files had it
-    before (the embedding looked up once, outside the switch). Returns False when the file has no such path."""
-    # core.export.passes.batched_rnn builds on this module: imported here, when a file is taken apart.
-    from core.export.passes.batched_rnn import steps_always, steps_on_request
-
-    if not has_clean_rows_path(proto):
-        return False
-    if steps_always(proto):
-        steps_on_request(proto, clean_rows=False)
-    else:
-        general_path_only(proto.graph)
-    return True

@@ -6,7 +6,7 @@ Two Keras callbacks do the work, each wrapped so that a crash in the middle of a
   epoch when it loads them. Keras writes its weights file and its epoch file in place, one after the other; here the
   epoch is part of the file name (checkpoint/epoch-0003.weights.h5), the file is written under a hidden temporary name
   and renamed into place, so one rename commits weights and epoch together. Older states are removed after it.
-- ModelCheckpoint(save_best_only on val_loss) keeps the best model so far, the project's best epoch (core.training.history:
+- ModelCheckpoint(save_best_only on val_loss) keeps the best model so far, the project's best epoch (core.history:
   lowest validation loss). Keras writes it in place; here it writes a hidden staging file renamed over model.keras.
   An interrupted run therefore always has the model of its best finished epoch, which can be evaluated and exported.
 
@@ -134,7 +134,7 @@ def resumed_early_stopping(patience: int, history: dict, best_weights):
     the epochs waited since, read from the history instead of starting afresh."""
     import keras
 
-    from core.training.history import best_epoch
+    from core.history import best_epoch
 
     class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
         def on_train_begin(self, logs=None):
@@ -155,7 +155,7 @@ def fit_callbacks(run_dir: str | Path, model_file: str, train_config, recorder, 
     early stopping when the config asks for it."""
     import keras
 
-    from core.training.history import best_epoch
+    from core.history import best_epoch
 
     history = resumed.history if resumed else {}
     best = best_epoch(history)
