@@ -15,7 +15,7 @@ from core.runs import store as runs
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, preset
 from core.data.summary import coverage, label_counts, length_summary, review_as_read
 from core.export.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows, shape_text
-from core.training.jobs import JobSnapshot
+from core.training.progress import JobSnapshot
 from core.paths import DEFAULT_MODEL
 from core.runs.archive import history_csv, run_zip
 from core.runs.table import (

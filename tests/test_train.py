@@ -1,4 +1,4 @@
-"""Configs, describe() against Keras, and training: a toy signal learned, cancel, early stopping, failures, jobs."""
+"""Configs, describe() against Keras, and training: a toy signal learned, cancel, early stopping, failures, time left."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from core.config import (
     preset,
 )
 from core.data.load import Dataset, Split
-from core.training.jobs import JobSlot, TrainingJob
+from core.training.progress import EpochClock
 from core.model.build import build_model, describe
-from core.runs.store import RunStore, read_run
+from core.runs.store import RunStore
 from core.data.text import Vocabulary
 from core.training.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
 
@@ -387,59 +387,24 @@ def test_training_arrays_pad_and_cut_as_configured():
     assert x.tolist() == [[1, 7, 8], [1, 6, 0]]
 
 
-# ---- the dashboard's background job --------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_a_job_reports_progress_and_finishes(tmp_path):
-    job = TrainingJob(TOY_MODEL, replace(TOY_TRAIN, epochs=2), toy_dataset(), store=RunStore(tmp_path)).start()
-    assert job.join(timeout=120)
-    state = job.snapshot()
-    assert state.status == "finished" and not state.active and state.error is None
-    assert state.epochs_done == 2 == state.epochs_total and len(state.history["val_loss"]) == 2
-    assert state.run.status == "finished" and state.run_dir == state.run.path
-    assert state.seconds_per_batch is not None and state.seconds_per_batch > 0
-
-
-@pytest.mark.slow
-def test_the_slot_refuses_a_second_training_and_stop_cancels_the_first(tmp_path):
-    slot = JobSlot()
-    first = slot.start(TOY_MODEL, replace(TOY_TRAIN, epochs=500), toy_dataset(), store=RunStore(tmp_path))
-    with pytest.raises(ValueError, match=r"a training is already running \(run .*, epoch \d+ of 500\)"):
-        slot.start(TOY_MODEL, TOY_TRAIN, toy_dataset(), store=RunStore(tmp_path))
-    first.stop()
-    assert first.join(timeout=60)
-    assert first.snapshot().status == "cancelled"
-    assert len(RunStore(tmp_path).list()) == 1  # the refused training wrote nothing
-    second = slot.start(TOY_MODEL, replace(TOY_TRAIN, epochs=1), toy_dataset(), store=RunStore(tmp_path))
-    assert second.join(timeout=120) and second.snapshot().status == "finished"
-    assert read_run(first.snapshot().run_dir).status == "cancelled"
-
-
-def test_a_job_that_cannot_start_reports_failed(tmp_path):
-    job = TrainingJob(replace(TOY_MODEL, output_layer=False), TOY_TRAIN, toy_dataset(20, 4), store=RunStore(tmp_path))
-    assert job.start().join(timeout=30)
-    state = job.snapshot()
-    assert state.status == "failed" and "only a classifier" in state.error and state.run_dir is None
+# ---- the clock behind "about N s left in this epoch" --------------------------------------------------------------
 
 
 def test_time_left_is_timed_from_the_epoch_start_and_waits_for_enough_batches(monkeypatch):
-    import core.training.jobs as jobs
+    import core.training.progress as progress
 
-    job = TrainingJob(TOY_MODEL, TOY_TRAIN, toy_dataset())
-    job._steps = 100
-    clock = iter([10.0, 10.0, 11.0, 13.0, 20.0])
-    monkeypatch.setattr(jobs.time, "perf_counter", lambda: next(clock))
-    job._on_batch_end(1, 0.01)  # the first batch seen, at 10 s: the first epoch is timed from here
-    job._on_batch_end(1, 0.02)  # two reports at once: one batch is too few for a rate
-    assert job.snapshot().seconds_left_in_epoch is None
-    job._on_batch_end(1, 0.05)  # 4 batches in 1 s
-    assert job.snapshot().seconds_per_batch == pytest.approx(0.25)
-    assert job.snapshot().seconds_left_in_epoch == pytest.approx(0.25 * 95)
-    job._on_epoch_end(1, {"loss": 0.5})  # at 13 s, validation included
-    job._on_batch_end(2, 0.1)  # 10 batches of epoch 2 in the 7 s since epoch 1 ended
-    assert job.snapshot().seconds_per_batch == pytest.approx(0.7)
-    assert job.snapshot().seconds_left_in_epoch == pytest.approx(0.7 * 90)
+    clock = EpochClock()
+    times = iter([10.0, 10.0, 11.0, 13.0, 20.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(times))
+    steps = 100
+    # The first batch seen, at 10 s: the first epoch is timed from here, and one batch is too few for a rate.
+    assert clock.batch(1, 0.01, steps) == (None, None)
+    assert clock.batch(1, 0.02, steps) == (None, None)  # two reports at once
+    per_batch, left = clock.batch(1, 0.05, steps)  # 4 batches in 1 s
+    assert per_batch == pytest.approx(0.25) and left == pytest.approx(0.25 * 95)
+    clock.epoch_end()  # at 13 s, validation included
+    per_batch, left = clock.batch(2, 0.1, steps)  # 10 batches of epoch 2 in the 7 s since epoch 1 ended
+    assert per_batch == pytest.approx(0.7) and left == pytest.approx(0.7 * 90)
 
 
 def test_a_bad_layer_in_a_config_file_is_named_by_its_place():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.runs import store as runs
 from core.config import ExperimentConfig
-from core.training.jobs import EpochClock, JobSnapshot
+from core.training.progress import EpochClock, JobSnapshot
 from core.runs.store import RunStore, read_run
 
 PROGRESS_FILE = "progress.json"

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.training import process as training_process
 from core.data.load import DataError
-from core.training.jobs import JobSnapshot
+from core.training.progress import JobSnapshot
 from core.runs.table import test_accuracy
 from dashboard import access, resources, run_actions, widgets
 
