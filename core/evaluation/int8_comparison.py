@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import first_line
 from core.evaluation.evaluate import MAPPED_NOTE
-from core.export.quantize import QuantizeError
+from core.export.quantize import QuantizeError, float_metadata, quantization_info, quantize_file
 
 # Why the command line measures no accuracy when it has no reviews; the Export page says it its own way.
 NO_DATA_CLI = "no test data (give --data or set IMDB_DATA)"
@@ -107,8 +107,6 @@ def quantize_and_compare(
 
     on_line gets what was quantized as soon as the file is written; on_step says what is being measured.
     """
-    from core.export.quantize import quantize_file
-
     result = quantize_file(float_path, out)
     for line in quantized_lines(result.quantized, result.not_quantized):
         if on_line:
@@ -126,8 +124,6 @@ def compare_files(
     float_path: str | Path, int8_path: str | Path, reviews: ReviewsToScore, *, single_repeats: int = 100
 ) -> Int8Comparison:
     """Measure an existing int8 file against its float file on reviews (the Export page's table)."""
-    from core.export.quantize import quantization_info
-
     comparison = compare_quantized(float_path, int8_path, reviews.split, single_repeats=single_repeats)
     return Int8Comparison(Path(int8_path), comparison, quantization_info(int8_path), reviews.missing)
 
@@ -146,7 +142,6 @@ def quantize_model(
     written, so a mistake leaves no file behind."""
     from core import paths
     from core.scoring.predictor import model_path
-    from core.export.quantize import float_metadata
 
     path = model_path(model)
     reviews = reviews_to_score(float_metadata(path).vocabulary, data or paths.data_source(), on_note=on_note)
