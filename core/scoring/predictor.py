@@ -107,9 +107,14 @@ class Predictor:
     def from_file(cls, path: str | Path) -> "Predictor":
         """Check and load an exported file; ModelFileError (a ValueError) with one line when it cannot be used."""
         from core.export.passes.batched_rnn import plain_prediction_graph
+        from core.export.passes.text_front import has_text_front, ids_part
 
         # A text rule this version does not know is refused with the metadata (Vocabulary checks its name).
         data, model, metadata = read_model_file(path)
+        if has_text_front(model):
+            # A text file (core.export.passes.text_front): its ids graph, which this class feeds with ids it makes.
+            model = ids_part(model)
+            data = model.SerializeToString()
         if has_steps_switch(model):
             # One session: left at its default the switch answers probability alone; the trajectory feeds it true.
             session = load_session(data, str(path))
