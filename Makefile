@@ -50,7 +50,8 @@ bench: setup-dev
 	$(BIN)/python bench/ray_scoring.py
 
 # Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),
-# early stopping on val_loss with the best weights restored, exported with the step_probability output.
+# early stopping on val_loss with the best weights restored, exported with the step_probability output (and its
+# text file, models/imdb_simplernn.text.onnx, which reads raw reviews).
 default-model: setup
 	run=$$($(BIN)/python -m core train --config models/imdb_simplernn.config.json | tail -n 1) \
 	    && $(BIN)/python -m core export "$$run" --trajectory --out models/imdb_simplernn.onnx

@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the reviews whose test split measures accuracy (default: $IMDB_DATA; without one, size and speed only)",
     )
 
+    text_file = commands.add_parser(
+        "text-file", help="write the copy of an exported .onnx file that reads raw reviews (export writes one too)"
+    )
+    text_file.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
+    text_file.add_argument(
+        "--out", type=_output_file, metavar="FILE", help="where to write it (default: <model>.text.onnx, beside it)"
+    )
+
     predict = commands.add_parser("predict", help="classify reviews with an exported .onnx file (JSON lines out)")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to classify")
     predict.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     from core import commands
 
     try:
-        return getattr(commands, args.command)(args) or 0
+        return getattr(commands, args.command.replace("-", "_"))(args) or 0
     except BrokenPipeError:
         # The reader (head, less) went away: not an error of ours. Point stdout at devnull so exit does not flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -282,6 +282,11 @@ def export(args: argparse.Namespace) -> int:
     if result.trajectory_max_abs_diff is not None:
         print(f"step_probability parity: {result.trajectory_max_abs_diff:.2e}")
     print(f"size: {result.size_bytes / 1024:,.1f} KiB; took {result.seconds:.1f} s")
+    if result.text_path is not None:
+        print(
+            f"text file (raw reviews in): {result.text_path}, {result.text_size_bytes / 1024:,.1f} KiB, "
+            f"max |text - ids file| = {result.text_max_abs_diff:.2e}"
+        )
     quantized = None
     if args.quantize:
         from core.evaluation.int8_comparison import quantize_export
@@ -299,6 +304,19 @@ def _print_int8(measured) -> Path:
     if measured.missing:
         print(f"test accuracy not measured: {measured.missing}")
     return measured.path
+
+
+def text_file(args: argparse.Namespace) -> int:
+    from core.export.text_file import write_text_file
+    from core.scoring.predictor import model_path
+
+    result = write_text_file(model_path(args.model), args.out)
+    print(
+        f"checked on {result.checked} reviews: ids as core.data.text makes them, max |text - ids file| = "
+        f"{result.max_abs_diff:.2e}; size: {result.size_bytes / 1024:,.1f} KiB; took {result.seconds:.1f} s"
+    )
+    print(result.path)
+    return 0
 
 
 def quantize(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ def test_export_writes_the_file_and_prints_its_path_last(exported, capsys, monke
     lines = stdout.strip().splitlines()
     assert status == 0 and lines[-1] == str(out) and out.is_file()
     assert any("1 RNN" in line for line in lines) and any("parity" in line for line in lines)
+    assert any(line.startswith(f"text file (raw reviews in): {tmp_path / 'copy.text.onnx'}") for line in lines)
     assert not Predictor.from_file(out).has_trajectory and Predictor.from_run(run_dir).has_trajectory
 
 
@@ -232,3 +233,19 @@ def test_export_of_a_file_says_it_is_not_a_run_folder(capsys, tmp_path):
     status, stdout, stderr = _run(["export", str(model)], capsys)
     assert status == 2 and stdout == "" and stderr.count("\n") == 1, stderr
     assert f"{model} is a file, not a run folder" in stderr
+
+
+def test_text_file_writes_the_raw_text_copy_of_a_file_and_predict_reads_it(capsys, tmp_path):
+    out = tmp_path / "shipped.text.onnx"
+    status, stdout, _ = _run(["text-file", "--out", str(out)], capsys)
+    assert status == 0 and stdout.strip().splitlines()[-1] == str(out) and out.is_file()
+    assert "max |text - ids file| = " in stdout
+    status, stdout, _ = _run(["predict", "--model", str(out), "a moving film", "dull and long"], capsys)
+    from_text = [json.loads(line) for line in stdout.splitlines()]
+    status_ids, stdout_ids, _ = _run(["predict", "a moving film", "dull and long"], capsys)
+    from_ids = [json.loads(line) for line in stdout_ids.splitlines()]
+    assert status == status_ids == 0 and [row["label"] for row in from_text] == [row["label"] for row in from_ids]
+    assert [row["score"] for row in from_text] == pytest.approx([row["score"] for row in from_ids], abs=1e-5)
+    status, _, stderr = _run(["text-file", "--model", str(out), "--out", str(tmp_path / "again.onnx")], capsys)
+    assert status == 2 and stderr.startswith("error: this file already reads text") and len(stderr.splitlines()) == 1
+    assert not (tmp_path / "again.onnx").exists()

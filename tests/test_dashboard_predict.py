@@ -337,7 +337,11 @@ def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     assert _metric(app, "Generic loop nodes") == "0"
     assert float(_metric(app, "Parity (max difference)")) <= 1e-5
     labels = [button.proto.label for button in app.get("download_button")]
-    assert sorted(labels) == ["Download model.onnx", "Download the run as a zip"]
+    assert sorted(labels) == [
+        "Download model.onnx",
+        "Download model.text.onnx (raw reviews in)",
+        "Download the run as a zip",
+    ]
     metadata = next(frame.value for frame in app.dataframe if "key" in frame.value.columns)
     keys = set(metadata["key"])
     assert {"vocabulary", "sequence_length", "normalization", "threshold", "parity_max_abs_diff"} <= keys

@@ -84,3 +84,12 @@ def test_the_readme_standalone_script_is_the_tested_file_and_agrees_with_the_pre
     for line, prediction in zip(lines, shipped.predict(texts), strict=True):
         assert line["label"] == prediction.label
         assert line["score"] == pytest.approx(prediction.score, abs=1e-6)
+
+
+def test_the_shipped_text_file_is_the_text_file_of_the_shipped_model(tmp_path):
+    from core.export.text_file import text_path, write_text_file
+
+    shipped_text = text_path(paths.DEFAULT_MODEL)
+    assert shipped_text.name == "imdb_simplernn.text.onnx" and shipped_text.is_file()
+    rebuilt = write_text_file(paths.DEFAULT_MODEL, tmp_path / "rebuilt.text.onnx")
+    assert rebuilt.path.read_bytes() == shipped_text.read_bytes(), "make the file again: python -m core text-file"

@@ -86,6 +86,17 @@ def test_a_written_threshold_is_read_back_and_changes_labels_and_nothing_else(mo
     assert not list(model_file.parent.glob(".*")), "no temporary file left behind"
 
 
+def test_a_written_threshold_reaches_the_text_file_beside_the_model_too(model_file):
+    from core.export.model_file import text_path
+    from core.export.text_file import write_text_file
+
+    text_file = write_text_file(model_file).path
+    assert text_file == text_path(model_file)
+    write_threshold(model_file, 0.7)
+    assert Predictor.from_file(model_file).threshold == Predictor.from_file(text_file).threshold == 0.7
+    assert _props(text_file)["threshold"] == _props(model_file)["threshold"]
+
+
 def test_with_threshold_returns_a_copy_and_leaves_the_file_alone(model_file, tmp_path):
     original = model_file.read_bytes()
     copy = tmp_path / "copy.onnx"

@@ -198,6 +198,26 @@ def test_an_export_without_the_switch_computes_steps_on_every_run_and_scores_the
     np.testing.assert_allclose(before.trajectory(text)[1], after.trajectory(text)[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_export_writes_a_text_file_that_scores_raw_reviews_as_the_ids_file(exported, name):
+    config, _, result = exported[name]
+    assert result.text_path == result.path.with_name(f"{name}.text.onnx") and result.text_path.is_file()
+    assert result.text_size_bytes == result.text_path.stat().st_size and result.text_max_abs_diff <= TOLERANCE
+    onnx.checker.check_model(onnx.load(result.text_path), full_check=True)
+    texts = [f"{title}. {text}" for title, text in EXAMPLE_REVIEWS] + ["Don\u2019t<br />GO", "🙂"]
+    session = _session(result.text_path)  # plain onnxruntime: strings in
+    assert [value.name for value in session.get_inputs()] == ["review"]
+    outputs = session.run(["probability", "tokens"], {"review": np.array(texts, dtype=object)})
+    vocabulary = _vocabulary(config.vocabulary_size)
+    encoded = [vocabulary.encode(text) for text in texts]
+    assert outputs[1].tolist() == [item.tokens for item in encoded]
+    ids = pad_sequences([item.ids for item in encoded], config.sequence_length, config.padding, config.truncating)
+    (expected,) = _session(result.path).run(["probability"], {"input_ids": ids})
+    assert_close(outputs[0], expected)  # two graphs: the text file's rows are as wide as the longest review
+    metadata = {prop.key: prop.value for prop in onnx.load(result.text_path).metadata_props}
+    assert set(METADATA_KEYS) <= set(metadata) and "C.UTF-8" in json.loads(metadata["text_input"])["needs"]
+
+
 def test_files_without_trajectory_have_one_output(exported):
     _, _, result = exported["lstm_hidden"]
     assert [output.name for output in onnx.load(result.path).graph.output] == ["probability"]

@@ -29,6 +29,7 @@ from core.export.model_file import (
     has_steps_switch,
 )
 from core.export.passes.native_ops import use_native_ops
+from core.export.text_file import checked_text_file, text_path
 from core.export.graph import ExportError, model_props, op_counts, recurrent_layers, set_props
 from core.export.passes.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
 from core.export.passes.padding_skip import PaddingSkipError, skip_padding
@@ -56,6 +57,9 @@ class ExportResult:
     parity_inputs: str = ""  # which inputs the parity check used, for people
     trajectory_max_abs_diff: float | None = None  # the same for step_probability, when the file has it
     recurrent_layers: dict[str, int] = field(default_factory=dict)  # recurrent op type -> layers on it
+    text_path: Path | None = None  # the companion that reads raw reviews (core.export.text_file)
+    text_size_bytes: int = 0
+    text_max_abs_diff: float | None = None  # largest |text file - ids file| of the probability on the checked reviews
 
 
 def _check_exportable(config: ModelConfig) -> None:
@@ -244,8 +248,15 @@ def export_model(
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
     out = Path(out)
+    # Its companion that reads raw reviews (core.export.text_file), made and checked before either file is written.
+    text_out = text_path(out)
+    try:
+        text_data, text_difference, _ = checked_text_file(proto, metadata, str(text_out))
+    except ValueError as error:
+        raise ExportError(f"the text file failed: {error}; nothing was written") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(out, data)
+    write_bytes(text_out, text_data)
     return ExportResult(
         path=out,
         parity_max_abs_diff=difference,
@@ -255,6 +266,9 @@ def export_model(
         seconds=time.perf_counter() - started,
         parity_inputs=parity_inputs,
         trajectory_max_abs_diff=steps_difference,
+        text_path=text_out,
+        text_size_bytes=len(text_data),
+        text_max_abs_diff=text_difference,
     )
 
 

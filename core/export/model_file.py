@@ -35,6 +35,8 @@ STEPS_SWITCH_DOC = (
     "what probability alone costs"
 )
 
+# An export's companion that reads raw reviews (core.export.text_file) sits beside it: model.onnx -> model.text.onnx.
+TEXT_SUFFIX = ".text.onnx"
 # Every exported file carries these keys in metadata_props; a file without them was not made by this project.
 METADATA_KEYS = (
     "vocabulary",
@@ -152,6 +154,13 @@ class ModelMetadata:
         if metadata.sequence_length < 1:
             raise ModelFileError(f"{source} has malformed metadata: sequence_length must be positive")
         return metadata
+
+
+def text_path(ids_path: str | Path) -> Path:
+    """Where the text file of an ids file goes: model.onnx -> model.text.onnx, beside it."""
+    path = Path(ids_path)
+    stem = path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.name
+    return path.with_name(stem + TEXT_SUFFIX)
 
 
 def model_path(choice: str | Path | None = None) -> Path:
@@ -298,12 +307,18 @@ def with_threshold(path: str | Path, threshold: float) -> bytes:
 
 
 def write_threshold(path: str | Path, threshold: float) -> float:
-    """Store threshold in the exported file at path, atomically; returns the threshold it had before.
+    """Store threshold in the exported file at path, and in its text file (text_path) when there is one, atomically;
+    returns the threshold it had before.
 
     ValueError for a threshold outside (0, 1), ModelFileError for a file this project did not export.
     """
     from core.atomic import write_bytes
 
     data, previous = _rewritten(path, threshold)
+    companion = text_path(path)
+    # The text file beside an ids file is the same model: it gets the same threshold, in the same call.
+    text_data = _rewritten(companion, threshold)[0] if companion.is_file() and companion != Path(path) else None
     write_bytes(path, data)
+    if text_data is not None:
+        write_bytes(companion, text_data)
     return previous

@@ -19,7 +19,10 @@ from core.runs.store import (
 )
 
 # What the zip holds of the folder, when present: everything downstream is rebuilt from these.
-ARCHIVED_FILES = (CONFIG_FILE, VOCABULARY_FILE, METRICS_FILE, RUN_FILE, HISTORY_FILE, MODEL_FILE, "model.onnx")
+# model.text.onnx is the export's companion that reads raw reviews (core.export.text_file).
+ARCHIVED_FILES = (
+    CONFIG_FILE, VOCABULARY_FILE, METRICS_FILE, RUN_FILE, HISTORY_FILE, MODEL_FILE, "model.onnx", "model.text.onnx"
+)
 
 
 def history_csv(history: dict) -> str:
@@ -36,7 +39,7 @@ def history_csv(history: dict) -> str:
 
 def run_zip(run_dir: str | Path) -> bytes:
     """A zip of a run, under a folder of its name: config, vocabulary, metrics, record, history as JSON and CSV,
-    model.keras and model.onnx when present."""
+    model.keras, model.onnx and model.text.onnx when present."""
     run_dir = Path(run_dir)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

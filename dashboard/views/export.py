@@ -8,6 +8,7 @@ from core.export import quantize
 from core.export.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
 from core.evaluation.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
 from core.export.model_file import PARITY_TOLERANCE
+from core.export.text_file import text_path
 from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -135,6 +136,28 @@ st.download_button(
     type="primary",
     icon=":material/download:",
 )
+
+# The companion that reads raw reviews: written by the same export, after model.onnx.
+text_file = text_path(onnx_path)
+if text_file.is_file() and text_file.stat().st_mtime_ns >= onnx_path.stat().st_mtime_ns:
+    st.download_button(
+        "Download model.text.onnx (raw reviews in)",
+        data=text_file.read_bytes(),
+        file_name=f"{run.run_id}.text.onnx",
+        mime="application/octet-stream",
+        key="export_download_text",
+        on_click="ignore",
+        icon=":material/download:",
+        help="The same model with the text rule inside the graph: a string tensor of reviews in, the probability and "
+        "word counts out, in any onnxruntime with string tensors and its contrib ops (Python, Java, C#, "
+        "JavaScript's wasm build); no tokenizer to write.",
+    )
+    st.caption(
+        f"model.text.onnx: {text_file.stat().st_size / 1024:,.1f} KiB; input `review` (string), outputs "
+        "`probability`, `tokens` and `unknown_tokens` (tokens 0: no word was read, give no label)."
+    )
+else:
+    st.caption("No model.text.onnx from this export (it was made before the text file): press Export to ONNX again.")
 
 # int8: onnxruntime's dynamic quantization of the embedding, written beside model.onnx and compared with it.
 st.subheader("int8 model")
