@@ -47,6 +47,7 @@ bench: setup-dev
 	$(BIN)/python -m core bench
 	$(BIN)/python bench/padding_skip.py
 	$(BIN)/python bench/plain_session.py
+	$(BIN)/python bench/text_file.py
 	$(BIN)/python bench/ray_scoring.py
 
 # Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),

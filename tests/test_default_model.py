@@ -93,3 +93,26 @@ def test_the_shipped_text_file_is_the_text_file_of_the_shipped_model(tmp_path):
     assert shipped_text.name == "imdb_simplernn.text.onnx" and shipped_text.is_file()
     rebuilt = write_text_file(paths.DEFAULT_MODEL, tmp_path / "rebuilt.text.onnx")
     assert rebuilt.path.read_bytes() == shipped_text.read_bytes(), "make the file again: python -m core text-file"
+
+
+def test_the_readme_text_file_script_is_the_tested_file_and_agrees_with_the_predictor(shipped):
+    script = ROOT / "examples" / "classify_text.py"
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert script.read_text() in blocks, "README's text-file script must be examples/classify_text.py verbatim"
+    from core.export.model_file import text_path
+
+    texts = ["A moving, beautifully acted film.", "Dull and far too long; I walked out.", "Don\u2019t<br />MISS it", "🙂"]
+    by_arguments = subprocess.run(
+        [sys.executable, str(script), str(text_path(paths.DEFAULT_MODEL)), *texts],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    by_lines = subprocess.run(
+        [sys.executable, str(script), str(text_path(paths.DEFAULT_MODEL))],
+        input="\n".join(texts[:3]) + "\n", capture_output=True, text=True, timeout=60, check=True,
+    )
+    lines = [json.loads(line) for line in by_arguments.stdout.splitlines()]
+    assert [json.loads(line) for line in by_lines.stdout.splitlines()] == lines[:3]
+    assert lines[3] == {"label": None, "score": lines[3]["score"], "tokens": 0}, "no word read: no label"
+    for line, prediction in zip(lines[:3], shipped.predict(texts[:3]), strict=True):
+        assert (line["label"], line["tokens"]) == (prediction.label, prediction.tokens)
+        assert line["score"] == pytest.approx(prediction.score, abs=1e-5)

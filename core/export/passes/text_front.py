@@ -6,10 +6,11 @@ code: stock onnxruntime's operators apply the imdb-v1 rule (core.data.text) insi
     review [batch] string
       -> StringNormalizer (lower case, locale C.UTF-8: a locale every Linux has)
       -> com.microsoft.Tokenizer (RE2): the words, and the '<br />' line breaks as tokens of their own
-      -> ai.onnx.ml.LabelEncoder: word -> id (out-of-vocabulary id for the rest)
-      -> RegexFullMatch: which tokens are line breaks or the Tokenizer's padding, dropped
-      -> the start id in front; the kept ids moved to one side (TopK + GatherElements), padded and truncated as the
-         model pads them, only as wide as the batch's longest review when the ids file skips padding
+      -> ai.onnx.ml.LabelEncoder: word -> id (the Tokenizer's padding to -1, the rest to the out-of-vocabulary id)
+      -> RegexFullMatch, on the out-of-vocabulary pieces only: which are line breaks (-1 too)
+      -> the start id and the words placed as the model pads and truncates them (a running count of the words gives
+         each its column; one ScatterElements), only as wide as the batch's longest review when the ids file skips
+         padding: clean pre-padded rows, the ids graph's fast path
       -> input_ids -> the ids file's graph, unchanged
 
 Curly apostrophes, which imdb-v1 makes straight before it tokenizes, are read as joiners by the Tokenizer and sent to
@@ -38,13 +39,14 @@ ML_DOMAIN = "ai.onnx.ml"
 LOCALE = "C.UTF-8"  # StringNormalizer's default (en_US.UTF-8) fails at session creation where it is not installed
 PREFIX = "text_front/"
 PAD_TOKEN = "<pad>"  # the Tokenizer pads short rows with it; no token of the rule starts with '<'
+NOT_A_WORD = -1  # the front's id for the Tokenizer's padding and line breaks, which never reach the model
 
 # Python's str.isspace characters, as RE2 escapes: imdb-v1 reads '<br', any of these, then '/>' or '>' as a space.
 _SPACES = r"\t\n\x{0b}\f\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}"
 _LETTERS = r"\p{L}\p{N}"  # Python's [^\W_] for letters and digits; marks (\p{M}) are not word characters in either
 _APOSTROPHES = "'\u2018\u2019"
 TOKEN_PATTERN = rf"<br[{_SPACES}]*/?>|[{_LETTERS}]+(?:['\x{{2018}}\x{{2019}}][{_LETTERS}]+)*"
-DROPPED_PATTERN = "(?s)<.*"  # line breaks and padding: every other token starts with a letter or a digit
+DROPPED_PATTERN = "(?s)<.*"  # line breaks: every other token starts with a letter or a digit
 # Every spelling of a word with up to this many apostrophes gets a key (3 ** count of them); longer ones keep only
 # their straight spelling: a review that writes such a word with curly apostrophes reads it as unknown.
 MAX_CURLY_APOSTROPHES = 3
@@ -89,7 +91,11 @@ class TextFrontError(ValueError):
 
 
 def _front_nodes(vocabulary: Vocabulary, sequence_length: int, padding: str, truncating: str, skips_padding: bool):
-    """The front's nodes and initializers: review -> input_ids (int32), tokens and unknown_tokens."""
+    """The front's nodes and initializers: review -> input_ids (int32), tokens and unknown_tokens.
+
+    Only the pieces the vocabulary does not know (unknown words, line breaks) go through the regex; the words are
+    placed in their columns by one ScatterElements (each word's column from a running count of the words before it),
+    so the work a batch costs beyond the Tokenizer is a few passes of integer arithmetic over its pieces."""
     from onnx import TensorProto, helper, numpy_helper
 
     def name(tensor: str) -> str:
@@ -110,9 +116,11 @@ def _front_nodes(vocabulary: Vocabulary, sequence_length: int, padding: str, tru
         return outputs
 
     keys, values = vocabulary_keys(vocabulary)
+    int64 = TensorProto.INT64
     zero, one = constant("zero", np.array(0, np.int64)), constant("one", np.array(1, np.int64))
-    one_list = constant("one_list", np.array([1], np.int64))
     row_axis = constant("row_axis", np.array([1], np.int64))
+    not_word = constant("not_word", np.array(NOT_A_WORD, np.int64))
+    oov = constant("oov", np.array(vocabulary.oov_id, np.int64))
     (lower,) = node(
         "StringNormalizer", [TEXT_INPUT_NAME], ["lower"], case_change_action="LOWER", is_case_sensitive=1, locale=LOCALE
     )
@@ -126,74 +134,77 @@ def _front_nodes(vocabulary: Vocabulary, sequence_length: int, padding: str, tru
         pad_value=PAD_TOKEN,
         tokenexp=TOKEN_PATTERN,
     )
-    (word_ids,) = node(
+    # Words to their ids, the Tokenizer's padding to NOT_A_WORD, everything else (unknown words, line breaks) to OOV.
+    (looked_up,) = node(
         "LabelEncoder",
         [pieces],
-        ["word_ids"],
+        ["looked_up"],
         domain=ML_DOMAIN,
-        keys_strings=keys,
-        values_int64s=values,
+        keys_strings=[*keys, PAD_TOKEN],
+        values_int64s=[*values, NOT_A_WORD],
         default_int64=vocabulary.oov_id,
     )
-    (dropped,) = node("RegexFullMatch", [pieces], ["dropped"], pattern=DROPPED_PATTERN)
-    (is_word,) = node("Not", [dropped], ["is_word"])
-    # The start id, then the pieces: [batch, 1 + pieces], with a flag for what is kept (the start and the words).
-    (shape,) = node("Shape", [word_ids], ["shape"])
-    (batch,) = node("Slice", [shape, constant("zero_list", np.array([0], np.int64)), one_list], ["batch"])
-    (column_shape,) = node("Concat", [batch, one_list], ["column_shape"], axis=0)
-    (start_column,) = node(
-        "Expand", [constant("start", np.array([[vocabulary.start_id]], np.int64)), column_shape], ["start_column"]
-    )
-    (true_column,) = node("Expand", [constant("true", np.array([[True]])), column_shape], ["true_column"])
-    (ids,) = node("Concat", [start_column, word_ids], ["ids"], axis=1)
-    (kept,) = node("Concat", [true_column, is_word], ["kept"], axis=1)
-    (kept_count,) = node("Cast", [kept], ["kept_count"], to=TensorProto.INT64)
-    (lengths,) = node("ReduceSum", [kept_count, row_axis], ["lengths"], keepdims=0)  # start + words, a row
-    node("Sub", [lengths, one], [TOKENS_NAME])
-    (is_unknown,) = node("Equal", [word_ids, constant("oov", np.array(vocabulary.oov_id, np.int64))], ["is_unknown"])
-    (unknown_word,) = node("And", [is_unknown, is_word], ["unknown_word"])
-    (unknown_count,) = node("Cast", [unknown_word], ["unknown_count"], to=TensorProto.INT64)
-    node("ReduceSum", [unknown_count, row_axis], [UNKNOWN_NAME], keepdims=0)
-    # The kept ids to the front of each row, in their order: sort the positions, the dropped ones after the kept.
-    (width_list,) = node("Slice", [shape, one_list, constant("two_list", np.array([2], np.int64))], ["pieces_width"])
-    (pieces_width,) = node("Add", [width_list, one_list], ["columns_list"])
-    (columns,) = node("Squeeze", [pieces_width], ["columns"])
-    (positions,) = node("Range", [zero, columns, one], ["positions"])
-    (dropped_all,) = node("Not", [kept], ["dropped_all"])
-    (dropped_number,) = node("Cast", [dropped_all], ["dropped_number"], to=TensorProto.INT64)
-    (behind,) = node("Mul", [dropped_number, columns], ["behind"])
-    (sort_key,) = node("Add", [behind, positions], ["sort_key"])
-    _, order = node("TopK", [sort_key, pieces_width], ["sorted_key", "order"], axis=1, largest=0, sorted=1)
-    (compact,) = node("GatherElements", [ids, order], ["compact"], axis=1)
-    # Each row's ids as the model pads and truncates them: its m = min(length, sequence_length) ids at the front of
-    # width columns (pre-padding) or at their start (post), the last m (pre-truncating) or the first.
-    (length_column,) = node("Unsqueeze", [lengths, row_axis], ["length_column"])
+    # The OOV pieces that are line breaks become NOT_A_WORD too: the regex reads those pieces only.
+    (flat,) = node("Reshape", [looked_up, constant("flat_shape", np.array([-1], np.int64))], ["flat"])
+    (is_oov,) = node("Equal", [flat, oov], ["is_oov"])
+    (where_oov,) = node("NonZero", [is_oov], ["where_oov"])
+    (oov_positions,) = node("Squeeze", [where_oov, constant("first_axis", np.array([0], np.int64))], ["oov_positions"])
+    (flat_pieces,) = node("Reshape", [pieces, constant("flat_shape_2", np.array([-1], np.int64))], ["flat_pieces"])
+    (oov_pieces,) = node("Gather", [flat_pieces, oov_positions], ["oov_pieces"], axis=0)
+    (is_break,) = node("RegexFullMatch", [oov_pieces], ["is_break"], pattern=DROPPED_PATTERN)
+    (oov_values,) = node("Where", [is_break, not_word, oov], ["oov_values"])
+    (fixed,) = node("ScatterElements", [flat, oov_positions, oov_values], ["fixed"], axis=0)
+    (pieces_shape,) = node("Shape", [looked_up], ["pieces_shape"])
+    (word_ids,) = node("Reshape", [fixed, pieces_shape], ["word_ids"], allowzero=1)  # a batch with no piece: [batch, 0]
+    (is_word,) = node("Greater", [word_ids, not_word], ["is_word"])
+    (word_number,) = node("Cast", [is_word], ["word_number"], to=int64)
+    (rank,) = node("CumSum", [word_number, constant("cumsum_axis", np.array(1, np.int64))], ["rank"])
+    (words,) = node("ReduceSum", [word_number, row_axis], [TOKENS_NAME], keepdims=0)
+    (is_unknown,) = node("Equal", [word_ids, oov], ["is_unknown"])
+    (unknown_number,) = node("Cast", [is_unknown], ["unknown_number"], to=int64)
+    node("ReduceSum", [unknown_number, row_axis], [UNKNOWN_NAME], keepdims=0)
+    # Each row's sequence (the start id, then its words: n ids) as the model pads and truncates it: its
+    # m = min(n, sequence_length) kept ids from column `first` (width - m when pre-padding, else 0), the last m
+    # (pre-truncating) or the first. Sequence index i goes to column i + shift.
+    (word_column,) = node("Unsqueeze", [words, row_axis], ["word_column"])
+    (length,) = node("Add", [word_column, one], ["length"])
     limit = constant("sequence_length", np.array(sequence_length, np.int64))
-    (kept_length,) = node("Min", [length_column, limit], ["kept_length"])
+    (kept,) = node("Min", [length, limit], ["kept"])
     if skips_padding:
-        (longest,) = node("ReduceMax", [kept_length], ["longest"], keepdims=0)
-        (width,) = node("Max", [longest, one], ["width"])  # an empty batch still has a shape
+        (longest,) = node("ReduceMax", [kept], ["longest"], keepdims=0)
+        (width,) = node("Max", [longest, one], ["width"])
     else:
         width = limit
-    (columns_out,) = node("Range", [zero, width, one], ["columns_out"])
     if padding == "pre":
-        (first,) = node("Sub", [width, kept_length], ["first"])
-        (relative,) = node("Sub", [columns_out, first], ["relative"])
+        (first,) = node("Sub", [width, kept], ["first"])
     else:
-        relative = columns_out
-    (inside_start,) = node("GreaterOrEqual", [relative, zero], ["inside_start"])
-    (inside_end,) = node("Less", [relative, kept_length], ["inside_end"])
-    (inside,) = node("And", [inside_start, inside_end], ["inside"])
+        (first,) = node("Mul", [kept, zero], ["first"])
     if truncating == "pre":
-        (cut,) = node("Sub", [length_column, kept_length], ["cut"])
-        (source,) = node("Add", [relative, cut], ["source"])
+        (cut,) = node("Sub", [length, kept], ["cut"])
+        (shift,) = node("Sub", [first, cut], ["shift"])
     else:
-        source = relative
-    (source_safe,) = node("Where", [inside, source, constant("zero_2d", np.array([[0]], np.int64))], ["source_safe"])
-    (placed,) = node("GatherElements", [compact, source_safe], ["placed"], axis=1)
-    pad = constant("pad", np.array([[vocabulary.pad_id]], np.int64))
-    (padded,) = node("Where", [inside, placed, pad], ["padded"])
-    node("Cast", [padded], [INPUT_NAME], to=TensorProto.INT32)
+        shift = first
+    (end,) = node("Add", [first, kept], ["end"])
+    (column,) = node("Add", [rank, shift], ["column"])
+    (after_first,) = node("GreaterOrEqual", [column, first], ["after_first"])
+    (before_end,) = node("Less", [column, end], ["before_end"])
+    (in_window,) = node("And", [after_first, before_end], ["in_window"])
+    (placed,) = node("And", [in_window, is_word], ["placed"])
+    # Pieces not placed go to one extra column, dropped at the end.
+    (target,) = node("Where", [placed, column, width], ["target"])
+    (width_plus,) = node("Add", [width, one], ["width_plus"])
+    (columns,) = node("Range", [zero, width_plus, one], ["columns"])
+    (at_start,) = node("Equal", [columns, shift], ["at_start"])
+    (start_kept,) = node("GreaterOrEqual", [shift, first], ["start_kept"])
+    (start_here,) = node("And", [at_start, start_kept], ["start_here"])
+    start = constant("start", np.array(vocabulary.start_id, np.int64))
+    pad = constant("pad", np.array(vocabulary.pad_id, np.int64))
+    (base,) = node("Where", [start_here, start, pad], ["base"])
+    (scattered,) = node("ScatterElements", [base, target, word_ids], ["scattered"], axis=1)
+    (width_list,) = node("Reshape", [width, constant("one_shape", np.array([1], np.int64))], ["width_list"])
+    zero_list = constant("zero_list", np.array([0], np.int64))
+    (sliced,) = node("Slice", [scattered, zero_list, width_list, row_axis], ["ids"])
+    node("Cast", [sliced], [INPUT_NAME], to=TensorProto.INT32)
     value_info = [helper.make_tensor_value_info(pieces, TensorProto.STRING, ["batch", "pieces"])]
     return nodes, initializers, value_info
 
