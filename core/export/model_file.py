@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,20 @@ def model_path(choice: str | Path | None = None) -> Path:
     return DEFAULT_MODEL
 
 
+def _attribute_tensors(attributes) -> Iterator:
+    """The tensors node attributes hold: dense and sparse ones, and those of the graphs they hold."""
+    for attribute in attributes:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        for sparse in [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []:
+            yield from (sparse.values, sparse.indices)
+        for sparse in attribute.sparse_tensors:
+            yield from (sparse.values, sparse.indices)
+        for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+            yield from _tensors(subgraph)
+
+
 def _tensors(graph) -> Iterator:
     """Every tensor an ONNX graph holds: initializers, sparse ones, and tensor attributes, in subgraphs too."""
     yield from graph.initializer
@@ -181,19 +196,25 @@ def _tensors(graph) -> Iterator:
         yield sparse.values
         yield sparse.indices
     for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-                yield from _tensors(subgraph)
+        yield from _attribute_tensors(node.attribute)
+
+
+def model_tensors(model) -> Iterator:
+    """Every tensor a ModelProto holds: its graph's (_tensors) and its local functions' (their nodes' attributes and
+    the attributes' defaults)."""
+    yield from _tensors(model.graph)
+    for function in model.functions:
+        yield from _attribute_tensors(function.attribute_proto)
+        for node in function.node:
+            yield from _attribute_tensors(node.attribute)
 
 
 def _check_external_data(model, source: str) -> None:
-    """Refuse tensors stored outside the file: onnxruntime would open whatever path they name."""
+    """Refuse tensors stored outside the file, anywhere in it: onnxruntime would open whatever path they name (relative
+    to the working folder: a file there could be read back through the scores)."""
     from onnx import TensorProto
 
-    for tensor in _tensors(model.graph):
+    for tensor in model_tensors(model):
         if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
             raise ModelFileError(
                 f"{source} keeps tensor {tensor.name!r} in an external data file; this project only loads "
@@ -225,11 +246,37 @@ class StepsSession:
         return getattr(self.session, name)
 
 
+# What the tensors of every session of this process may take together: onnxruntime's arena, shared through the
+# environment, refuses an allocation past it (a hostile graph's huge tensor fails its run with one message instead of
+# taking the machine's memory). Honest runs of this project's files take a few MB a batch.
+MEMORY_LIMIT_BYTES = 2 * 1024**3
+_arena_lock = threading.Lock()
+_arena_registered = False
+
+
+def _register_arena() -> None:
+    """The process's shared CPU arena, capped at MEMORY_LIMIT_BYTES; once a process."""
+    global _arena_registered
+    import onnxruntime
+
+    with _arena_lock:
+        if _arena_registered:
+            return
+        memory = onnxruntime.OrtMemoryInfo(
+            "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
+        )
+        # -1: onnxruntime's defaults for the growth strategy, the first chunk and the dead bytes a chunk may keep.
+        onnxruntime.create_and_register_allocator(memory, onnxruntime.OrtArenaCfg(MEMORY_LIMIT_BYTES, -1, -1, -1))
+        _arena_registered = True
+
+
 def session_options():
     """The onnxruntime settings every session of this project uses."""
     import onnxruntime
 
+    _register_arena()
     options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.use_env_allocators", "1")
     # One thread per run: the RNN kernel is sequential anyway, and the Predictor runs chunks of a batch on several
     # threads itself. Spinning intra-op threads would fight those for the cores.
     options.intra_op_num_threads = 1

@@ -17,6 +17,7 @@ from core.config import ExperimentConfig
 from core.scoring.files import CsvPrediction, predict_csv
 from core.scoring.explain import Explanation, read_words, steps_run
 from core.data.text_batch import EncodedBatch, encode_batch
+from core.scoring.run_guard import checked_probabilities, guarded_run
 from core.export.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -83,6 +84,8 @@ class Predictor:
         self.trajectory_session = trajectory_session
         self.metadata = metadata
         self.path = path
+        self.source = str(path) if path else "the model"  # how messages name the file
+        self._stopped: str | None = None  # the message of a run stopped at the time limit: the file is refused since
         inputs = session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(int32)" or len(inputs[0].shape) != 2:
             raise ModelFileError(f"{path or 'the model'} does not take one int32 [batch, sequence] input")
@@ -217,9 +220,22 @@ class Predictor:
         )
 
     # Run.
+    def _guarded(self, session, names: list[str], ids: np.ndarray) -> list:
+        """session.run stopped past RUN_SECONDS (core.scoring.run_guard): files come from anyone. After one run was
+        stopped, every later one is refused at once: a hostile graph costs one time limit a thread, not one a batch."""
+        if self._stopped is not None:
+            raise ModelFileError(self._stopped)
+        try:
+            return guarded_run(session, names, {self.input_name: ids}, self.source)
+        except ModelFileError as error:
+            if "was stopped" in str(error):
+                self._stopped = str(error)
+            raise
+
     def _run(self, ids: np.ndarray) -> np.ndarray:
-        (probability,) = self.session.run([self.output_name], {self.input_name: ids})
-        return probability.reshape(-1)
+        (probability,) = self._guarded(self.session, [self.output_name], ids)
+        # One probability a row, or the file is refused.
+        return checked_probabilities(probability, len(ids), self.source)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -360,7 +376,8 @@ class Predictor:
         length = self.metadata.sequence_length
         kept = min(len(ids), length)
         padded = self.pad([ids], kept if self.skips_padding else None)
-        (steps,) = self.trajectory_session.run([self.trajectory_name], {self.input_name: padded})
+        (steps,) = self._guarded(self.trajectory_session, [self.trajectory_name], padded)
+        checked_probabilities(steps, steps.size, self.source, self.trajectory_name)
         row = steps[0]
         values = row[len(row) - kept :] if self.metadata.padding == "pre" else row[:kept]
         # The ids kept are the start id (unless truncation cut it) and the words read: the words' steps come last.
