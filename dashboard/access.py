@@ -32,10 +32,15 @@ shown, and never kept in the session: the session keeps only a flag saying it wa
 
 from __future__ import annotations
 
+import collections
 import hmac
 import ipaddress
+import logging
+import math
 import os
 import re
+import threading
+import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +48,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
+
+_LOGGER = logging.getLogger(__name__)
 
 # The settings' names. Bandit takes any string named *password* for a password: these are names (nosec B105).
 READ_ONLY_VARIABLE = "IMDB_READ_ONLY"
@@ -59,6 +66,19 @@ UNLOCK_KEY = "admin_unlock"
 LOCK_KEY = "admin_lock"
 UNLOCKED_KEY = "access_unlocked"
 WRONG_PASSWORD_KEY = "access_wrong_password"  # nosec B105
+FAILURES_KEY = "access_failures"  # wrong passwords this session sent
+RETRY_AT_KEY = "access_retry_at"  # time.monotonic() before which this session's attempts are not read
+WAIT_KEY = "access_wait"  # seconds to say on the page: the attempt just sent was not read
+
+# Guessing the password is slow: a session may send FREE_ATTEMPTS wrong ones, then waits 2, 4, 8 ... up to
+# MAX_WAIT_SECONDS before its next attempt is read; the whole server reads at most SERVER_ATTEMPTS attempts in any
+# SERVER_WINDOW_SECONDS (new sessions cost an attacker nothing; this bounds them all). Longer attempts than
+# MAX_PASSWORD_CHARS are wrong without being compared.
+MAX_PASSWORD_CHARS = 256
+FREE_ATTEMPTS = 3
+MAX_WAIT_SECONDS = 60.0
+SERVER_ATTEMPTS = 20
+SERVER_WINDOW_SECONDS = 60.0
 
 # Longest download name download_name() returns, suffix included.
 MAX_DOWNLOAD_NAME = 100
@@ -209,22 +229,109 @@ def check_password(candidate: str) -> bool:
     return hmac.compare_digest(_password_bytes(candidate), _password_bytes(password))
 
 
+class _AttemptWindow:
+    """The times of the password attempts the server read in the last SERVER_WINDOW_SECONDS, for every session."""
+
+    def __init__(self) -> None:
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self, now: float) -> float:
+        """0 and the attempt counted when the server may read one now, else the seconds until it may."""
+        with self._lock:
+            while self._times and self._times[0] <= now - SERVER_WINDOW_SECONDS:
+                self._times.popleft()
+            if len(self._times) >= SERVER_ATTEMPTS:
+                return self._times[0] + SERVER_WINDOW_SECONDS - now
+            self._times.append(now)
+            return 0.0
+
+
+SERVER_ATTEMPTS_READ = _AttemptWindow()
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _session_wait(failures: int) -> float:
+    """Seconds a session waits after its failures-th wrong password."""
+    return 0.0 if failures <= FREE_ATTEMPTS else min(2.0 ** (failures - FREE_ATTEMPTS), MAX_WAIT_SECONDS)
+
+
+def _forbid_resume() -> None:
+    """An unlocked session ends with its connection: Streamlit keeps a closed tab's session for a while, and a new
+    connection naming its id would get it back, unlocked. Marked non-resumable, such a connection gets a new session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    if context is not None:
+        _mark_nonresumable(context.session_id)
+
+
+def _mark_nonresumable(session_id: str) -> None:
+    from streamlit.runtime import Runtime
+
+    if Runtime.exists():  # a server (AppTest runs pages without one)
+        Runtime.instance().mark_session_nonresumable(session_id)
+
+
 def _attempt_unlock() -> None:
-    # The input's callback (Enter) and the Unlock button's: read the attempt, clear the field at once, keep a boolean.
+    # The input's callback (Enter) and the Unlock button's: read the attempt, clear the field at once, keep booleans
+    # and counts.
     candidate = st.session_state.get(PASSWORD_KEY) or ""
     st.session_state[PASSWORD_KEY] = ""
     if not candidate:
         # Enter already used the attempt and cleared the field, then Unlock's click arrives: nothing to check.
         return
-    if check_password(candidate):
+    now = _now()
+    wait = st.session_state.get(RETRY_AT_KEY, 0.0) - now
+    if wait <= 0:  # the server's window is asked only for attempts the session's own wait lets through
+        wait = SERVER_ATTEMPTS_READ.take(now)
+    if wait > 0:
+        st.session_state[WAIT_KEY] = wait  # not read, not counted
+        return
+    if len(candidate) <= MAX_PASSWORD_CHARS and check_password(candidate):
         st.session_state[UNLOCKED_KEY] = True
-        st.session_state.pop(WRONG_PASSWORD_KEY, None)
+        for key in (WRONG_PASSWORD_KEY, FAILURES_KEY, RETRY_AT_KEY):
+            st.session_state.pop(key, None)
+        _forbid_resume()
     else:
+        failures = st.session_state.get(FAILURES_KEY, 0) + 1
+        st.session_state[FAILURES_KEY] = failures
+        st.session_state[RETRY_AT_KEY] = now + _session_wait(failures)
         st.session_state[WRONG_PASSWORD_KEY] = True
 
 
 def _lock() -> None:
     st.session_state[UNLOCKED_KEY] = False
+
+
+def guard_cache_clearing() -> None:
+    """Refuse Streamlit's "clear cache" request from a session that may not write, once a process.
+
+    Any browser can send it (the app menu's Clear cache, or a forged message), and Streamlit then empties every cache
+    for every session: the next visitor pays the loads again, and a page that follows a training by a cached
+    resource loses track of it. A session that may write (on this machine, or unlocked) still can."""
+    from streamlit.runtime.app_session import AppSession
+
+    original = AppSession._handle_clear_cache_request
+    if getattr(original, "guarded_by_access", False):
+        return
+
+    def handle_clear_cache_request(session) -> None:
+        try:
+            unlocked = session._session_state[UNLOCKED_KEY] is True
+        except KeyError:
+            unlocked = False
+        current = policy()
+        if current.read_only and not (current.password_configured and unlocked):
+            _LOGGER.warning("Refused a request to clear the caches from a session that cannot write.")
+            return
+        original(session)
+
+    handle_clear_cache_request.guarded_by_access = True
+    AppSession._handle_clear_cache_request = handle_clear_cache_request
 
 
 # ---- What pages call -------------------------------------------------------------------------------------------------
@@ -306,12 +413,22 @@ def access_sidebar_ui() -> bool:
                 icon=":material/lock:",
             )
             st.text_input(
-                "Admin password", type="password", key=PASSWORD_KEY, on_change=_attempt_unlock, autocomplete="off"
+                "Admin password",
+                type="password",
+                key=PASSWORD_KEY,
+                on_change=_attempt_unlock,
+                autocomplete="off",
+                max_chars=MAX_PASSWORD_CHARS,
             )
             st.button("Unlock", key=UNLOCK_KEY, on_click=_attempt_unlock, icon=":material/lock_open:")
             if st.session_state.pop(WRONG_PASSWORD_KEY, False):
                 # One generic line: nothing about length, case or how close the attempt was.
                 st.error("Wrong password.")
+            wait = st.session_state.pop(WAIT_KEY, None)
+            if wait is None and st.session_state.get(RETRY_AT_KEY, 0.0) > _now():
+                wait = st.session_state[RETRY_AT_KEY] - _now()
+            if wait is not None:
+                st.warning(f"Too many attempts: the next one is read in {math.ceil(wait)} s.", icon=":material/timer:")
         else:
             st.info(
                 "Read-only: you can classify and look; nothing can be changed on this server.", icon=":material/lock:"

@@ -36,5 +36,6 @@ with st.sidebar:
     st.caption("Runs folder: " + widgets.escape_markdown(str(paths.runs_dir())))
 # Whether this session may change things, and the admin password that unlocks it (dashboard/access.py).
 access.access_sidebar_ui()
+access.guard_cache_clearing()
 
 st.navigation(pages).run()

@@ -27,6 +27,8 @@ def _no_settings(monkeypatch, tmp_path):
     monkeypatch.delenv(access.PASSWORD_VARIABLE, raising=False)
     previous = streamlit_config.get_option("secrets.files")
     use_secrets_file(monkeypatch, tmp_path / "absent" / "secrets.toml")
+    # The server-wide count of password attempts starts empty for each test.
+    monkeypatch.setattr(access, "SERVER_ATTEMPTS_READ", access._AttemptWindow())
     yield
     streamlit_config.set_option("secrets.files", previous)
 
@@ -515,3 +517,110 @@ def test_download_names_keep_what_is_safe():
 def test_a_bad_suffix_is_a_bug_and_raises(suffix):
     with pytest.raises(ValueError, match="suffix"):
         access.download_name("name", suffix)
+
+
+# ---- Guessing is slow, an unlock ends with its connection, caches are the writers' ------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """access._now under the test's control: a list holding the time."""
+    now = [1000.0]
+    monkeypatch.setattr(access, "_now", lambda: now[0])
+    return now
+
+
+def _try(at: AppTest, attempt: str) -> AppTest:
+    return at.text_input(key=access.PASSWORD_KEY).input(attempt).run()
+
+
+def test_wrong_passwords_past_three_make_the_session_wait_and_the_page_says_how_long(monkeypatch, clock):
+    monkeypatch.setenv(access.PASSWORD_VARIABLE, PASSWORD)
+    at = _app(monkeypatch)
+    for _ in range(access.FREE_ATTEMPTS):
+        _try(at, "wrong")
+        assert [error.value for error in at.error] == ["Wrong password."] and not at.sidebar.warning
+    _try(at, "wrong")  # the fourth: a wait of 2 s before the next is read
+    assert [warning.value for warning in at.sidebar.warning] == ["Too many attempts: the next one is read in 2 s."]
+    clock[0] += 1.0
+    _try(at, PASSWORD)  # within the wait: not read, even the right password
+    assert at.session_state.get(access.UNLOCKED_KEY) is not True and not at.error
+    assert [warning.value for warning in at.sidebar.warning] == ["Too many attempts: the next one is read in 1 s."]
+    clock[0] += 1.5
+    _try(at, "wrong again")  # the fifth: 4 s
+    assert [warning.value for warning in at.sidebar.warning] == ["Too many attempts: the next one is read in 4 s."]
+    assert [access._session_wait(n) for n in range(1, 12)] == [0, 0, 0, 2, 4, 8, 16, 32, 60, 60, 60]
+    clock[0] += 4.0
+    _try(at, PASSWORD)
+    assert at.session_state[access.UNLOCKED_KEY] is True and not at.sidebar.warning
+    assert access.FAILURES_KEY not in at.session_state
+
+
+def test_the_server_reads_twenty_attempts_a_minute_from_all_sessions_together(monkeypatch, clock):
+    monkeypatch.setenv(access.PASSWORD_VARIABLE, PASSWORD)
+    for _ in range(access.SERVER_ATTEMPTS):  # a new session for each guess costs an attacker nothing
+        _try(_app(monkeypatch), "wrong")
+    late = _try(_app(monkeypatch), PASSWORD)
+    assert late.session_state.get(access.UNLOCKED_KEY) is not True
+    assert [warning.value for warning in late.sidebar.warning] == ["Too many attempts: the next one is read in 60 s."]
+    clock[0] += access.SERVER_WINDOW_SECONDS
+    assert _try(late, PASSWORD).session_state[access.UNLOCKED_KEY] is True
+
+
+def test_a_five_megabyte_guess_costs_a_comparison_of_256_characters_at_most(monkeypatch):
+    monkeypatch.setenv(access.PASSWORD_VARIABLE, PASSWORD)
+    compared = []
+    real = access.check_password
+    monkeypatch.setattr(access, "check_password", lambda candidate: compared.append(len(candidate)) or real(candidate))
+    at = _app(monkeypatch)
+    at.session_state[access.PASSWORD_KEY] = "x" * 5_000_000  # past the field's max_chars, as a forged message sends it
+    at.button(key=access.UNLOCK_KEY).click().run()
+    # Streamlit cuts a value to the field's max_chars; past that, access compares nothing: 256 characters at most.
+    assert [error.value for error in at.error] == ["Wrong password."] and compared in ([], [access.MAX_PASSWORD_CHARS])
+    assert at.session_state[access.FAILURES_KEY] == 1
+    _try(at, PASSWORD)
+    assert at.session_state[access.UNLOCKED_KEY] is True and compared[-1] == len(PASSWORD)
+
+
+def test_an_unlocked_session_cannot_be_resumed_by_another_connection(monkeypatch):
+    marked = []
+    monkeypatch.setattr(access, "_mark_nonresumable", marked.append)
+    monkeypatch.setenv(access.PASSWORD_VARIABLE, PASSWORD)
+    at = _app(monkeypatch)
+    _try(at, "wrong")
+    assert marked == []
+    _try(at, PASSWORD)
+    assert len(marked) == 1 and marked[0]
+
+
+def test_only_a_session_that_may_write_clears_the_servers_caches(monkeypatch):
+    from streamlit.runtime.app_session import AppSession
+
+    monkeypatch.setattr(AppSession, "_handle_clear_cache_request", AppSession._handle_clear_cache_request)
+    access.guard_cache_clearing()
+    access.guard_cache_clearing()  # once: a second call does not wrap it again
+    loads = []
+
+    @st.cache_data
+    def cached_value() -> int:
+        loads.append(1)
+        return 1
+
+    class FakeSession:
+        def __init__(self, unlocked: bool) -> None:
+            self._session_state = {access.UNLOCKED_KEY: True} if unlocked else {}
+
+    monkeypatch.setenv(access.PASSWORD_VARIABLE, PASSWORD)
+    listening_on(monkeypatch, "0.0.0.0")  # noqa: S104  shared: read-only with a password
+    cached_value()
+    AppSession._handle_clear_cache_request(FakeSession(unlocked=False))
+    cached_value()
+    assert len(loads) == 1, "a read-only session's request left the caches alone"
+    AppSession._handle_clear_cache_request(FakeSession(unlocked=True))
+    cached_value()
+    assert len(loads) == 2, "an unlocked session's request cleared them"
+    listening_on(monkeypatch, "127.0.0.1")  # this machine, no settings but the password: read-only too
+    monkeypatch.delenv(access.PASSWORD_VARIABLE)
+    AppSession._handle_clear_cache_request(FakeSession(unlocked=False))
+    cached_value()
+    assert len(loads) == 3, "a local user who may write clears them"
