@@ -21,6 +21,11 @@ MAX_SEQUENCE_LENGTH = 5_000
 MAX_RECURRENT_LAYERS = 8
 MAX_UNITS = 4_096
 MAX_EMBEDDING_DIM = 4_096
+# What training a config may need, by training_memory_bytes: far above any model of the book, and what a server can
+# be asked to hold. The seed needs about 0.03 GB at batch 128.
+MAX_TRAINING_BYTES = 8 * 1024**3
+FLOAT_BYTES = 4
+WEIGHT_COPIES = 4  # the weights, their gradients and an optimizer's two slots (Adam's; RMSprop keeps one)
 
 
 def _check_int(owner: str, name: str, value: Any, low: int, high: int) -> None:
@@ -126,6 +131,17 @@ class ModelConfig:
                 "model.last_return_sequences needs output_layer false and no hidden Dense layer: "
                 "a classifier reads only the final state"
             )
+        _check_memory(self, None)  # the weights alone; ExperimentConfig checks its batches too
+
+    @property
+    def parameters(self) -> int:
+        """Trainable parameters (core.model.build.describe shows them by layer)."""
+        total, width = self.vocabulary_size * self.embedding_dim, self.embedding_dim
+        for layer in self.recurrent_layers:
+            total, width = total + cells.cell(layer.cell).parameters(width, layer.units), layer.units
+        for units in ([self.hidden_dense_units] if self.hidden_dense_units else []) + ([1] if self.output_layer else []):
+            total, width = total + width * units + units, units
+        return total
 
     @property
     def is_classifier(self) -> bool:
@@ -181,12 +197,40 @@ class TrainConfig:
         return cls(**_check_keys(cls, data))
 
 
+def training_memory_bytes(model: ModelConfig, batch_size: int) -> int:
+    """A lower estimate of the memory training needs: WEIGHT_COPIES float32 copies of the weights, and a batch's
+    activations kept for the backward pass (the embedded reviews, then every layer's state and gates at every step)."""
+    step_values = model.embedding_dim + sum(
+        layer.units * (cells.cell(layer.cell).gates + 1) for layer in model.recurrent_layers
+    )
+    activations = batch_size * model.sequence_length * step_values
+    return FLOAT_BYTES * (WEIGHT_COPIES * model.parameters + activations)
+
+
+def _check_memory(model: ModelConfig, batch_size: int | None) -> None:
+    """ValueError when training model in batches of batch_size (None: its weights alone) needs more than
+    MAX_TRAINING_BYTES."""
+    needed = training_memory_bytes(model, batch_size or 0)
+    if needed > MAX_TRAINING_BYTES:
+        of_what = f"batches of {batch_size:,}" if batch_size else "its weights alone"
+        raise ValueError(
+            f"this model needs about {needed / 2**30:,.1f} GiB to train ({model.parameters:,} parameters, {of_what}): "
+            f"more than the {MAX_TRAINING_BYTES / 2**30:g} GiB this project allows; make the vocabulary, the "
+            + ("embedding, the layers or the batches" if batch_size else "embedding or the layers")
+            + " smaller"
+        )
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A model and how to train it: what a config file and a run's config.json hold."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, ModelConfig) and isinstance(self.train, TrainConfig):
+            _check_memory(self.model, self.train.batch_size)
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "train": self.train.to_dict()}
@@ -208,6 +252,8 @@ class ExperimentConfig:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{source} is not valid JSON: {error}") from None
+        except RecursionError:  # json's parser recurses once a level
+            raise ValueError(f"{source} is nested too deeply to be a config") from None
         return cls.from_dict(data)
 
     @classmethod
