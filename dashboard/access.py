@@ -389,6 +389,22 @@ def require_write(action: str) -> bool:
     return False
 
 
+def vocabulary_size_for(requested: int) -> int:
+    """The vocabulary size this session may have the reviews encoded with: any, when it may write; else the default
+    (every preset's), already encoded: another costs the server seconds of CPU and a cache file of tens of MB."""
+    from core.config import ModelConfig
+
+    return requested if can_write() else ModelConfig().vocabulary_size
+
+
+def vocabulary_note(requested: int, used: int) -> str:
+    """One line saying that read-only mode reads the reviews with used words, not the Build page's requested."""
+    return (
+        f"Read-only mode reads the reviews with the vocabulary of {used:,} words every preset uses, not the Build "
+        f"page's {requested:,}: encoding the whole dataset again takes the server seconds of work and a cache file."
+    )
+
+
 def batch_row_cap() -> int | None:
     """Most rows this session may classify in one CSV batch: None (no cap) when it can write."""
     return None if can_write() else BATCH_ROW_CAP_READ_ONLY

@@ -390,3 +390,25 @@ def test_resume_is_offered_for_an_interrupted_run_and_refused_in_one_line_while_
     assert len(app.error) == 1 and "another training is running" in app.error[0].value.lower()
     app.switch_page("views/runs.py").run()
     assert app.button(key="runs_resume").label == "Resume from epoch 1"
+
+
+def test_a_read_only_visitor_cannot_make_the_server_encode_the_reviews_with_another_vocabulary(tiny_csv, tmp_path,
+                                                                                              monkeypatch):
+    from dashboard import access
+
+    monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
+    monkeypatch.setenv(access.READ_ONLY_VARIABLE, "1")
+    app = _open("build")
+    app.number_input(key="build_vocabulary_size").set_value(500).run()
+    app.switch_page("views/data.py").run()
+    assert not app.exception, app.exception
+    assert any(info.value.startswith("Read-only mode reads the reviews with the vocabulary of 10,000 words every "
+                                     "preset uses, not the Build page's 500") for info in app.info)
+    written = sorted(path.name for path in (tmp_path / "cache").rglob("*") if path.is_file())
+    assert len(written) == 1, written  # the default vocabulary's, which every visitor shares
+    app.switch_page("views/train.py").run()
+    assert not app.exception and sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == written
+    monkeypatch.setenv(access.READ_ONLY_VARIABLE, "0")  # a session that may write gets its own vocabulary
+    app.switch_page("views/data.py").run()
+    assert not any(info.value.startswith("Read-only mode reads") for info in app.info)
+    assert len([p for p in (tmp_path / "cache").rglob("*") if p.is_file()]) == 2

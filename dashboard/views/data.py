@@ -79,15 +79,18 @@ with st.expander("Where the reviews come from", expanded=True):
     if st.session_state.get(resources.DATA_SOURCE_KEY):
         st.button("Use IMDB_DATA again", key="data_use_environment", on_click=_use_imdb_data)
 
-# Guard: the reviews must load.
+# Guard: the reviews must load, with a vocabulary this session may ask the server to encode.
+vocabulary_size = access.vocabulary_size_for(model.vocabulary_size)
+if vocabulary_size != model.vocabulary_size:
+    st.info(access.vocabulary_note(model.vocabulary_size, vocabulary_size), icon=":material/lock:")
 try:
-    dataset = resources.dataset(source, model.vocabulary_size)
+    dataset = resources.dataset(source, vocabulary_size)
 except DataError as error:
     st.error(widgets.message(str(error)), icon=":material/error:")
     st.stop()
 
 st.caption(
-    f"Encoded with the Build page's vocabulary of {model.vocabulary_size:,} words and read as the model would "
+    f"Encoded with a vocabulary of {vocabulary_size:,} words and read as the model would "
     f"with sequence length {model.sequence_length:,} (padding {model.padding}, truncating {model.truncating})."
 )
 

@@ -59,8 +59,9 @@ if not model_config.is_classifier:
     )
     st.stop()
 source = resources.data_source()
+vocabulary_size = access.vocabulary_size_for(model_config.vocabulary_size)  # a session that cannot train reads
 try:
-    dataset = resources.dataset(source, model_config.vocabulary_size)
+    dataset = resources.dataset(source, vocabulary_size)
 except DataError as error:
     st.error(widgets.message(str(error)), icon=":material/error:")
     # The message may speak of the command line; in the dashboard, a CSV upload on the Data page is the quick way.
