@@ -334,6 +334,50 @@ def guard_cache_clearing() -> None:
     AppSession._handle_clear_cache_request = handle_clear_cache_request
 
 
+# What uploads may hold in the server's memory (Streamlit keeps every uploaded file of a session until the session
+# ends): a session, one file of server.maxUploadSize (50 MB) and a little more; the server, all sessions together.
+SESSION_UPLOAD_BYTES = 60 * 1024**2
+SERVER_UPLOAD_BYTES = 400 * 1024**2
+_upload_lock = threading.Lock()
+
+
+def upload_refusal(stored_by_session: int, stored_in_all: int, size: int) -> str | None:
+    """Why an upload of size bytes is refused, given what the session and the server hold; None when it fits."""
+    if stored_by_session + size > SESSION_UPLOAD_BYTES:
+        return f"this session's uploads would pass {SESSION_UPLOAD_BYTES // 1024**2} MB: remove one first"
+    if stored_in_all + size > SERVER_UPLOAD_BYTES:
+        return f"the server holds {SERVER_UPLOAD_BYTES // 1024**2} MB of uploads already: try again in a few minutes"
+    return None
+
+
+def guard_uploads() -> None:
+    """Bound what uploads hold, once a process: maxUploadSize bounds a file, not a visitor, and any visitor can send
+    files to the upload endpoint for their own session, used by a widget or not. An upload past the session's or the
+    server's budget (upload_refusal) is answered 413 and not kept."""
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    original = MemoryUploadedFileManager.add_file
+    if getattr(original, "guarded_by_access", False):
+        return
+
+    def add_file(manager, session_id, file) -> None:
+        with _upload_lock:  # the check and the add together: two uploads cannot both pass the same room
+            with manager._lock:
+                kept = manager.file_storage.get(session_id, {})
+                by_session = sum(len(record.data) for key, record in kept.items() if key != file.file_id)
+                replaced = len(kept[file.file_id].data) if file.file_id in kept else 0
+                in_all = manager._total_bytes - replaced
+            refusal = upload_refusal(by_session, in_all, len(file.data))
+            if refusal is not None:
+                _LOGGER.warning("Refused an upload of %d bytes: %s.", len(file.data), refusal)
+                raise HTTPException(status_code=413, detail=f"Upload refused: {refusal}.")
+            original(manager, session_id, file)
+
+    add_file.guarded_by_access = True
+    MemoryUploadedFileManager.add_file = add_file
+
+
 # ---- What pages call -------------------------------------------------------------------------------------------------
 
 

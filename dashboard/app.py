@@ -37,5 +37,6 @@ with st.sidebar:
 # Whether this session may change things, and the admin password that unlocks it (dashboard/access.py).
 access.access_sidebar_ui()
 access.guard_cache_clearing()
+access.guard_uploads()
 
 st.navigation(pages).run()

@@ -624,3 +624,35 @@ def test_only_a_session_that_may_write_clears_the_servers_caches(monkeypatch):
     AppSession._handle_clear_cache_request(FakeSession(unlocked=False))
     cached_value()
     assert len(loads) == 3, "a local user who may write clears them"
+
+
+def test_uploads_are_held_within_a_budget_for_each_session_and_for_the_server(monkeypatch):
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    monkeypatch.setattr(MemoryUploadedFileManager, "add_file", MemoryUploadedFileManager.add_file)
+    monkeypatch.setattr(access, "SESSION_UPLOAD_BYTES", 60 * 1024)  # the real budgets scaled down 1,024 times
+    monkeypatch.setattr(access, "SERVER_UPLOAD_BYTES", 400 * 1024)
+    access.guard_uploads()
+    access.guard_uploads()  # once
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+
+    def upload(session: str, file_id: str, kilobytes: int) -> None:
+        manager.add_file(session, UploadedFileRec(file_id, "x.csv", "text/csv", b"x" * (kilobytes * 1024)))
+
+    upload("a", "1", 50)
+    upload("a", "1", 55)  # the same widget's file replaced: counted once
+    with pytest.raises(HTTPException) as refused:
+        upload("a", "2", 10)  # an upload no widget needs: past the session's budget
+    assert refused.value.status_code == 413 and "this session's uploads would pass" in refused.value.detail
+    for session in "bcdefg":
+        upload(session, "1", 50)
+    assert manager._total_bytes == (55 + 6 * 50) * 1024
+    upload("h", "1", 45)  # 400 KB: full
+    with pytest.raises(HTTPException) as refused:
+        upload("i", "1", 1)
+    assert "the server holds" in refused.value.detail
+    manager.remove_session_files("a")  # a session ends: its room is free again
+    upload("i", "1", 50)
+    assert manager._total_bytes <= access.SERVER_UPLOAD_BYTES
