@@ -376,6 +376,25 @@ def guard_uploads() -> None:
 
     add_file.guarded_by_access = True
     MemoryUploadedFileManager.add_file = add_file
+    _free_uploads_on_disconnect()
+
+
+def _free_uploads_on_disconnect() -> None:
+    """A session's uploads are dropped when its connection closes: Streamlit keeps a closed tab's session for a
+    reconnection and frees its files only when the session is shut down, which can be minutes later. A tab that
+    reconnects keeps its widgets' state and asks for its files again."""
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    original = WebsocketSessionManager.disconnect_session
+    if getattr(original, "guarded_by_access", False):
+        return
+
+    def disconnect_session(manager, session_id: str) -> None:
+        original(manager, session_id)
+        manager._uploaded_file_mgr.remove_session_files(session_id)
+
+    disconnect_session.guarded_by_access = True
+    WebsocketSessionManager.disconnect_session = disconnect_session
 
 
 # ---- What pages call -------------------------------------------------------------------------------------------------

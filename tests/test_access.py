@@ -631,7 +631,10 @@ def test_uploads_are_held_within_a_budget_for_each_session_and_for_the_server(mo
     from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
     from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
     monkeypatch.setattr(MemoryUploadedFileManager, "add_file", MemoryUploadedFileManager.add_file)
+    monkeypatch.setattr(WebsocketSessionManager, "disconnect_session", WebsocketSessionManager.disconnect_session)
     monkeypatch.setattr(access, "SESSION_UPLOAD_BYTES", 60 * 1024)  # the real budgets scaled down 1,024 times
     monkeypatch.setattr(access, "SERVER_UPLOAD_BYTES", 400 * 1024)
     access.guard_uploads()
