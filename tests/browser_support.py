@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,3 +110,24 @@ class StreamlitServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+def dashboard_environment(root: Path, **settings: str) -> dict[str, str]:
+    """A test server's environment: its own runs and cache folders under root, 400 made-up reviews, and settings."""
+    return {
+        "IMDB_RUNS": str(root / "runs"),
+        "IMDB_CACHE": str(root / "cache"),
+        "IMDB_DATA": str(write_reviews_csv(root / "reviews.csv", reviews=400)),
+        **settings,
+    }
+
+
+@contextmanager
+def running_server(environment: dict[str, str], log_path: Path) -> Iterator[StreamlitServer]:
+    """A StreamlitServer, healthy, stopped on the way out."""
+    server = StreamlitServer(environment, log_path)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ from core import paths
 from core.data.examples import EXAMPLE_REVIEWS
 from core.runs.store import RunStore
 from core.data.text import tokenize
-from tests.browser_support import ROOT, StreamlitServer, tiny_exported_run, write_reviews_csv
+from tests.browser_support import ROOT, dashboard_environment, running_server, tiny_exported_run
 
 pytestmark = pytest.mark.browser
 
@@ -58,17 +58,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(tiny, root / "runs" / tiny.name)
     _damaged_copies(tiny, root / "runs")
-    environment = {
-        "IMDB_RUNS": str(root / "runs"),
-        "IMDB_CACHE": str(root / "cache"),
-        "IMDB_DATA": str(write_reviews_csv(root / "reviews.csv", reviews=400)),
-    }
-    server = StreamlitServer(environment, root / "streamlit.log")
-    try:
-        server.wait_healthy()
+    with running_server(dashboard_environment(root), root / "streamlit.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _damaged_copies(run: Path, runs: Path) -> None:

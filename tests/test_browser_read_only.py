@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import StreamlitServer, tiny_exported_run, write_reviews_csv
+from tests.browser_support import dashboard_environment, running_server, tiny_exported_run
 # browser and page are test_browser's fixtures: one Chromium a module, one fresh context a test.
 from tests.test_browser import _choose, _wait_idle, browser, page, screenshot_on_failure  # noqa: F401
 
@@ -27,19 +27,9 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-read-only")
     shutil.copytree(tiny, root / "runs" / tiny.name)
     shutil.copytree(tiny, root / "runs" / SPARE_RUN)
-    environment = {
-        "IMDB_RUNS": str(root / "runs"),
-        "IMDB_CACHE": str(root / "cache"),
-        "IMDB_DATA": str(write_reviews_csv(root / "reviews.csv", reviews=400)),
-        "IMDB_READ_ONLY": "1",
-        "IMDB_ADMIN_PASSWORD": PASSWORD,
-    }
-    server = StreamlitServer(environment, root / "streamlit.log")
-    try:
-        server.wait_healthy()
+    environment = dashboard_environment(root, IMDB_READ_ONLY="1", IMDB_ADMIN_PASSWORD=PASSWORD)
+    with running_server(environment, root / "streamlit.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _visit(page, server, view: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import StreamlitServer, write_reviews_csv
+from tests.browser_support import dashboard_environment, running_server
 from tests.websocket_client import RawSession
 
 pytestmark = pytest.mark.slow  # a real server each module: seconds
@@ -26,19 +26,9 @@ MB = 1024**2
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    environment = {
-        "IMDB_RUNS": str(root / "runs"),
-        "IMDB_CACHE": str(root / "cache"),
-        "IMDB_DATA": str(write_reviews_csv(root / "reviews.csv", reviews=200)),
-        "IMDB_READ_ONLY": "1",
-        "IMDB_ADMIN_PASSWORD": PASSWORD,
-    }
-    started = StreamlitServer(environment, root / "streamlit.log")
-    try:
-        started.wait_healthy()
+    environment = dashboard_environment(root, IMDB_READ_ONLY="1", IMDB_ADMIN_PASSWORD=PASSWORD)
+    with running_server(environment, root / "streamlit.log") as started:
         yield started
-    finally:
-        started.stop()
 
 
 def _unlocked(session: RawSession) -> bool:
