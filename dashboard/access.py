@@ -369,6 +369,9 @@ def guard_uploads() -> None:
                 replaced = len(kept[file.file_id].data) if file.file_id in kept else 0
                 in_all = manager._total_bytes - replaced
             refusal = upload_refusal(by_session, in_all, len(file.data))
+            if any(unicodedata.category(character) == "Cc" for character in file.name):
+                # Streamlit's uploader raises on every rerun of a session holding a file whose name has a NUL byte.
+                refusal = "the file's name holds a control character (such as NUL): rename the file"
             if refusal is not None:
                 _LOGGER.warning("Refused an upload of %d bytes: %s.", len(file.data), refusal)
                 raise HTTPException(status_code=413, detail=f"Upload refused: {refusal}.")

@@ -658,6 +658,9 @@ def test_uploads_are_held_within_a_budget_for_each_session_and_for_the_server(mo
     with pytest.raises(HTTPException) as refused:
         upload("i", "1", 1)
     assert "the server holds" in refused.value.detail
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("j", UploadedFileRec("1", "a\x00b.csv", "text/csv", b"text\n"))
+    assert "control character" in refused.value.detail and not manager.get_files("j", ["1"])
     manager.remove_session_files("a")  # a session ends: its room is free again
     upload("i", "1", 50)
     assert manager._total_bytes <= access.SERVER_UPLOAD_BYTES

@@ -93,12 +93,12 @@ def test_a_read_only_session_cannot_clear_the_servers_caches(server):
     assert "Refused a request to clear the caches from a session that cannot write." in log
 
 
-def _upload(server, session_id: str, size: int, opener) -> int:
+def _upload(server, session_id: str, size: int, opener, name: str = "big.csv") -> int:
     """PUT one file of size bytes to the session's upload endpoint, as the page's uploader does; the HTTP status."""
     token = next(cookie.value for cookie in opener.cookie_jar if cookie.name == "_streamlit_xsrf")
     boundary = uuid.uuid4().hex
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"UploadedFile\"; filename=\"big.csv\"\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"UploadedFile\"; filename=\"{name}\"\r\n"
         "Content-Type: text/csv\r\n\r\n"
     ).encode() + b"x" * size + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(  # noqa: S310 - the test's own server on 127.0.0.1
@@ -127,6 +127,13 @@ def test_uploads_no_widget_asked_for_stop_at_the_sessions_budget_and_memory_stay
     finally:
         visitor.close()
     assert statuses[0] == 204 and set(statuses[1:]) == {413}, statuses
+    # A name with a NUL byte, which would make Streamlit's uploader raise on every rerun of the session, is not kept.
+    other = RawSession(server.port).run()
+    try:
+        assert _upload(server, other.session_id, 10, opener, name="a\x00b.csv") == 413
+        assert _upload(server, other.session_id, 10, opener, name="fine.csv") == 204
+    finally:
+        other.close()
     assert after - before < 3 * 49, f"the server grew from {before:,.0f} MB to {after:,.0f} MB"
     # The visitor leaves: its upload is dropped with its connection, not minutes later.
     deadline = time.monotonic() + 15
