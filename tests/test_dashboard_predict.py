@@ -414,3 +414,27 @@ print(sorted(name for name in ("tensorflow", "keras", "tf2onnx") if name in sys.
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_uploaded_model_with_an_endless_loop_costs_one_time_limit_and_the_page_goes_on(tiny_default, monkeypatch):
+    import time
+
+    from core.scoring import run_guard
+    from tests.test_hostile_files import _endless_loop
+
+    monkeypatch.setattr(run_guard.WATCH, "seconds", 1.0)  # the same guard, a tenth of its time limit
+    app = _open("classify")
+    app.selectbox(key="classify_model").set_value(UPLOAD).run()
+    hostile = _endless_loop().SerializeToString()
+    app.file_uploader(key="classify_model_upload").set_value(("loop.onnx", hostile, "application/octet-stream")).run()
+    started = time.perf_counter()
+    _classify(app, "great superb")
+    first = time.perf_counter() - started
+    assert [_plain(error.value) for error in app.error][-1].endswith("a run took more than 1 s and was stopped; "
+                                                                       "this file cannot be used")
+    started = time.perf_counter()
+    _classify(app, "a second review")  # the same file: refused at once
+    assert time.perf_counter() - started < first and "was stopped" in _plain(app.error[-1].value)
+    app.selectbox(key="classify_model").set_value(next(iter(app.selectbox(key="classify_model").options))).run()
+    _classify(app, "great superb")  # another model: the page works
+    assert _metric(app, "Label") in ("negative", "positive")
