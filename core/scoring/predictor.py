@@ -17,7 +17,7 @@ from core.config import ExperimentConfig
 from core.scoring.files import CsvPrediction, predict_csv
 from core.scoring.explain import Explanation, read_words, steps_run
 from core.data.text_batch import EncodedBatch, encode_batch
-from core.scoring.run_guard import checked_probabilities, guarded_run
+from core.scoring.run_guard import RunStopped, checked_probabilities, guarded_run
 from core.export.model_file import (
     METADATA_KEYS,
     OUTPUT_NAME,
@@ -227,9 +227,8 @@ class Predictor:
             raise ModelFileError(self._stopped)
         try:
             return guarded_run(session, names, {self.input_name: ids}, self.source)
-        except ModelFileError as error:
-            if "was stopped" in str(error):
-                self._stopped = str(error)
+        except RunStopped as error:
+            self._stopped = str(error)
             raise
 
     def _run(self, ids: np.ndarray) -> np.ndarray:

@@ -70,16 +70,20 @@ class RunWatch:
 WATCH = RunWatch()
 
 
+class RunStopped(ModelFileError):
+    """A run passed its time limit and was stopped: the file's graph is hostile or broken."""
+
+
 def guarded_run(session, names: list[str], feed: dict, source: str, seconds: float | None = None) -> list:
-    """session.run(names, feed) stopped after seconds (default RUN_SECONDS); ModelFileError with one line when it is
-    stopped or onnxruntime fails on the file's graph."""
+    """session.run(names, feed) stopped after seconds (default RUN_SECONDS); RunStopped when it is stopped, and
+    ModelFileError when onnxruntime fails on the file's graph, each with one line."""
     with WATCH.options(seconds) as options:
         try:
             return session.run(names, feed, options)
         except Exception as error:  # onnxruntime raises its own types for a graph that fails at run time
             limit = WATCH.seconds if seconds is None else seconds
             if options.terminate:
-                raise ModelFileError(
+                raise RunStopped(
                     f"{source}: a run took more than {limit:g} s and was stopped; this file cannot be used"
                 ) from None
             if "Available memory of" in str(error):  # the arena's refusal (MEMORY_LIMIT_BYTES)

@@ -1,4 +1,8 @@
-"""Export page: turn a trained run into one self-describing .onnx file and show what is inside it."""
+"""Export page: turn a trained run into one self-describing .onnx file and show what is inside it.
+
+One idea, several files: the export, its text-reading companion and its int8 copy are each offered here with what
+the file holds (ops, inputs and outputs, metadata), so the page runs past 200 lines; the computing is in core.export.
+"""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,6 +17,20 @@ from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
 GENERIC_LOOPS = ("Loop", "Scan")
+
+
+def _download_ui(label: str, path, file_name: str, key: str, **options) -> None:
+    """A download button for one of the run's model files, named file_name in the browser."""
+    st.download_button(
+        label,
+        data=path.read_bytes(),
+        file_name=file_name,
+        mime="application/octet-stream",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        **options,
+    )
 
 
 def _op_figure(counts: dict[str, int]) -> go.Figure:
@@ -126,28 +144,16 @@ for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequen
 problem = file_problem(counts, parity)
 if problem:
     st.error(problem)
-st.download_button(
-    "Download model.onnx",
-    data=onnx_path.read_bytes(),
-    file_name=f"{run.run_id}.onnx",
-    mime="application/octet-stream",
-    key="export_download_onnx",
-    on_click="ignore",
-    type="primary",
-    icon=":material/download:",
-)
+_download_ui("Download model.onnx", onnx_path, f"{run.run_id}.onnx", "export_download_onnx", type="primary")
 
 # The companion that reads raw reviews: written by the same export, after model.onnx.
 text_file = text_path(onnx_path)
 if text_file.is_file() and text_file.stat().st_mtime_ns >= onnx_path.stat().st_mtime_ns:
-    st.download_button(
+    _download_ui(
         "Download model.text.onnx (raw reviews in)",
-        data=text_file.read_bytes(),
-        file_name=f"{run.run_id}.text.onnx",
-        mime="application/octet-stream",
-        key="export_download_text",
-        on_click="ignore",
-        icon=":material/download:",
+        text_file,
+        f"{run.run_id}.text.onnx",
+        "export_download_text",
         help="The same model with the text rule inside the graph: a string tensor of reviews in, the probability and "
         "word counts out, in any onnxruntime with string tensors and its contrib ops (Python, Java, C#, "
         "JavaScript's wasm build); no tokenizer to write.",
@@ -188,15 +194,7 @@ else:
     if found.missing:
         st.info(widgets.message(f"Test accuracy not measured: {found.missing}."))
     st.caption(widgets.escape_markdown(quantization_summary(found.quantization)))
-    st.download_button(
-        "Download model.int8.onnx",
-        data=int8_file.read_bytes(),
-        file_name=f"{run.run_id}.int8.onnx",
-        mime="application/octet-stream",
-        key="export_download_int8",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    _download_ui("Download model.int8.onnx", int8_file, f"{run.run_id}.int8.onnx", "export_download_int8")
 
 st.subheader("Op histogram")
 st.plotly_chart(_op_figure(counts), key="export_ops")
