@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser_support import dashboard_environment, running_server, tiny_exported_run
 # browser and page are test_browser's fixtures: one Chromium a module, one fresh context a test.
@@ -90,7 +91,7 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         page.get_by_text("This session can change things.").wait_for()
         _wait_idle(page)
         assert PASSWORD not in page.content()
-        assert _button(page, "Export to ONNX").is_enabled()
+        expect(_button(page, "Export to ONNX")).to_be_enabled(timeout=30_000)
 
         # Another browser session is still read-only.
         other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -103,7 +104,7 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         page.get_by_role("link", name="Train").click()
         _button(page, "Start training").wait_for()
         _wait_idle(page)
-        assert _button(page, "Start training").is_enabled()
+        expect(_button(page, "Start training")).to_be_enabled(timeout=30_000)
 
         # The unlocked session (the same one: a click in the app, not a reload, which starts a new session) deletes
         # the spare run. An unlock ends with its connection: if the browser had to reconnect (a loaded machine can
@@ -118,9 +119,9 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
             _wait_idle(page)
         _choose(page, "Run to delete", SPARE_RUN)
         page.get_by_text("Yes, delete it for good").click()
-        _wait_idle(page)
+        # The tick reruns the page, which may not have begun when the click returns: wait for the button it enables.
         delete = _button(page, "Delete").first
-        assert delete.is_enabled()
+        expect(delete).to_be_enabled(timeout=30_000)
         delete.click()
         page.get_by_text(f"Deleted run {SPARE_RUN}.").wait_for()
     runs = Path(server.environment["IMDB_RUNS"])
