@@ -96,10 +96,10 @@ def main() -> int:
 
     # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
     from core.export.model_file import load_session
-    from core.export.passes.batched_rnn import native_only
+    from core.export.passes.pass_list import BATCH_SCAN, CLEAN_ROWS, without
 
     proto = onnx.load(args.model)
-    native_only(proto)
+    without(proto, [BATCH_SCAN.name, CLEAN_ROWS.name])
     legacy = Predictor(load_session(proto.SerializeToString(), "rnn-op copy"), predictor.metadata)
     legacy.use_padding_skip = False
 

@@ -3,15 +3,14 @@
     python bench/plain_session.py [--model models/imdb_simplernn.onnx] [--old FILE] [--data $IMDB_DATA]
                                   [--rows 1024] [--repeats 7] [--single-repeats 200]
 
-What the README's standalone example does (a default InferenceSession, every review padded to sequence_length, one
-run of the whole batch fetching probability) against the Predictor on the same rows, for the file exported before the
-steps switch (--old; by default the new file with the switch undone by core.export.passes.batched_rnn.steps_always, the same graph
-the project shipped before) and for the file with it. The Predictor is measured two ways: its own session fed the
-same full rows in one run (the goal's comparison: the stranger within 1.5x of it, issue 12), and predict's path
-(rows sorted by length, each batch cut to its longest review, batches on every core). Medians of --repeats runs,
-interleaved, ratios from this run; the scores of every way are checked equal. Last, one review at a time through the
-stranger's session of each file (the RNN op's path for single reviews), to show the switch costs a single review
-nothing that matters.
+What the README's standalone example does (a default InferenceSession, every review padded to sequence_length, one run
+of the whole batch fetching probability) against the Predictor on the same rows, for the file exported before the steps
+switch (--old; by default the new file with the switch left out by core.export.passes.pass_list.without, the same graph
+the project shipped before) and for the file with it. The Predictor is measured two ways: its own session fed the same
+full rows in one run (the goal's comparison: the stranger within 1.5x of it, issue 12), and predict's path (rows sorted
+by length, each batch cut to its longest review, batches on every core). Medians of --repeats runs, interleaved, ratios
+from this run; the scores of every way are checked equal. Last, one review at a time through the stranger's session of
+each file (the RNN op's path for single reviews), to show the switch costs a single review nothing that matters.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def main() -> int:
     import onnx
     import onnxruntime
 
-    from core.export.passes.batched_rnn import steps_always
+    from core.export.passes.pass_list import STEPS_SWITCH, without
     from core.scoring.predictor import Predictor
     from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch
 
@@ -72,7 +71,7 @@ def main() -> int:
         old_path = args.old
         if old_path is None:
             proto = onnx.load(args.model)
-            steps_always(proto)
+            without(proto, STEPS_SWITCH.name)
             old_path = str(Path(folder) / "before_switch.onnx")
             onnx.save(proto, old_path)
         files = {"before the switch": old_path, "with the switch": args.model}

@@ -7,7 +7,8 @@ import onnx
 import onnxruntime
 import pytest
 
-from core.export.passes.batched_rnn import SCAN_MIN_BATCH, batched_simple_rnn, plain_prediction_graph
+from core.export.passes.batched_rnn import SCAN_MIN_BATCH, batched_simple_rnn
+from core.export.passes.pass_list import prediction_graph
 from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.export.model_file import ModelFileError, ModelMetadata
 from core.export.graph import op_counts
@@ -25,7 +26,7 @@ def test_the_plain_prediction_graph_answers_probability_alone_and_the_same():
     assert batched_simple_rnn(original) == 1
     plain = onnx.ModelProto()
     plain.CopyFrom(original)
-    assert plain_prediction_graph(plain)
+    assert prediction_graph(plain)
     assert [output.name for output in plain.graph.output] == ["probability"]
     # The Scan of the batch path no longer writes every step: its only output is the final state.
     (branch,) = [node for node in plain.graph.node if node.op_type == "If"]
@@ -41,7 +42,7 @@ def test_the_plain_prediction_graph_answers_probability_alone_and_the_same():
 def test_a_graph_without_step_probability_is_left_as_it_is():
     model = build_model(trajectory=False)
     before = model.SerializeToString()
-    assert not plain_prediction_graph(model)
+    assert not prediction_graph(model)
     assert model.SerializeToString() == before
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from core import paths
 from core.export import parity
-from core.export.passes.batched_rnn import SWITCH_NODE, native_only, steps_always, steps_on_request
+from core.export.passes.batched_rnn import SWITCH_NODE, steps_always
+from core.export.passes.pass_list import BATCH_SCAN, CLEAN_ROWS, STEPS_SWITCH, without
 from core.scoring.predictor import METADATA_KEYS, Predictor
 from core.export.passes.clean_rows import MIN_BATCH
 from core.export.passes.clean_rows import NODE as CLEAN_ROWS_NODE
@@ -155,8 +156,8 @@ def test_the_file_passes_the_full_checker_keeps_its_metadata_and_weights(files):
 def test_the_switch_is_added_once_and_undone_exactly(files):
     shipped, old = files
     model = onnx.load(str(old))
-    assert steps_on_request(model)
-    assert not steps_on_request(model)  # already there
+    assert STEPS_SWITCH.apply(model, None, frozenset())
+    assert not STEPS_SWITCH.apply(model, None, frozenset())  # already there
     onnx.checker.check_model(model, full_check=True)
     assert op_counts(model) == op_counts(onnx.load(str(shipped)))
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -171,7 +172,7 @@ def test_the_switch_is_added_once_and_undone_exactly(files):
 def test_the_rnn_op_baseline_unwraps_both_paths(files):
     """bench/padding_skip.py's baseline: every SimpleRNN layer back on the RNN op, on each path of the switch."""
     model = onnx.load(str(files[0]))
-    assert native_only(model) == 2
+    assert without(model, [BATCH_SCAN.name, CLEAN_ROWS.name])
     counts = op_counts(model)
     assert "Scan" not in counts and counts["RNN"] == 2 and counts["If"] == 1
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -14,8 +14,6 @@ import numpy as np
 
 from core.export import parity
 from core.atomic import write_bytes
-from core.export.passes.batched_rnn import batched_simple_rnn, steps_on_request
-from core.export.passes.clean_rows import clean_rows_path
 from core.config import ExperimentConfig, ModelConfig
 from core.errors import first_line
 from core.model.build import model_layers, sequence_copy
@@ -23,16 +21,16 @@ from core.export.model_file import (
     DEFAULT_THRESHOLD,
     INPUT_NAME,
     OUTPUT_NAME,
+    PADDING_SKIP_KEY,
     STEPS_SWITCH_DOC,
     TRAJECTORY_NAME,
     ModelMetadata,
     has_steps_switch,
 )
-from core.export.passes.native_ops import use_native_ops
 from core.export.text_file import checked_text_file, text_path
-from core.export.graph import ExportError, model_props, op_counts, recurrent_layers, set_props
-from core.export.passes.padding_skip import METADATA_KEY as PADDING_SKIP_KEY
-from core.export.passes.padding_skip import PaddingSkipError, skip_padding
+from core.export.graph import ExportError, model_props, op_counts, recurrent_layers
+from core.export.passes.padding_skip import PaddingSkipError
+from core.export.passes.pass_list import AFTER_NATIVE_OPS, STEPS_SWITCH, PassInputs, apply_passes
 from core.data.reviews import LABELS
 from core.runs.store import CONFIG_FILE, METRICS_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
 from core.data.text import Vocabulary, pad_sequences
@@ -80,7 +78,7 @@ def _forward_function(model, config: ModelConfig, trajectory: bool, strip_mask: 
     def forward(input_ids):
         values = embedding(input_ids)
         if config.mask_padding and strip_mask:
-            # A new tensor without the Keras mask: the layers convert as unmasked ones, and core.export.passes.padding_skip gives
+            # A new tensor without the Keras mask: the layers convert as unmasked ones, and passes.padding_skip gives
             # the graph the mask's meaning with the ops' sequence_lens.
             values = tf.identity(values)
         for layer in recurrent[:-1]:
@@ -99,8 +97,8 @@ def _forward_function(model, config: ModelConfig, trajectory: bool, strip_mask: 
 
 
 def skips_padding(config: ModelConfig) -> bool:
-    """Whether the export of this model accepts input_ids shorter than sequence_length (core.export.passes.padding_skip)."""
-    return config.mask_padding or (config.padding, config.truncating) == ("pre", "pre")
+    """Whether the export of this model accepts input_ids shorter than sequence_length (passes.padding_skip)."""
+    return PassInputs.from_config(config).skips_padding
 
 
 def convert(
@@ -116,8 +114,8 @@ def convert(
 
     The native graph skips padding when the model allows it (skips_padding) unless padding_skip is False: its
     description is then in proto.metadata_props under PADDING_SKIP_KEY. With trajectory, it computes step_probability
-    only when its with_steps input is fed true (core.export.passes.batched_rnn.steps_on_request) unless steps_switch or padding_skip
-    is False (the graph files had before: every run computes it)."""
+    only when its with_steps input is fed true (the steps switch) unless steps_switch or padding_skip is False (the
+    graph files had before: every run computes it). The passes are core.export.passes.pass_list's, in its order."""
     import logging
 
     import tf2onnx
@@ -133,24 +131,13 @@ def convert(
     if not native:
         return proto
     _, recurrent, _ = model_layers(model, config)
-    use_native_ops(proto, config, recurrent)
-    if padding_skip and skips_padding(config):
-        try:
-            description = skip_padding(
-                proto,
-                config.sequence_length,
-                masked=config.mask_padding,
-                padding=config.padding,
-                truncating=config.truncating,
-            )
-        except PaddingSkipError as error:
-            raise ExportError(f"cannot skip padding: {error}") from None
-        set_props(proto, {PADDING_SKIP_KEY: json.dumps(description, sort_keys=True)})
-    if padding_skip:
-        batched_simple_rnn(proto)
-        clean_rows_path(proto)  # a masked one-layer SimpleRNN: clean batches straight to one Scan
-    if padding_skip and steps_switch and trajectory:
-        steps_on_request(proto)
+    left_out = set() if padding_skip else set(AFTER_NATIVE_OPS)
+    if not steps_switch:
+        left_out.add(STEPS_SWITCH.name)
+    try:
+        apply_passes(proto, PassInputs.from_config(config, recurrent_layers=tuple(recurrent)), left_out)
+    except PaddingSkipError as error:
+        raise ExportError(f"cannot skip padding: {error}") from None
     return proto
 
 

@@ -42,8 +42,8 @@ def io_rows(predictor) -> list[dict[str, str]]:
 
 def generic_loops(counts: dict[str, int]) -> int:
     """tf2onnx's generic Loop nodes (and Scans beyond the SimpleRNN batch paths) in a file's op counts."""
-    # Each SimpleRNN layer's batch path is a Scan inside an If (core.export.passes.batched_rnn.batched_simple_rnn); any other loop is
-    # tf2onnx's generic Loop, which a file from this version never holds.
+    # Each SimpleRNN layer's batch path is a Scan inside an If (passes.batched_rnn.batched_simple_rnn); any other loop
+    # is tf2onnx's generic Loop, which a file from this version never holds.
     return counts.get("Loop", 0) + max(0, counts.get("Scan", 0) - counts.get("If", 0))
 
 

@@ -22,9 +22,9 @@ DEFAULT_THRESHOLD = 0.5
 # trained models they part by up to ~1.5e-5 at a few steps).
 PARITY_TOLERANCE = 1e-5
 TRAJECTORY_TOLERANCE = 1e-4
-# Optional metadata_props key: the graph accepts input_ids shorter than sequence_length (see core.export.passes.padding_skip).
+# Optional metadata_props key: the graph accepts input_ids shorter than sequence_length (see passes.padding_skip).
 PADDING_SKIP_KEY = "padding_skip"
-# Optional input of a file with step_probability (core.export.passes.batched_rnn.steps_on_request): a bool scalar whose default,
+# Optional input of a file with step_probability (passes.batched_rnn.steps_on_request): a bool scalar whose default,
 # an initializer of the same name, is false. onnxruntime computes every output of a graph whatever run() fetches, so
 # step_probability is computed only when this is fed true; left out, a run answers probability at the cost of a file
 # without step_probability, and step_probability is an empty [batch, 0] tensor. Files exported before it compute
@@ -79,7 +79,7 @@ class ModelMetadata:
     parity_max_abs_diff: float  # Keras vs onnxruntime, measured at export
     versions: dict  # library versions that made the file
     created: str  # ISO 8601, UTC
-    # How the graph skips padding (core.export.passes.padding_skip), or None: the file then needs rows of sequence_length ids.
+    # How the graph skips padding (passes.padding_skip), or None: the file then needs rows of sequence_length ids.
     padding_skip: dict | None = None
 
     def to_props(self) -> dict[str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import cells
-from core.export.upgrade import drop_clean_rows_path
+from core.export.passes.pass_list import CLEAN_ROWS, without
 from core.export.model_file import ModelFileError, read_model_file
 from core.export.graph import sort_nodes, walk_nodes
 
@@ -140,7 +140,7 @@ def quantize_file(float_path: str | Path, out_path: str | Path | None = None) ->
     model, metadata = _float_model(float_path)
     # The clean-rows table is a float32 copy of the embedding folded into the kernel: it would undo what the int8
     # embedding saves, so the int8 file scores every batch through the general path.
-    drop_clean_rows_path(model)
+    without(model, CLEAN_ROWS.name)
     props = {prop.key: prop.value for prop in model.metadata_props}
     if out.is_dir():
         raise QuantizeError(f"{out} is a folder: give the path of the .onnx file to write")

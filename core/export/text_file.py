@@ -41,9 +41,8 @@ from core.export.passes.text_front import (
     TEXT_OPSET,
     TOKENS_NAME,
     UNKNOWN_NAME,
-    has_text_front,
-    with_text_front,
 )
+from core.export.passes.pass_list import TEXT_FRONT, PassInputs
 
 __all__ = ["TEXT_METADATA_KEY", "TextFileError", "TextFileResult", "checked_text_file", "text_path", "write_text_file"]
 
@@ -103,12 +102,20 @@ def text_model(ids_proto, metadata: ModelMetadata):
     """The text file's ModelProto for an ids file's ModelProto and metadata, checked by onnx's full checker."""
     import onnx
 
-    if has_text_front(ids_proto):
+    if TEXT_FRONT.present(ids_proto):
         raise TextFileError("this file already reads text: give the ids file (model.onnx), not model.text.onnx")
+    text = onnx.ModelProto()
+    text.CopyFrom(ids_proto)
+    inputs = PassInputs(
+        metadata.sequence_length,
+        metadata.config.model.mask_padding,
+        metadata.padding,
+        metadata.truncating,
+        pad_id=metadata.vocabulary.pad_id,
+        vocabulary=metadata.vocabulary,
+    )
     try:
-        text = with_text_front(
-            ids_proto, metadata.vocabulary, metadata.sequence_length, metadata.padding, metadata.truncating
-        )
+        TEXT_FRONT.apply(text, inputs, frozenset())
     except ValueError as error:
         raise TextFileError(f"cannot put the text front before this graph: {error}") from None
     has_steps = TRAJECTORY_NAME in {value.name for value in text.graph.output}

@@ -7,8 +7,6 @@ import json
 import numpy as np
 
 from core.atomic import write_bytes
-from core.export.passes.batched_rnn import batched_simple_rnn, steps_always, steps_on_request
-from core.export.passes.clean_rows import clean_rows_path, general_path_only, has_clean_rows_path
 from core.export.model_file import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -20,7 +18,8 @@ from core.export.model_file import (
     read_model_file,
 )
 from core.export.graph import model_props
-from core.export.passes.padding_skip import METADATA_KEY, PaddingSkipError, skip_padding
+from core.export.passes.padding_skip import METADATA_KEY, UNMASKED_NEEDS_PRE, PaddingSkipError
+from core.export.passes.pass_list import CLEAN_ROWS, PassInputs, complete
 from core.export.parity import exceeded, output_differences
 from core.data.text import pad_sequences
 
@@ -28,9 +27,9 @@ from core.data.text import pad_sequences
 def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, float]:
     """Write a copy of an exported file with what this version adds, checked against the original on full padding:
     a graph that skips padding (files exported before the padding-free path), for a file with step_probability the
-    steps switch (core.export.passes.batched_rnn.steps_on_request: a plain run no longer computes every step), and for a masked
-    one-layer SimpleRNN the clean-rows path (core.export.passes.clean_rows). The weights and the metadata stay as they were (the
-    padding skip's description added).
+    steps switch (a plain run no longer computes every step), and for a masked one-layer SimpleRNN the clean-rows path:
+    the passes of core.export.passes.pass_list it lacks. The weights and the metadata stay as they were (the padding
+    skip's description added).
 
     Returns (the METADATA_KEY description, the largest |original - new| of the probability over random reviews, fed
     at full padding and cut to their own length, through the plain path and the steps path). Raises PaddingSkipError,
@@ -44,31 +43,14 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
     adds_skip = not metadata.padding_skip
     had_switch = has_steps_switch(proto)
     adds_switch = has_steps and not had_switch
-    had_clean_rows = has_clean_rows_path(proto)
     masked = metadata.config.model.mask_padding
-    if adds_skip:
-        description = skip_padding(
-            proto,
-            metadata.sequence_length,
-            masked=masked,
-            padding=metadata.padding,
-            truncating=metadata.truncating,
-            pad_id=metadata.vocabulary.pad_id,
-        )
-        # Written only if the checks below pass: the passes that follow read it.
-        onnx.helper.set_model_props(
-            proto, {**model_props(proto), METADATA_KEY: json.dumps(description, sort_keys=True)}
-        )
-        batched_simple_rnn(proto)
-    else:
-        description = metadata.padding_skip
-    if has_steps and not had_clean_rows:
-        # The switch rebuilt, so that its default branch gets every path this version has (core.export.passes.clean_rows).
-        steps_always(proto)
-        steps_on_request(proto)
-    elif not has_steps:
-        clean_rows_path(proto)
-    adds_clean_rows = has_clean_rows_path(proto) and not had_clean_rows
+    inputs = PassInputs.from_config(metadata.config.model, pad_id=metadata.vocabulary.pad_id)
+    if adds_skip and not inputs.skips_padding:
+        raise PaddingSkipError(UNMASKED_NEEDS_PRE)
+    # Written only if the checks below pass.
+    added = complete(proto, inputs)
+    description = json.loads(model_props(proto)[METADATA_KEY])
+    adds_clean_rows = CLEAN_ROWS.name in added
     if not (adds_skip or adds_switch or adds_clean_rows):
         switch = " and computes step_probability only on request" if has_steps else ""
         raise PaddingSkipError(f"{source} already skips padding{switch}")
@@ -101,14 +83,3 @@ def upgrade_file(source, out, *, rows: int = 256, seed: int = 0) -> tuple[dict, 
     write_bytes(out, proto.SerializeToString())
     return description, worst[OUTPUT_NAME]
 
-
-def drop_clean_rows_path(proto) -> bool:
-    """Undo clean_rows_path on a whole file in place, the steps switch rebuilt around the general path as files had it
-    before (the embedding looked up once, outside the switch). Returns False when the file has no such path."""
-    if not has_clean_rows_path(proto):
-        return False
-    if steps_always(proto):
-        steps_on_request(proto, clean_rows=False)
-    else:
-        general_path_only(proto.graph)
-    return True

@@ -109,22 +109,20 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | Path) -> "Predictor":
         """Check and load an exported file; ModelFileError (a ValueError) with one line when it cannot be used."""
-        from core.export.passes.batched_rnn import plain_prediction_graph
-        from core.export.passes.text_front import has_text_front, ids_part
+        from core.export.passes.pass_list import TEXT_FRONT, prediction_graph, without
 
         # A text rule this version does not know is refused with the metadata (Vocabulary checks its name).
         data, model, metadata = read_model_file(path)
-        if has_text_front(model):
+        if without(model, TEXT_FRONT.name):
             # A text file (core.export.passes.text_front): its ids graph, which this class feeds with ids it makes.
-            model = ids_part(model)
             data = model.SerializeToString()
         if has_steps_switch(model):
             # One session: left at its default the switch answers probability alone; the trajectory feeds it true.
             session = load_session(data, str(path))
             return cls(session, metadata, Path(path), trajectory_session=StepsSession(session))
         # A file with step_probability exported before the switch gets a second session on a copy that answers
-        # probability alone (see plain_prediction_graph for why); the file's own graph answers the trajectory.
-        if not plain_prediction_graph(model):
+        # probability alone (see prediction_graph for why); the file's own graph answers the trajectory.
+        if not prediction_graph(model):
             return cls(load_session(data, str(path)), metadata, Path(path))
         session = load_session(model.SerializeToString(), str(path))
         return cls(session, metadata, Path(path), trajectory_session=load_session(data, str(path)))

@@ -1,8 +1,8 @@
 """SimpleRNN's batch path without TensorFlow: an If running big batches as a Scan of Gemm + Tanh, small ones on RNN.
 
-Also its undoing (native_only), the probability-only graph (plain_prediction_graph), and the steps switch that gives
-a file with step_probability that graph's speed for a plain run(["probability"]) (steps_on_request, undone by
-steps_always).
+Also its undoing (native_only), and the steps switch that gives a file with step_probability the speed of the graph
+without it for a plain run(["probability"]) (steps_on_request, undone by steps_always). The order these and the
+other passes run in is core.export.passes.pass_list's.
 """
 
 from __future__ import annotations
@@ -10,13 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from core.cells import SIMPLE_RNN
-from core.export.passes.clean_rows import clean_rows_path, general_path_only
 from core.export.model_file import OUTPUT_NAME, STEPS_SWITCH_DOC, STEPS_SWITCH_NAME, TRAJECTORY_NAME, has_steps_switch
-from core.export.graph import branch_graph, graph_constants, inline_branch, outer_references, prune_graph, subgraphs
+from core.export.graph import (
+    branch_graph,
+    graph_constants,
+    inline_branch,
+    outer_references,
+    prune_graph,
+    subgraphs,
+    walk_nodes,
+)
 
 # Names of the steps switch's If node, its branches and its constants.
 SWITCH_PREFIX = "steps_switch"
 SWITCH_NODE = f"{SWITCH_PREFIX}/by_request"
+BATCH_NODE_SUFFIX = "/by_batch"  # the If a SimpleRNN layer's node becomes: name of the layer's node, then this
 # A batch of this many reviews or more runs a SimpleRNN layer as a Scan of Gemm + Tanh: onnxruntime's RNN
 # kernel applies tanh element by element and costs ~6x more a review in batches (bench/padding_skip.py), while it is
 # the faster of the two for a single review.
@@ -163,7 +171,7 @@ def batched_simple_rnn(proto) -> int:
                 "If",
                 [f"{prefix}/use_scan"],
                 if_outputs,
-                name=f"{prefix}/by_batch",
+                name=f"{prefix}{BATCH_NODE_SUFFIX}",
                 then_branch=helper.make_graph(then_nodes, f"{prefix}_scan", [], then_outputs),
                 else_branch=helper.make_graph([native], f"{prefix}_native", [], else_outputs),
             ),
@@ -177,78 +185,47 @@ def batched_simple_rnn(proto) -> int:
     return wrapped
 
 
-def native_only(proto) -> int:
-    """Undo batched_simple_rnn (and core.export.passes.clean_rows.clean_rows_path) in place: each If back to its RNN node (the graph
-    export wrote before the Scan path; the benchmark's baseline), in both branches of the steps switch too. Returns how
-    many were unwrapped."""
+def has_batch_scan(proto) -> bool:
+    """The graph, or a branch of its steps switch, has a SimpleRNN layer's batch path (batched_simple_rnn)."""
+    return any(node.op_type == "If" and node.name.endswith(BATCH_NODE_SUFFIX) for node in walk_nodes(proto.graph))
+
+
+def native_only(graph) -> int:
+    """Undo batched_simple_rnn in place: each If back to its RNN node (the graph export wrote before the Scan path;
+    the benchmark's baseline). The clean-rows path, which holds such an If, is undone first (pass_list.without).
+    Returns how many were unwrapped."""
     count = 0
-    # The branches before the graph that holds them: pruning a graph copies its nodes, branches included.
-    for graph in [*_switch_branches(proto.graph), proto.graph]:
-        general_path_only(graph)  # the clean-rows path first: its general branch holds the If to unwrap
-        for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]:
-            branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
-            (native,) = branch.node
-            renamed = {branch_output.name: outer for branch_output, outer in zip(branch.output, node.output)}
-            outputs = [renamed.get(name, "") if name else "" for name in native.output]
-            del native.output[:]
-            native.output.extend(outputs)
-            native.name = node.name.removesuffix("/by_batch")
-            graph.node.insert(list(graph.node).index(node), native)
-            graph.node.remove(node)
-            count += 1
-        prune_graph(graph)
+    for node in [node for node in graph.node if node.op_type == "If" and node.name.endswith(BATCH_NODE_SUFFIX)]:
+        branch = next(attribute.g for attribute in node.attribute if attribute.name == "else_branch")
+        (native,) = branch.node
+        renamed = {branch_output.name: outer for branch_output, outer in zip(branch.output, node.output)}
+        outputs = [renamed.get(name, "") if name else "" for name in native.output]
+        del native.output[:]
+        native.output.extend(outputs)
+        native.name = node.name.removesuffix(BATCH_NODE_SUFFIX)
+        graph.node.insert(list(graph.node).index(node), native)
+        graph.node.remove(node)
+        count += 1
+    prune_graph(graph)
     return count
 
 
-def _switch_branches(graph) -> list:
-    """The two branches of the steps switch's If (steps_on_request), or none."""
-    return [
-        subgraph
-        for node in graph.node
-        if node.op_type == "If" and node.name == SWITCH_NODE
-        for subgraph in subgraphs(node)
-    ]
-
-
-def plain_prediction_graph(proto, clean_rows: bool = True) -> bool:
-    """Turn a file's graph in place into one that answers probability alone: step_probability dropped, and each
-    SimpleRNN layer's batch path rebuilt so that its Scan no longer writes every step. onnxruntime computes every
-    output of a graph whatever run() asks for, and the per-step head costs a third of a batch's time.
-
-    Returns False, leaving the graph as it was, when it has no step_probability output to drop, or has the steps switch
-    (steps_on_request: its default run is this graph already)."""
-    names = [output.name for output in proto.graph.output]
-    if TRAJECTORY_NAME not in names or OUTPUT_NAME not in names or has_steps_switch(proto):
-        return False
-    kept = [output for output in proto.graph.output if output.name != TRAJECTORY_NAME]
-    del proto.graph.output[:]
-    proto.graph.output.extend(kept)
-    if native_only(proto):
-        batched_simple_rnn(proto)
-        if clean_rows:
-            clean_rows_path(proto)
-    prune_graph(proto.graph)
-    return True
-
-
-def steps_on_request(proto, clean_rows: bool = True) -> bool:
+def steps_on_request(proto, plain) -> bool:
     """Give a graph with step_probability the steps switch in place: a bool input STEPS_SWITCH_NAME whose default (an
-    initializer of that name) is false, and an If on it. False runs the plain prediction graph (plain_prediction_graph:
-    no step outputs anywhere) and answers step_probability with an empty [batch, 0] tensor; true runs the whole graph.
+    initializer of that name) is false, and an If on it. False runs plain, the same model's graph that answers
+    probability alone (pass_list.prediction_graph: no step outputs anywhere), and answers step_probability with an
+    empty [batch, 0] tensor; true runs the whole graph.
 
     onnxruntime computes every output of a graph whatever run() asks for, so a plain run(["probability"]) on a file
     with step_probability paid for every step's probability; with the switch it costs what a file without them costs.
     The nodes both graphs share (padding skip, embedding, ...) stay outside the If and the weights are stored once.
     Returns False, leaving the graph as it was, when it has no step_probability or already has the switch."""
-    from onnx import ModelProto, TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = proto.graph
     names = [output.name for output in graph.output]
     if TRAJECTORY_NAME not in names or OUTPUT_NAME not in names or has_steps_switch(proto):
         return False
-    plain = ModelProto()
-    plain.CopyFrom(proto)
-    plain_prediction_graph(plain, clean_rows)
     # Outside the If: the plain graph's nodes that the whole graph has too, fed only by graph inputs, constants and
     # other such nodes (the same node on the same values).
     whole = {node.SerializeToString() for node in graph.node}

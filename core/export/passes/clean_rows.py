@@ -1,8 +1,8 @@
 """A masked SimpleRNN's fastest batch path: rows padded as the model pads them go straight to one Scan.
 
-The padding skip (core.export.passes.padding_skip) accepts any rows: pads anywhere, reviews longer than sequence_length. It finds
+The padding skip (passes.padding_skip) accepts any rows: pads anywhere, reviews longer than sequence_length. It finds
 each row's tokens, moves them to the front, and runs the layer with sequence_lens (a Scan with a mask a step for
-batches, core.export.passes.batched_rnn). Most batches need none of that: the Predictor's rows, and a plain user's rows padded to
+batches, passes.batched_rnn). Most batches need none of that: the Predictor's rows, and a plain user's rows padded to
 500 ids, are pre-padded cleanly (pad ids first, then the review, at most sequence_length columns). For those, the
 graph this module adds runs only:
 
@@ -19,16 +19,17 @@ onnxruntime's RNN op), at most sequence_length columns, no id below zero, and no
 Anything else (post-padding, a pad inside a review, wider rows) takes the general path, unchanged, so every input
 scores as before; the fast path's scores differ from it by float32 rounding (F is summed once, not at every step).
 
-No TensorFlow here: the transform reads the graph core.export.passes.batched_rnn leaves and works on it with onnx and NumPy.
+No TensorFlow here: the transform reads the graph passes.batched_rnn leaves and works on it with onnx and NumPy.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 import json
 
+import numpy as np
+
 from core.cells import SIMPLE_RNN
+from core.export.passes.batched_rnn import BATCH_NODE_SUFFIX
 from core.export.model_file import INPUT_NAME, PADDING_SKIP_KEY
 from core.export.graph import (
     branch_graph,
@@ -72,10 +73,10 @@ def has_clean_rows_path(proto) -> bool:
 
 def clean_rows_path(proto) -> bool:
     """Give the graph of a masked one-layer SimpleRNN model that skips padding, after
-    core.export.passes.batched_rnn.batched_simple_rnn, the fast path for cleanly pre-padded batches, in place (see the module's
-    docstring). Returns False, leaving the graph as it was (less any node nothing reads), for any other graph: no padding skip described in the
-    metadata, an unmasked model (no sequence_lens), stacked or other recurrent layers, a layer whose every step is read
-    (step_probability), or a graph given the path already."""
+    passes.batched_rnn.batched_simple_rnn, the fast path for cleanly pre-padded batches, in place (see the module's
+    docstring). Returns False, leaving the graph as it was (less any node nothing reads), for any other graph: no
+    padding skip described in the metadata, an unmasked model (no sequence_lens), stacked or other recurrent layers,
+    a layer whose every step is read (step_probability), or a graph given the path already."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = proto.graph
@@ -87,7 +88,7 @@ def clean_rows_path(proto) -> bool:
         return False
     pad_id, sequence_length = int(skip["pad_id"]), int(skip["sequence_length"])
     prune_graph(graph)  # nodes nothing reads would count as readers of what the general path writes
-    switches = [node for node in graph.node if node.op_type == "If" and node.name.endswith("/by_batch")]
+    switches = [node for node in graph.node if node.op_type == "If" and node.name.endswith(BATCH_NODE_SUFFIX)]
     if len(switches) != 1:
         return False
     (switch,) = switches

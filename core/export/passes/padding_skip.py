@@ -28,6 +28,11 @@ PREFIX = "padding_skip"
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 
+UNMASKED_NEEDS_PRE = (
+    "a model without mask_padding skips padding only with padding and truncating 'pre': it reads the padding, "
+    "and only pre-padding comes before every review's first token"
+)
+
 
 class PaddingSkipError(ValueError):
     """The graph is not one this transform understands: one line says why."""
@@ -146,10 +151,7 @@ def skip_padding(
     if padding not in ("pre", "post") or truncating not in ("pre", "post"):
         raise PaddingSkipError(f"padding and truncating must be 'pre' or 'post', got {padding!r} and {truncating!r}")
     if not masked and (padding, truncating) != ("pre", "pre"):
-        raise PaddingSkipError(
-            "a model without mask_padding skips padding only with padding and truncating 'pre': it reads the padding, "
-            "and only pre-padding comes before every review's first token"
-        )
+        raise PaddingSkipError(UNMASKED_NEEDS_PRE)
     readers = _consumers_of(graph, INPUT_NAME)
     shape = add("Shape", [INPUT_NAME], "input_shape")
     batch = add("Gather", [shape, constant("batch_index", np.array([0], dtype=np.int64))], "batch")
@@ -289,8 +291,8 @@ def skip_padding(
         "sequence_length": sequence_length,
         "padding": padding,
         "pad_id": pad_id,
-        "input": f"input_ids padded ({padding}) with {pad_id} to any length up to {sequence_length}: a batch needs only "
-        "as many columns as its longest review; the score equals the model's on the review padded to "
+        "input": f"input_ids padded ({padding}) with {pad_id} to any length up to {sequence_length}: a batch needs "
+        "only as many columns as its longest review; the score equals the model's on the review padded to "
         f"{sequence_length}",
     }
 
