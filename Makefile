@@ -44,6 +44,7 @@ lint: setup-dev
 bench: setup-dev
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/xla_break_even.py
 	$(BIN)/python -m core bench
 	$(BIN)/python bench/padding_skip.py
 	$(BIN)/python bench/plain_session.py

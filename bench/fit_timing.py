@@ -11,12 +11,13 @@ def epoch_seconds(ends: list[float]) -> list[float]:
 
 
 def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]:
-    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.training.train does
-    (XLA, steps a call, core.training.train.fit_data); otherwise the project's training before issue 11, model.fit on the padded
-    arrays with validation_split."""
+    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.training.train
+    does (XLA when it pays, steps a call, core.training.train.fit_data); otherwise the project's training before issue
+    11, model.fit on the padded arrays with validation_split."""
     import keras
 
     from core.model.build import build_model
+    from core.training.batching import validation_start
     from core.training.train import fit_data, steps_per_execution, uses_xla
 
     ends: list[float] = []
@@ -28,7 +29,7 @@ def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]
     keras.utils.set_random_seed(train_config.seed)
     model = build_model(model_config)
     compiled = {
-        "jit_compile": uses_xla(model_config, train_config),
+        "jit_compile": uses_xla(model_config, train_config, validation_start(len(y), train_config.validation_split)),
         "steps_per_execution": steps_per_execution(train_config),
     }
     model.compile(

@@ -418,7 +418,8 @@ def test_a_bad_layer_in_a_config_file_is_named_by_its_place():
 @pytest.mark.slow
 def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path, monkeypatch):
     """Bucketing only drops padded steps, which a masked model skips: the history matches full-width batches of
-    the same reviews in the same order to float32 rounding (1e-5 relative; XLA on both sides)."""
+    the same reviews in the same order to float32 rounding (1e-5 relative; TensorFlow's kernels on both sides, the
+    toy training being far too small for XLA)."""
     from core.training import batching
 
     masked = replace(TOY_MODEL, mask_padding=True, sequence_length=40)
@@ -438,3 +439,50 @@ def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path,
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert cut_run.history[key] == pytest.approx(full_run.history[key], rel=1e-5), key
     assert cut_run.metrics["test_accuracy"] > 0.9
+
+
+def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
+    """core.training.train.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
+    break-even bench/xla_break_even.py measured; a masked model compiles once per batch width, so it needs more."""
+    from core.training.train import XLA_BREAK_EVEN, uses_xla
+
+    seed, masked = preset("seed"), replace(preset("seed").model, mask_padding=True)
+    archive = 20_000  # the whole archive's training reviews after the 0.2 validation split
+    assert uses_xla(seed.model, seed.train, archive)  # 10 epochs of full rows
+    assert uses_xla(masked, seed.train, archive)
+    assert not uses_xla(seed.model, seed.train, 320, epochs=3)  # the tests' and a first try's small trainings
+    assert not uses_xla(masked, seed.train, 4_000, epochs=4)  # pays for full rows, not for ten widths
+    assert uses_xla(seed.model, seed.train, 4_000, epochs=4)
+    at = XLA_BREAK_EVEN[False] // seed.model.sequence_length
+    assert uses_xla(seed.model, seed.train, at, epochs=1) and not uses_xla(seed.model, seed.train, at - 1, epochs=1)
+    # Resuming at epoch 9 of 10 has one epoch left to pay for a compile.
+    assert not uses_xla(seed.model, seed.train, 2_000, epochs=1) and uses_xla(seed.model, seed.train, 2_000)
+    assert not uses_xla(seed.model, replace(seed.train, distribution="mirrored"), archive)  # TensorFlow's kernels
+
+
+@pytest.mark.slow
+def test_a_training_compiled_with_xla_learns_what_tensorflow_kernels_learn(tmp_path, monkeypatch):
+    """A toy training is far below the break-even; forced over it, fit compiles with XLA (a masked model: one compile
+    per batch width, as the shipped model on the whole archive; two widths here) and its history matches TensorFlow's own kernels to
+    float32 rounding accumulated over three epochs (two kernels: a tolerance)."""
+    import core.training.train as training
+    from core.training import batching
+
+    picked = []
+    chosen = training.uses_xla
+    monkeypatch.setattr(training, "uses_xla", lambda *args: picked.append(chosen(*args)) or picked[-1])
+    masked, settings = replace(TOY_MODEL, mask_padding=True), replace(TOY_TRAIN, epochs=3)
+    widths = set()
+
+    def two_widths(longest: int, length: int) -> int:  # a compile per width, at a fifth of the compiling
+        widths.add(10 if longest <= 10 else length)
+        return 10 if longest <= 10 else length
+
+    monkeypatch.setattr(batching, "bucket_width", two_widths)
+    plain = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "plain"))
+    monkeypatch.setitem(training.XLA_BREAK_EVEN, True, 0)
+    compiled = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "xla"))
+    assert picked == [False, True] and widths == {10, masked.sequence_length}
+    # Rounding differences grow with every step at a learning rate of 0.01: 2e-4 relative after three epochs here.
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert compiled.history[key] == pytest.approx(plain.history[key], rel=1e-3, abs=1e-5), key

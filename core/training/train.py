@@ -83,13 +83,23 @@ def _optimizer(train_config: TrainConfig):
     return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
 
 
-def uses_xla(model_config: ModelConfig, train_config: TrainConfig) -> bool:
-    """Whether fit compiles its steps with XLA: on one device, for every model.
+# Review-steps (training reviews x epochs x sequence_length) from which compiling fit's steps with XLA pays for itself.
+# XLA's first epoch compiles (a masked model once per batch width, up to batching.MAX_WIDTHS) and later epochs run
+# 2.5-3.5x faster; on a small training the compile is most of the time. Measured on 2 cores by bench/xla_break_even.py
+# (README, "When XLA pays"): full rows of 500 ids broke even between 2.4 and 8 million, a masked model above 20 million.
+XLA_BREAK_EVEN = {False: 6_000_000, True: 30_000_000}  # keyed by model.mask_padding
 
-    A masked model's bucketed batches come in up to core.training.batching.MAX_WIDTHS widths, each compiled once, and it
-    still pays (bench/train_speed.py measures both); strategies keep TensorFlow's own kernels.
+
+def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int, epochs: int | None = None) -> bool:
+    """Whether fit compiles its steps with XLA: on one device, when the training is long enough to pay for compiling.
+
+    reviews is the number of training reviews (validation left out); epochs those left to run (train.epochs unless
+    resuming). Strategies keep TensorFlow's own kernels.
     """
-    return train_config.distribution == "none"
+    if train_config.distribution != "none":
+        return False
+    epochs = train_config.epochs if epochs is None else epochs
+    return reviews * epochs * model_config.sequence_length >= XLA_BREAK_EVEN[model_config.mask_padding]
 
 
 def steps_per_execution(train_config: TrainConfig) -> int:
@@ -226,6 +236,8 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     from core.model.build import build_model
 
     strategy = distribute.strategy(train_config.distribution)  # first: multi-worker must precede any TensorFlow op
+    training_reviews = validation_start(len(y), train_config.validation_split)
+    epochs_left = train_config.epochs - (resumed.epoch if resumed else 0)
     keras.utils.set_random_seed(train_config.seed)
     with distribute.scope(strategy):
         model = build_model(model_config)
@@ -233,7 +245,7 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
             optimizer=_optimizer(train_config),
             loss="binary_crossentropy",
             metrics=["accuracy"],
-            jit_compile=uses_xla(model_config, train_config),
+            jit_compile=uses_xla(model_config, train_config, training_reviews, epochs_left),
             steps_per_execution=steps_per_execution(train_config),
         )
     recorder = _recorder(run_dir, callbacks)
