@@ -217,3 +217,24 @@ def test_confident_mistakes_are_every_mistake_furthest_from_the_truth_first(case
         assert distance.tolist() == sorted(distance.tolist(), reverse=True)
         _, first = metrics.confident_mistakes(labels, scores, threshold, limit=3)
         assert first.tolist() == shown[:3].tolist()
+
+
+def test_one_rule_from_score_to_label_at_the_edge_of_float32():
+    """core.export.model_file.positive is the rule the Predictor's labels, the confusion matrix, the sweep and the
+    mistakes all follow: a float32 score against a float64 threshold, compared in float64. float32(0.3) is 0.30000001,
+    above the threshold 0.3, so positive; float32(0.3)'s float64 value as threshold takes it exactly (>=)."""
+    from core.export.model_file import label_names, positive
+
+    below, at, above = np.nextafter(np.float32(0.3), np.float32(0)), np.float32(0.3), np.nextafter(np.float32(0.3), 1)
+    scores = np.array([below, at, above, 0.0, 1.0], dtype=np.float32)
+    labels = np.array([1, 0, 1, 0, 1])
+    for threshold, wanted in ((0.3, [False, True, True, False, True]), (float(at), [False, True, True, False, True]),
+                              (float(above), [False, False, True, False, True])):
+        assert positive(scores, threshold).tolist() == wanted
+        assert [float(score) >= threshold for score in scores] == wanted  # what a caller reading one score would do
+        assert label_names(scores, threshold, ("neg", "pos")) == ["pos" if flag else "neg" for flag in wanted]
+        one = metrics.confusion(labels, scores, threshold)
+        assert one.tp + one.fp == sum(wanted)
+        assert metrics.ThresholdSweep.build(labels, scores).at(threshold) == one
+        count, _ = metrics.confident_mistakes(labels, scores, threshold)
+        assert count == int(np.sum(np.array(wanted) != (labels == 1)))

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import first_line
 from core.evaluation.evaluate import MAPPED_NOTE
+from core.export.model_file import positive
 from core.export.quantize import QuantizeError, float_metadata, quantization_info, quantize_file
 
 # Why the command line measures no accuracy when it has no reviews; the Export page says it its own way.
@@ -317,7 +318,8 @@ def compare_quantized(
         ids = test_split.padded(length, metadata.padding, metadata.truncating)
         truth = test_split.labels == 1
         float_scores, int8_scores = float_model.probabilities(ids), int8_model.probabilities(ids)
-        float_labels, int8_labels = float_scores >= metadata.threshold, int8_scores >= int8_model.threshold
+        float_labels = positive(float_scores, metadata.threshold)
+        int8_labels = positive(int8_scores, int8_model.threshold)
         change = np.abs(int8_scores.astype(np.float64) - float_scores)
         measured = {
             "test_n": len(test_split),

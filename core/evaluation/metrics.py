@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.export.model_file import positive
+
 # The threshold a label uses when a model file names none: core.export.model_file.DEFAULT_THRESHOLD.
 DEFAULT_THRESHOLD = 0.5
 # Binary cross-entropy clips probabilities as Keras does, so the loss here matches model.evaluate's.
@@ -98,14 +100,14 @@ class ThresholdMetrics:
 def confusion(labels, scores, threshold: float) -> ThresholdMetrics:
     """The confusion matrix of scores at threshold against labels."""
     labels, scores = _check(labels, scores)
-    predicted = scores >= threshold
-    positive = labels == 1
+    predicted = positive(scores, threshold)
+    truly = labels == 1
     return ThresholdMetrics(
         threshold=float(threshold),
-        tp=int(np.sum(predicted & positive)),
-        fp=int(np.sum(predicted & ~positive)),
-        tn=int(np.sum(~predicted & ~positive)),
-        fn=int(np.sum(~predicted & positive)),
+        tp=int(np.sum(predicted & truly)),
+        fp=int(np.sum(predicted & ~truly)),
+        tn=int(np.sum(~predicted & ~truly)),
+        fn=int(np.sum(~predicted & truly)),
     )
 
 
@@ -134,7 +136,8 @@ class ThresholdSweep:
         return len(self.negative_scores)
 
     def counts(self, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """tp, fp, tn, fn (int64 arrays shaped like thresholds) with positive meaning score >= threshold."""
+        """tp, fp, tn, fn (int64 arrays shaped like thresholds) with positive meaning score >= threshold in float64,
+        core.export.model_file.positive's rule, for many thresholds at once."""
         thresholds = np.asarray(thresholds, dtype=np.float64)
         # searchsorted "left" counts the scores below each threshold: those are predicted negative.
         fn = np.searchsorted(self.positive_scores, thresholds, side="left").astype(np.int64)
@@ -259,7 +262,7 @@ def confident_mistakes(labels, scores, threshold: float, limit: int | None = Non
     """How many reviews are misclassified at threshold, and the indices of the most confident of them (at most
     limit), the most confident first: a negative review scored 0.99 is the most confident mistake there is."""
     labels, scores = _check(labels, scores)
-    wrong = np.flatnonzero((scores >= threshold) != (labels == 1))
+    wrong = np.flatnonzero(positive(scores, threshold) != (labels == 1))
     # How far the score is from the truth; ties keep the split's order.
     distance = np.abs(scores[wrong] - labels[wrong])
     return len(wrong), wrong[np.argsort(-distance, kind="stable")][:limit]

@@ -323,6 +323,19 @@ def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMe
     return data, model, metadata
 
 
+def positive(scores, threshold: float):
+    """The one rule from score to label: positive when the score, read as float64, is at least the threshold (a bool
+    array shaped like scores). Float64 on both sides: a float32 score meets a threshold stored as a float64 number."""
+    import numpy as np
+
+    return np.asarray(scores, dtype=np.float64) >= float(threshold)
+
+
+def label_names(scores, threshold: float, labels: tuple[str, str]) -> list[str]:
+    """labels[1] for each positive score by positive's rule, labels[0] for the others."""
+    return [labels[1] if is_positive else labels[0] for is_positive in positive(scores, threshold).ravel().tolist()]
+
+
 def check_threshold(value, name: str = "threshold") -> float:
     """value as a float strictly between 0 and 1, else ValueError with one line saying so."""
     if isinstance(value, bool):

@@ -26,8 +26,10 @@ from core.export.model_file import (
     ModelMetadata,
     StepsSession,
     has_steps_switch,
+    label_names,
     load_session,
     model_path,
+    positive,
     read_model_file,
 )
 from core.export.passes.padding_skip import padded_lengths
@@ -197,15 +199,13 @@ class Predictor:
 
     def _predictions(self, encoded: EncodedBatch, scores: np.ndarray) -> list[Prediction]:
         """What _finish gives, from arrays: one Prediction a review."""
-        negative, positive = self.metadata.labels
-        # float(score) >= threshold for each score, as _label decides.
         scores = scores.astype(np.float64)
-        positives = (scores >= self.metadata.threshold).tolist()
+        labels = label_names(scores, self.metadata.threshold, self.metadata.labels)
         truncated = (encoded.tokens + 1 > self.metadata.sequence_length).tolist()
         return [
-            Prediction(positive if is_positive else negative, score, tokens, unknown, cut)
-            for is_positive, score, tokens, unknown, cut in zip(
-                positives, scores.tolist(), encoded.tokens.tolist(), encoded.unknown.tolist(), truncated
+            Prediction(label, score, tokens, unknown, cut)
+            for label, score, tokens, unknown, cut in zip(
+                labels, scores.tolist(), encoded.tokens.tolist(), encoded.unknown.tolist(), truncated
             )
         ]
 
@@ -315,7 +315,7 @@ class Predictor:
 
     # Postprocess.
     def _label(self, score: float) -> str:
-        return self.metadata.labels[1] if score >= self.metadata.threshold else self.metadata.labels[0]
+        return label_names([score], self.metadata.threshold, self.metadata.labels)[0]
 
     def evaluate(self, split: Split) -> dict:
         """Accuracy, binary cross-entropy and count on a split encoded with this model's vocabulary, as Keras's
@@ -327,7 +327,7 @@ class Predictor:
         labels = split.labels.astype(np.float64)
         clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
         return {
-            "accuracy": float(np.mean((scores >= metadata.threshold) == (labels == 1))),
+            "accuracy": float(np.mean(positive(scores, metadata.threshold) == (labels == 1))),
             "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
             "n": len(split),
         }
