@@ -1,8 +1,14 @@
-"""Epoch times of a model.fit without core, for the training benchmarks: plain (as before issue 11) or core's way."""
+"""What the training benchmarks share: the seed and default experiments on the archive, and epoch times of a model.fit
+without core, plain (as before issue 11) or core's way."""
 
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "imdb_simplernn.config.json"
 
 
 def epoch_seconds(ends: list[float]) -> list[float]:
@@ -44,3 +50,22 @@ def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]
         data = {"x": x, "y": y, "batch_size": train_config.batch_size, "validation_split": train_config.validation_split}
     model.fit(**data, epochs=train_config.epochs, callbacks=[EpochClock()], verbose=0)
     return epoch_seconds(ends)
+
+
+def seed_and_default(test_reviews: int):
+    """The seed and the shipped default experiments by name, and the archive (IMDB_DATA) with its test split cut to
+    test_reviews: core.training.train tests after fit, a small split keeps that out of a benchmark's time. None, with
+    a line on stderr, without the archive."""
+    import numpy as np
+
+    from core.config import ExperimentConfig, preset
+    from core.data.load import load_dataset
+    from core.paths import data_source
+
+    source = data_source()
+    if source is None:
+        print("error: set IMDB_DATA to the IMDB archive (aclImdb_v1.tar.gz) to run this benchmark", file=sys.stderr)
+        return None
+    experiments = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
+    dataset = load_dataset(source, num_words=experiments["seed"].model.vocabulary_size)
+    return experiments, replace(dataset, test=dataset.test.subset(np.arange(min(test_reviews, len(dataset.test)))))

@@ -19,18 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 import core.training.train  # noqa: E402
-from core.config import ExperimentConfig, preset  # noqa: E402
-from core.data.load import load_dataset  # noqa: E402
-from core.paths import data_source  # noqa: E402
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
 from core.training.train import TrainingCallbacks, train, training_arrays  # noqa: E402
-from fit_timing import epoch_seconds, timed_fit  # noqa: E402
+from fit_timing import epoch_seconds, seed_and_default, timed_fit  # noqa: E402
 
-DEFAULT_CONFIG = ROOT / "models" / "imdb_simplernn.config.json"
 GOALS = {"seed": 1.8, "default (masked)": 2.5}
 
 
@@ -57,14 +51,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="plain/core pairs, alternated to share machine noise")
     args = parser.parse_args()
 
-    source = data_source()
-    if source is None:
-        print("error: set IMDB_DATA to the IMDB archive (aclImdb_v1.tar.gz) to run this benchmark", file=sys.stderr)
+    loaded = seed_and_default(test_reviews=500)
+    if loaded is None:
         return 2
-    experiments = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
-    dataset = load_dataset(source, num_words=experiments["seed"].model.vocabulary_size)
-    # core.training.train tests on the test split after fit; a small one keeps that out of the benchmark's time.
-    dataset = replace(dataset, test=dataset.test.subset(np.arange(min(500, len(dataset.test)))))
+    experiments, dataset = loaded
 
     rows = []
     with tempfile.TemporaryDirectory() as runs_root:

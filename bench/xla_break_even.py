@@ -21,17 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 import core.training.train  # noqa: E402
-from core.config import ExperimentConfig, preset  # noqa: E402
-from core.data.load import load_dataset  # noqa: E402
-from core.paths import data_source  # noqa: E402
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
 from core.training.train import TrainingCallbacks, train  # noqa: E402
+from fit_timing import seed_and_default  # noqa: E402
 
-DEFAULT_CONFIG = ROOT / "models" / "imdb_simplernn.config.json"
 
 
 def fit_seconds(experiment, dataset, reviews: int, epochs: int, runs_root: str, xla: bool) -> float:
@@ -58,14 +53,10 @@ def main() -> int:
     sizes = [int(value) for value in args.reviews.split(",")]
     epoch_counts = [int(value) for value in args.epochs.split(",")]
 
-    source = data_source()
-    if source is None:
-        print("error: set IMDB_DATA to the IMDB archive (aclImdb_v1.tar.gz) to run this benchmark", file=sys.stderr)
+    loaded = seed_and_default(test_reviews=200)
+    if loaded is None:
         return 2
-    experiments = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
-    dataset = load_dataset(source, num_words=experiments["seed"].model.vocabulary_size)
-    # core.training.train tests on the test split after fit; the clock stops before that, a small one saves time.
-    dataset = replace(dataset, test=dataset.test.subset(np.arange(min(200, len(dataset.test)))))
+    experiments, dataset = loaded
 
     print("fit time in seconds, first epoch (tracing, compiling) included; median of", args.rounds, "round(s)")
     print(f"{'model':18}{'reviews':>8}{'epochs':>7}{'review-steps':>14}{'XLA on':>9}{'XLA off':>9}{'on/off':>8}"
