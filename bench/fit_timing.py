@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,3 +70,16 @@ def seed_and_default(test_reviews: int):
     experiments = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
     dataset = load_dataset(source, num_words=experiments["seed"].model.vocabulary_size)
     return experiments, replace(dataset, test=dataset.test.subset(np.arange(min(test_reviews, len(dataset.test)))))
+
+
+@contextmanager
+def forced_xla(xla: bool):
+    """core.training.train compiles with XLA (xla=True) or without, whatever its uses_xla rule would pick."""
+    import core.training.train
+
+    chosen = core.training.train.uses_xla
+    core.training.train.uses_xla = lambda model_config, train_config, reviews, epochs=None: xla
+    try:
+        yield
+    finally:
+        core.training.train.uses_xla = chosen

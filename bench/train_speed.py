@@ -19,11 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import core.training.train  # noqa: E402
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
-from core.training.train import TrainingCallbacks, train, training_arrays  # noqa: E402
-from fit_timing import epoch_seconds, seed_and_default, timed_fit  # noqa: E402
+from core.training.train import TrainingCallbacks, train, training_arrays, uses_xla  # noqa: E402
+from fit_timing import epoch_seconds, forced_xla, seed_and_default, timed_fit  # noqa: E402
 
 GOALS = {"seed": 1.8, "default (masked)": 2.5}
 
@@ -35,12 +34,8 @@ def core_fit(model_config, train_config, dataset, limit: int, runs_root: str, xl
         on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()),
         on_batch_end=lambda epoch, fraction: None,
     )
-    chosen = core.training.train.uses_xla
-    core.training.train.uses_xla = lambda model_config, train_config, reviews, epochs=None: xla
-    try:
+    with forced_xla(xla):
         train(model_config, train_config, dataset, callbacks, store=RunStore(runs_root), limit=limit)
-    finally:
-        core.training.train.uses_xla = chosen
     return epoch_seconds(ends)
 
 
@@ -67,7 +62,7 @@ def main() -> int:
             # Epochs after the first are those of a long training: core compiles with XLA as it would on the whole
             # archive (experiment's epochs), which a short run like this one would not (bench/xla_break_even.py).
             archive = validation_start(len(dataset.train), train_config.validation_split)
-            xla = core.training.train.uses_xla(model_config, experiment.train, archive)
+            xla = uses_xla(model_config, experiment.train, archive)
             # The road not taken, measured: the same training with XLA the other way.
             other = f"core.training.train, XLA {'off' if xla else 'on'}"
             times[other] = []

@@ -21,12 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import core.training.train  # noqa: E402
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
-from core.training.train import TrainingCallbacks, train  # noqa: E402
-from fit_timing import seed_and_default  # noqa: E402
-
+from core.training.train import TrainingCallbacks, train, uses_xla  # noqa: E402
+from fit_timing import forced_xla, seed_and_default  # noqa: E402
 
 
 def fit_seconds(experiment, dataset, reviews: int, epochs: int, runs_root: str, xla: bool) -> float:
@@ -34,13 +32,9 @@ def fit_seconds(experiment, dataset, reviews: int, epochs: int, runs_root: str, 
     ends: list[float] = []
     callbacks = TrainingCallbacks(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
     settings = replace(experiment.train, epochs=epochs, early_stopping_patience=0)
-    chosen = core.training.train.uses_xla
-    core.training.train.uses_xla = lambda model_config, train_config, reviews, epochs=None: xla
-    try:
+    with forced_xla(xla):
         started = time.perf_counter()
         train(experiment.model, settings, dataset, callbacks, store=RunStore(runs_root), limit=reviews)
-    finally:
-        core.training.train.uses_xla = chosen
     return ends[-1] - started
 
 
@@ -77,13 +71,14 @@ def main() -> int:
                         off.append(fit_seconds(experiment, dataset, reviews, epochs, runs_root, False))
                     training = validation_start(reviews, experiment.train.validation_split)
                     steps = training * epochs * experiment.model.sequence_length
-                    picks = core.training.train.uses_xla(experiment.model, experiment.train, training, epochs)
-                    faster = statistics.median(on) < statistics.median(off)
+                    picks = uses_xla(experiment.model, experiment.train, training, epochs)
+                    on_median, off_median = statistics.median(on), statistics.median(off)
+                    faster = on_median < off_median
                     right += picks == faster
                     rows += 1
                     print(
-                        f"{name:18}{reviews:>8,}{epochs:>7}{steps:>14,}{statistics.median(on):>9.1f}"
-                        f"{statistics.median(off):>9.1f}{statistics.median(on) / statistics.median(off):>8.2f}"
+                        f"{name:18}{reviews:>8,}{epochs:>7}{steps:>14,}{on_median:>9.1f}"
+                        f"{off_median:>9.1f}{on_median / off_median:>8.2f}"
                         f"{'on' if faster else 'off':>8}{'on' if picks else 'off':>6}"
                     )
     print(f"the rule picked the faster way in {right} of {rows} cases")

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from core.config import ExperimentConfig
 from core.errors import first_line, reason
 from core.data.text import Vocabulary
@@ -326,8 +328,6 @@ def read_model_file(path: str | Path) -> tuple[bytes, "onnx.ModelProto", ModelMe
 def positive(scores, threshold: float):
     """The one rule from score to label: positive when the score, read as float64, is at least the threshold (a bool
     array shaped like scores). Float64 on both sides: a float32 score meets a threshold stored as a float64 number."""
-    import numpy as np
-
     return np.asarray(scores, dtype=np.float64) >= float(threshold)
 
 

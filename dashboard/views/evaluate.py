@@ -8,7 +8,7 @@ import streamlit as st
 from core import paths
 from core.scoring.explain import first_words, paragraphs
 from core.evaluation.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
-from core.export.model_file import label_names as score_labels, with_threshold, write_threshold
+from core.export.model_file import label_names, with_threshold, write_threshold
 from dashboard import access, figures, resources, widgets
 from dashboard.scored_split import review_text, scored_test_split
 
@@ -60,9 +60,9 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         st.success("No test review is misclassified at this threshold.")
         return
     texts = [review_text(source, str(names[index])) if names is not None else None for index in shown]
-    label_names = predictor.labels
-    truth = [label_names[int(labels[index])] for index in shown]
-    predicted = score_labels([scores[index] for index in shown], threshold, label_names)
+    names_of = predictor.labels
+    truth = [names_of[int(labels[index])] for index in shown]
+    predicted = label_names([scores[index] for index in shown], threshold, names_of)
     st.dataframe(
         {
             "rank": list(range(1, len(shown) + 1)),
