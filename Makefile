@@ -7,7 +7,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup setup-dev run test test-fast bench lint default-model clean
+.PHONY: setup setup-dev web web-if-npm run test test-fast bench lint default-model clean
 
 # The venv is rebuilt when requirements change: the stamp is older than the file.
 $(BIN)/.requirements: requirements.txt
@@ -19,11 +19,23 @@ $(BIN)/.requirements-dev: requirements-dev.txt $(BIN)/.requirements
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+# onnxruntime-web for the static page (python -m core web-page) and the Node example (web/classify_csv.mjs), as
+# web/package-lock.json pins it. npm ci writes node_modules/.package-lock.json: newer than the lock file, it is done.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: web/node_modules/.package-lock.json
+
+# The dashboard runs without Node.js: then only the web page export says what is missing.
+web-if-npm:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory --silent web; \
+	else echo "npm not found: the static web page needs Node.js and npm (make web); the dashboard runs without it"; fi
+
 setup: $(BIN)/.requirements
 
-setup-dev: $(BIN)/.requirements-dev
+setup-dev: $(BIN)/.requirements-dev web
 
-run: setup
+run: setup web-if-npm
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
 
 # Two test processes (pytest-xdist), each taking a whole test file at a time so that a module's fixtures (a trained

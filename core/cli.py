@@ -10,6 +10,10 @@ from core.config import DISTRIBUTIONS, PRESETS
 from core.errors import user_message
 
 MODEL_HELP = "an exported .onnx file (default: the shipped model, models/imdb_simplernn.onnx)"
+WEB_HELP = (
+    "also write the static web page into the folder DIR (new, empty or a page written before): index.html, the text "
+    "file and onnxruntime-web, for any static host; needs `make web`"
+)
 RUNS_HELP = "the runs folder (default: $IMDB_RUNS, else runs/ in the project folder)"
 
 
@@ -120,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize", choices=["int8"],
         help="also write an int8 copy beside the file (model.int8.onnx) and compare the two",
     )
+    export.add_argument("--web", type=_given, metavar="DIR", help=WEB_HELP)
 
     quantize = commands.add_parser(
         "quantize", help="write an int8 copy of an exported .onnx file and compare it with the float file"
@@ -140,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     text_file.add_argument(
         "--out", type=_output_file, metavar="FILE", help="where to write it (default: <model>.text.onnx, beside it)"
     )
+
+    web_page = commands.add_parser(
+        "web-page", help="write a static web page that classifies reviews in the visitor's browser (no server)"
+    )
+    web_page.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
+    web_page.add_argument("--out", type=_given, metavar="DIR", required=True, help=WEB_HELP)
 
     predict = commands.add_parser("predict", help="classify reviews with an exported .onnx file (JSON lines out)")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="reviews to classify")

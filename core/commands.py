@@ -273,6 +273,11 @@ def runs(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from core.export.convert import export_run
 
+    if args.web:
+        from core.export.web_page import check_web_folder, runtime_folder
+
+        runtime_folder()  # a missing runtime or a folder in use says so now, not after the export
+        check_web_folder(Path(args.web))
     if Path(args.run_dir).is_dir():
         _import_tensorflow_quietly()
     result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
@@ -292,6 +297,8 @@ def export(args: argparse.Namespace) -> int:
         from core.evaluation.int8_comparison import quantize_export
 
         quantized = _print_int8(quantize_export(args.run_dir, result.path, on_line=print, on_step=_note, on_note=_note))
+    if args.web:
+        _print_web_page(result.path, args.web)
     print(result.path)
     if quantized is not None:
         print(quantized)
@@ -316,6 +323,25 @@ def text_file(args: argparse.Namespace) -> int:
         f"{result.max_abs_diff:.2e}; size: {result.size_bytes / 1024:,.1f} KiB; took {result.seconds:.1f} s"
     )
     print(result.path)
+    return 0
+
+
+def _print_web_page(model: Path, out: str) -> Path:
+    from core.export.web_page import write_web_page
+
+    page = write_web_page(model, out)
+    print(
+        f"web page: {page.folder}, {page.size_bytes / 2**20:,.1f} MiB ({page.model_bytes / 2**20:,.1f} MiB model, "
+        f"onnxruntime-web {page.runtime_version}); serve the folder (python -m http.server -d {page.folder}) and "
+        "open it"
+    )
+    return page.folder
+
+
+def web_page(args: argparse.Namespace) -> int:
+    from core.scoring.predictor import model_path
+
+    print(_print_web_page(model_path(args.model), args.out))
     return 0
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from core import paths
@@ -70,6 +71,25 @@ def test_export_writes_the_file_and_prints_its_path_last(exported, capsys, monke
     assert any("1 RNN" in line for line in lines) and any("parity" in line for line in lines)
     assert any(line.startswith(f"text file (raw reviews in): {tmp_path / 'copy.text.onnx'}") for line in lines)
     assert not Predictor.from_file(out).has_trajectory and Predictor.from_run(run_dir).has_trajectory
+
+
+@pytest.mark.slow
+def test_export_with_web_writes_the_page_and_refuses_a_folder_in_use_before_exporting(exported, capsys, tmp_path):
+    run_dir, _ = exported
+    site, out = tmp_path / "site", tmp_path / "with_page.onnx"
+    status, stdout, _ = _run(["export", str(run_dir), "--trajectory", "--out", str(out), "--web", str(site)], capsys)
+    lines = stdout.strip().splitlines()
+    assert status == 0 and lines[-1] == str(out)
+    assert any(line.startswith(f"web page: {site}, ") for line in lines)
+    assert (site / "index.html").is_file() and (site / "ort-wasm-simd-threaded.wasm").is_file()
+    page_file = onnx.load(site / "model.text.onnx")
+    assert "with_steps" in {value.name for value in page_file.graph.input}
+    assert "with_steps" not in {tensor.name for tensor in page_file.graph.initializer}
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "mine.txt").write_text("keep")
+    again = tmp_path / "again.onnx"
+    status, stdout, stderr = _run(["export", str(run_dir), "--out", str(again), "--web", str(tmp_path / "used")], capsys)
+    assert status == 2 and "holds other files (mine.txt)" in stderr and not again.exists()
 
 
 @pytest.mark.slow
