@@ -123,9 +123,8 @@ def check_web_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise WebPageError(f"{out} is a file: give a folder for the page")
     if out.is_dir():
-        present = {path.name for path in out.iterdir()}
-        foreign = sorted(present - set(BUNDLE_FILES))
-        if present and foreign:
+        foreign = sorted({path.name for path in out.iterdir()} - set(BUNDLE_FILES))
+        if foreign:
             raise WebPageError(
                 f"{out} holds other files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
                 "give an empty or new folder for the page"
