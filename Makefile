@@ -62,6 +62,7 @@ bench: setup-dev
 	$(BIN)/python bench/plain_session.py
 	$(BIN)/python bench/text_file.py
 	$(BIN)/python bench/ray_scoring.py
+	$(BIN)/python bench/load_test.py
 
 # Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),
 # early stopping on val_loss with the best weights restored, exported with the step_probability output (and its

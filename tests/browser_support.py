@@ -1,27 +1,32 @@
-"""Helpers for the dashboard tests: made-up reviews, a tiny trained and exported run, a Streamlit server on a free port."""
+"""Helpers for the dashboard tests: made-up reviews, a tiny trained and exported run, a running Streamlit server."""
 
 from __future__ import annotations
 
+import base64
 import csv
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
+from bench.streamlit_session import APP, StreamlitServer, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "dashboard" / "app.py"
 
 GOOD_WORDS = "great wonderful superb loved brilliant moving".split()
 BAD_WORDS = "awful boring terrible waste dull wooden".split()
 FILLER_WORDS = "the movie film was a and it this plot acting story of".split()
 
 _TINY_RUNS: dict[str, Path] = {}
+
+
+def plotly_values(value) -> list:
+    """An array of a chart's JSON spec as a list: plotly writes NumPy arrays base64-encoded ({"dtype", "bdata"})."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return list(value)
 
 
 def write_reviews_csv(path: Path, reviews: int = 240, seed: int = 7) -> Path:
@@ -61,55 +66,6 @@ def tiny_exported_run(root: Path) -> Path:
     export_run(run.path, trajectory=True)
     _TINY_RUNS[key] = run.path
     return run.path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class StreamlitServer:
-    """`streamlit run dashboard/app.py` in a subprocess on a free port, with its own environment and log file."""
-
-    def __init__(self, environment: dict[str, str], log_path: Path, address: str | None = "127.0.0.1") -> None:
-        """address None leaves the listening address to the repository's .streamlit/config.toml."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.environment = environment
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(self.port)]
-        command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
-        if address is not None:
-            command += ["--server.address", address]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **environment}, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def wait_healthy(self, timeout: float = 60.0) -> float:
-        """Seconds until /_stcore/health answers ok; fails with the server's log when it never does."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:  # noqa: S310 - localhost
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"streamlit did not become healthy:\n{self.log_path.read_text(errors='replace')[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
 
 
 def dashboard_environment(root: Path, **settings: str) -> dict[str, str]:

@@ -44,7 +44,9 @@ TIMING_SCRIPT = """(expected) => {
         const value = tokens && tokens.querySelector('[data-testid="stMetricValue"]').textContent.trim();
         if (window.__resultAt === null && value === expected) window.__resultAt = performance.now();
         const plot = main.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
-        const points = plot && plot.data && plot.data[0] && plot.data[0].x ? plot.data[0].x.length : 0;
+        // The points plotly drew: the figure sends its arrays base64-encoded, decoded into _fullData.
+        const drawn = plot && plot._fullData && plot._fullData[0] && plot._fullData[0].x;
+        const points = drawn ? drawn.length : 0;
         if (window.__chartAt === null && points === Number(expected)) window.__chartAt = performance.now();
     };
     new MutationObserver(check).observe(main, {subtree: true, childList: true, characterData: true});

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import paths
 from core.scoring.predictor import Predictor
 from core.data.text import tokenize
+from tests.browser_support import plotly_values
 from test_inference import SEQUENCE_LENGTH, WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +132,7 @@ def test_the_mistakes_browser_lists_confident_mistakes_first_and_opens_one(setup
     trajectory = json.loads(app.get("plotly_chart")[-1].proto.spec)
     words = [word for word, _ in trajectory["data"][0]["customdata"]]  # (word, change) a point, as on Classify
     tokens = tokenize(text.replace("\\", ""))
-    assert len(words) == len(trajectory["data"][0]["y"]) == min(len(tokens), SEQUENCE_LENGTH)
+    assert len(words) == len(plotly_values(trajectory["data"][0]["y"])) == min(len(tokens), SEQUENCE_LENGTH)
     assert words == tokens[-len(words):]
 
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core import paths
 from core.data.examples import EXAMPLE_REVIEWS
 from core.data.text import tokenize
-from tests.browser_support import APP, tiny_exported_run
+from tests.browser_support import APP, plotly_values, tiny_exported_run
 from tests.float_checks import assert_close
 
 # A tiny model is trained and converted once for the module: seconds, not milliseconds.
@@ -94,7 +94,7 @@ def test_classify_an_example_in_one_click(tiny_default):
     assert _metric(app, "Latency").endswith(" ms")
     assert int(_metric(app, "Tokens used")) == len(tokenize(EXAMPLE_REVIEWS[0][1]))
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
-    steps = figure["data"][0]["y"]
+    steps = plotly_values(figure["data"][0]["y"])
     assert len(steps) == len(tokenize(EXAMPLE_REVIEWS[0][1])), "one point a word on the sentiment-over-time chart"
     assert steps[-1] == pytest.approx(float(probability[:-1]) / 100, abs=0.0006), "the last step is the prediction"
     _no_html(app)

@@ -9,12 +9,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.browser_support import dashboard_environment, running_server
-from tests.websocket_client import RawSession
+from bench.streamlit_session import RawSession
 
 pytestmark = pytest.mark.slow  # a real server each module: seconds
 
@@ -33,13 +32,6 @@ def server(tmp_path_factory):
 
 def _unlocked(session: RawSession) -> bool:
     return UNLOCKED in session.texts()
-
-
-def _resident_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise LookupError("no VmRSS")
 
 
 def test_an_unlocked_session_is_not_given_back_to_a_connection_presenting_its_id(server):
@@ -121,9 +113,9 @@ def test_uploads_no_widget_asked_for_stop_at_the_sessions_budget_and_memory_stay
     opener.open(f"{server.url}/_stcore/health", timeout=30).read()  # sets the XSRF cookie, as for the page
     visitor = RawSession(server.port).run()
     try:
-        before = _resident_mb(server.process.pid)
+        before = server.memory_mb()
         statuses = [_upload(server, visitor.session_id, 49 * MB, opener) for _ in range(6)]
-        after = _resident_mb(server.process.pid)
+        after = server.memory_mb()
     finally:
         visitor.close()
     assert statuses[0] == 204 and set(statuses[1:]) == {413}, statuses
@@ -137,6 +129,6 @@ def test_uploads_no_widget_asked_for_stop_at_the_sessions_budget_and_memory_stay
     assert after - before < 3 * 49, f"the server grew from {before:,.0f} MB to {after:,.0f} MB"
     # The visitor leaves: its upload is dropped with its connection, not minutes later.
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and _resident_mb(server.process.pid) > before + 20:
+    while time.monotonic() < deadline and server.memory_mb() > before + 20:
         time.sleep(0.5)
-    assert _resident_mb(server.process.pid) <= before + 20, f"{_resident_mb(server.process.pid):,.0f} MB after leaving"
+    assert server.memory_mb() <= before + 20, f"{server.memory_mb():,.0f} MB after leaving"
