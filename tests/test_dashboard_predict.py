@@ -100,6 +100,15 @@ def test_classify_an_example_in_one_click(tiny_default):
     _no_html(app)
 
 
+def test_the_review_and_its_button_are_one_form_so_a_click_is_one_rerun(tiny_default):
+    """Outside a form a text area sends its text when it loses focus, and a browser's type-then-click cost two reruns;
+    in one the text goes with the click (bench/load_test.py measures the browsers)."""
+    app = _open("classify")
+    form = app.text_area(key="classify_review").proto.form_id
+    assert form and app.button(key="classify_run").proto.form_id == form
+    assert app.button(key="classify_run").proto.is_form_submitter
+
+
 def test_classify_separates_the_made_up_signal(tiny_default):
     app = _open("classify")
     positive = float(_metric(_classify(app, "superb wonderful great loved brilliant"), "Positive probability")[:-1])

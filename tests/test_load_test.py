@@ -1,4 +1,5 @@
-"""bench/load_test.py, small and bounded: a real server, a few websocket visitors typing real test reviews."""
+"""bench/load_test.py, small and bounded: a real server, a few websocket visitors and two Chromium pages typing real
+test reviews."""
 
 from __future__ import annotations
 
@@ -11,20 +12,20 @@ import pytest
 
 from bench.streamlit_session import ROOT
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.browser]
 
 
 def test_every_click_of_a_small_crowd_gets_its_own_right_result():
     command = [sys.executable, str(ROOT / "bench" / "load_test.py"), "--sessions", "1,4", "--clicks", "3"]
-    command += ["--rate", "8", "--reviews", "40", "--timeout", "30", "--json"]
+    command += ["--rate", "8", "--browsers", "2", "--reviews", "40", "--timeout", "60", "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     phases = report["phases"]
     assert [(p["sessions"], p["mode"]) for p in phases] == [
-        (1, "closed loop"), (1, "8/s offered"), (4, "closed loop"), (4, "8/s offered")
+        (1, "closed loop"), (1, "8/s offered"), (4, "closed loop"), (4, "8/s offered"), (2, "browsers")
     ]
-    # Each click's shown probability was checked against the Predictor's score of the review it typed.
+    # Each click's shown probability and words read were checked against Predictor.explain for the review it typed.
     assert all(p["right"] == p["clicks"] == p["sessions"] * 3 for p in phases), phases
     assert report["lost"] == 0
     assert all(p["per_second"] > 0 and p["worst_s"] >= p["median_s"] > 0 for p in phases), phases

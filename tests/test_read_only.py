@@ -96,7 +96,7 @@ def test_each_page_says_what_read_only_mode_allows(read_only, page):
 def test_a_visitor_classifies_one_review_and_cannot_upload_a_model(read_only):
     app = _open("classify")
     assert UPLOAD_MODEL_OPTION not in app.selectbox(key="classify_model").options
-    app.text_area(key="classify_review").set_value("A wonderful, moving film. Loved it.").run()
+    app.text_area(key="classify_review").set_value("A wonderful, moving film. Loved it.")  # a form: sent with the click
     app.button(key="classify_run").click().run()
     assert not app.exception
     labels = [metric.value for metric in app.metric if metric.label == "Label"]

@@ -81,8 +81,11 @@ def _single_review(predictor, model_path) -> None:
         key="classify_example",
         on_change=_take_example,
     )
-    text = st.text_area("Review", key=REVIEW_KEY, height=160, placeholder="Type or paste a movie review...")
-    clicked = st.button("Classify", key="classify_run", type="primary", icon=":material/play_arrow:")
+    # A form: typing sends nothing, and the click sends the review with itself, one rerun a classification (a text
+    # area outside a form sends its text when it loses focus, and a click after typing cost two). Ctrl+Enter submits.
+    with st.form("classify_form", border=False):
+        text = st.text_area("Review", key=REVIEW_KEY, height=160, placeholder="Type or paste a movie review...")
+        clicked = st.form_submit_button("Classify", key="classify_run", type="primary", icon=":material/play_arrow:")
     if clicked or st.session_state.pop(PENDING_KEY, False):
         if not (text or "").strip():
             st.session_state.pop(RESULT_KEY, None)
