@@ -155,13 +155,16 @@ def test_long_unknown_emoji_and_control_character_reviews(tiny_default):
     app = _open("classify")
     _classify(app, "great movie " * 500_000)  # about 6 MB of text
     assert _metric(app, "Tokens used") == "60" and int(_metric(app, "Cut off").replace(",", "")) == 1_000_000 - 60
+    # No word the model knows: no label, as for an empty review (the score would be the prior, or <unk>'s alone).
     _classify(app, "zyxwv qqqqq blorft")
     assert any("None of the review's words" in warning.value for warning in app.warning)
+    assert not [metric for metric in app.metric if metric.label == "Label"]
     _classify(app, "😀🎬🍿 !!! ???")
-    assert any("holds no words" in info.value for info in app.info)
-    _classify(app, "gr\x00eat\x07 \x1b[31mmovie\r\n\u202e")
+    assert any("holds no words" in warning.value for warning in app.warning)
+    assert not [metric for metric in app.metric if metric.label == "Label"]
+    _classify(app, "gr\x00eat\x07 \x1b[31mmovie\r\n\u202e, a great movie")
     assert _metric(app, "Label") in ("negative", "positive")
-    _classify(app, "Très bien! 素晴らしい映画 великолепно")
+    _classify(app, "Très bien! 素晴らしい映画 великолепно, a great movie")
     assert _metric(app, "Label") in ("negative", "positive")
     _no_html(app)
 

@@ -24,6 +24,21 @@ def _take_example() -> None:
         st.session_state["classify_example"] = None
 
 
+def _steps(count: int) -> str:
+    return f"{count:,} step" + ("" if count == 1 else "s")
+
+
+def _nothing_to_classify(explanation: Explanation) -> str | None:
+    """Why a review has no label, as for an empty one: no word at all, or none the model knows (its score would be the
+    model's prior, or what <unk> alone moves it to, not a reading of the review)."""
+    prediction = explanation.prediction
+    if prediction.tokens == 0:
+        return "The review holds no words (only punctuation, symbols or emoji): there is nothing to classify."
+    if prediction.unknown_tokens == prediction.tokens:
+        return "None of the review's words are in the model's vocabulary: there is nothing to classify."
+    return None
+
+
 def _show_result(explanation: Explanation, predictor) -> None:
     prediction, read = explanation.prediction, explanation.words_read
     top = st.columns(3)
@@ -38,20 +53,16 @@ def _show_result(explanation: Explanation, predictor) -> None:
         f"{explanation.words_cut:,}",
         help=f"Words beyond the sequence length of {explanation.sequence_length}",
     )
-    if explanation.padding_skip is not None:
+    if explanation.padding_skip is not None and explanation.steps_run < explanation.sequence_length:
         why = (
             "a masked model, whose padded steps leave the state unchanged"
             if explanation.masked_padding_skip
             else "it starts from the state the padding would have left"
         )
         st.caption(
-            f"The recurrence ran {explanation.steps_run:,} steps, not {explanation.sequence_length:,}: this file skips "
+            f"The recurrence ran {_steps(explanation.steps_run)}, not {explanation.sequence_length:,}: this file skips "
             f"the padding ({why}), with the same score."
         )
-    if prediction.tokens == 0:
-        st.info("The review holds no words (only punctuation, symbols or emoji): the score is the model's prior.")
-    elif prediction.unknown_tokens == prediction.tokens:
-        st.warning("None of the review's words are in the model's vocabulary: the score says little.")
     if explanation.words_cut:
         st.caption(
             f"The model reads {explanation.sequence_length} ids: the review's {explanation.cut_side} "
@@ -93,11 +104,17 @@ def _single_review(predictor, model_path) -> None:
             return
         try:
             # One call into core: the prediction, the words read, the probability after each, the cut and the steps.
-            st.session_state[RESULT_KEY] = {"model": str(model_path), "explanation": predictor.explain(text)}
+            explanation = predictor.explain(text)
         except ValueError as error:
             st.session_state.pop(RESULT_KEY, None)
             st.error(widgets.message(str(error)))
             return
+        nothing = _nothing_to_classify(explanation)
+        if nothing is not None:
+            st.session_state.pop(RESULT_KEY, None)
+            st.warning(nothing)
+            return
+        st.session_state[RESULT_KEY] = {"model": str(model_path), "explanation": explanation}
     result = st.session_state.get(RESULT_KEY)
     if result is not None and result["model"] == str(model_path):
         _show_result(result["explanation"], predictor)
