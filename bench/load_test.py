@@ -44,12 +44,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.streamlit_session import RawSession, StreamlitServer  # noqa: E402
+from bench.streamlit_session import (  # noqa: E402
+    CHROMIUM, CHROMIUM_ARGS, RawSession, StreamlitServer, process_cpu_seconds
+)
 from core.paths import DEFAULT_MODEL, data_source  # noqa: E402
 
 SOAK_SESSIONS = 30
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 # True once a browser page shows this review's result: its probability and its count of words read, as the page words
 # them (two reviews in a row with the same two figures would end a wait early: rare, and it shortens one click).
 RESULT_SHOWN = """([probability, words]) => {
@@ -114,12 +114,11 @@ def chromium_cpu_seconds() -> float:
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
-        except (OSError, IndexError, ValueError):  # a process that ended while read
+            text = stat.read_text()
+        except OSError:  # a process that ended while read
             continue
-        if name.startswith(("chromium", "chrome")):
-            values = fields.split()
-            total += (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+        if text.split(" (", 1)[1].startswith(("chromium", "chrome")):
+            total += process_cpu_seconds(text)
     return total
 
 
@@ -312,9 +311,9 @@ def main() -> int:
             done = 0
             while done < args.soak:
                 clicks = min(10, -(-(args.soak - done) // SOAK_SESSIONS))
-                phases_soak = run_phase(server, SOAK_SESSIONS, clicks, None, reviews, args.timeout)
-                done += phases_soak.clicks
-                soak.append((done, phases_soak))
+                phase = run_phase(server, SOAK_SESSIONS, clicks, None, reviews, args.timeout)
+                done += phase.clicks
+                soak.append((done, phase))
         finally:
             server.stop()
 

@@ -1,5 +1,6 @@
-"""A Streamlit session spoken over the server's websocket with raw messages, no browser: a load test's visitor
-(bench/load_test.py) or a hostile script (tests/test_hostile_visitors.py)."""
+"""A real dashboard server and its visitors, for the load test (bench/load_test.py) and the tests: `streamlit run` on
+a free port with the server's CPU and memory, a session spoken over its websocket with raw messages (no browser: a
+load test's visitor or a hostile script), and the Chromium that the browser visitors run in."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
+# Debian's Chromium, as the browser tests and the load test launch it through playwright (no browser download).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 PLACEHOLDER_TOKEN = "placeholder"  # the subprotocol's second entry: an XSRF token, needed only for signed-in users
+
+
+def process_cpu_seconds(stat: str) -> float:
+    """A process's user and system time so far, from the text of its /proc/PID/stat."""
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -76,8 +86,7 @@ class StreamlitServer:
 
     def cpu_seconds(self) -> float:
         """The server's user and system time so far (Linux: /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(Path(f"/proc/{self.process.pid}/stat").read_text())
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.streamlit_session import APP, StreamlitServer, free_port
+from bench.streamlit_session import APP, CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,9 +4,9 @@ import contextlib
 import csv
 import io
 import json
+import re
 import shutil
 import statistics
-import re
 import time
 import urllib.parse
 import zipfile
@@ -19,12 +19,12 @@ from core import paths
 from core.data.examples import EXAMPLE_REVIEWS
 from core.runs.store import RunStore
 from core.data.text import tokenize
-from tests.browser_support import APP, ROOT, dashboard_environment, running_server, tiny_exported_run
+from tests.browser_support import (
+    APP, CHROMIUM, CHROMIUM_ARGS, ROOT, dashboard_environment, running_server, tiny_exported_run
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 ARTIFACTS = ROOT / "test-artifacts"
 # Conversion and training load TensorFlow in the server the first time: tens of seconds on a busy 2-core machine.
 SLOW_STEP_MS = 180_000

@@ -24,10 +24,8 @@ from core.export.web_page import BUNDLE_FILES, WEB_DIR, WebPageError, runtime_fo
 from core.paths import DEFAULT_MODEL
 from core.scoring.files import predict_csv
 from core.scoring.predictor import Predictor
-from tests.browser_support import ROOT
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 NODE_EXAMPLE = WEB_DIR / "classify_csv.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 TOLERANCE = 1e-5  # |onnxruntime-web - onnxruntime|: two builds of the same kernels

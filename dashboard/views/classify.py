@@ -1,4 +1,7 @@
-"""Classify page: one review, or a CSV or Parquet file of them, with an exported .onnx file through onnxruntime."""
+"""Classify page: one review, or a CSV or Parquet file of them, with an exported .onnx file through onnxruntime.
+
+One page, two tabs: the single review (its form, result, chart and words) and the file batch; each tab is a fragment
+of its own, so their code stays together here rather than in modules the page would have to thread state through."""
 
 import streamlit as st
 
