@@ -6,6 +6,8 @@ import base64
 import csv
 import random
 from collections.abc import Iterator
+import contextlib
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 from bench.streamlit_session import APP, CHROMIUM, CHROMIUM_ARGS, StreamlitServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of failed browser tests (gitignored)
 
 GOOD_WORDS = "great wonderful superb loved brilliant moving".split()
 BAD_WORDS = "awful boring terrible waste dull wooden".split()
@@ -87,3 +90,33 @@ def running_server(environment: dict[str, str], log_path: Path) -> Iterator[Stre
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str):
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        raise
+
+
+def wait_idle(page) -> None:
+    """Until Streamlit has no script run in flight for this session."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').textContent.includes('Running')"
+    )
+    time.sleep(0.3)
+
+
+def choose(page, label: str, text: str) -> None:
+    """Pick the option holding text in the selectbox labelled label, once no script run can redraw it."""
+    wait_idle(page)
+    page.get_by_role("combobox", name=label, exact=True).click()
+    # The option list is virtualized: with many runs the one wanted may not be drawn until the search narrows it.
+    page.keyboard.type(text)
+    page.get_by_role("option").filter(has_text=text).first.click()
+    wait_idle(page)

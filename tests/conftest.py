@@ -1,4 +1,4 @@
-"""Shared fixtures: the real archive through IMDB_DATA, and isolated cache and runs folders."""
+"""Shared fixtures: the real archive through IMDB_DATA, isolated runs folders, Chromium and a page in it."""
 
 import os
 from pathlib import Path
@@ -25,6 +25,29 @@ def imdb_archive() -> Path:
 def _isolated_runs(tmp_path_factory, monkeypatch):
     """Each test writes runs into its own folder unless it sets IMDB_RUNS itself."""
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path_factory.mktemp("runs")))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by playwright, one a test module."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.streamlit_session import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh browser session (1,400 x 1,000 px); wrap steps in browser_support.screenshot_on_failure."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    yield page
+    context.close()
 
 
 # The longest test files (servers, browsers, training processes), measured with --durations: make test runs the suite

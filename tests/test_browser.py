@@ -1,6 +1,5 @@
 """End-to-end tests in Debian's Chromium against a real `streamlit run`: classify, batch CSV, export, live training."""
 
-import contextlib
 import csv
 import io
 import json
@@ -20,12 +19,17 @@ from core.data.examples import EXAMPLE_REVIEWS
 from core.runs.store import RunStore
 from core.data.text import tokenize
 from tests.browser_support import (
-    APP, CHROMIUM, CHROMIUM_ARGS, ROOT, dashboard_environment, running_server, tiny_exported_run
+    APP,
+    choose,
+    dashboard_environment,
+    running_server,
+    screenshot_on_failure,
+    tiny_exported_run,
+    wait_idle,
 )
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = ROOT / "test-artifacts"
 # Conversion and training load TensorFlow in the server the first time: tens of seconds on a busy 2-core machine.
 SLOW_STEP_MS = 180_000
 # Older than any run a test makes, so that pages still start on the good run.
@@ -77,37 +81,6 @@ def _damaged_copies(run: Path, runs: Path) -> None:
     (truncated / "model.keras").write_bytes((run / "model.keras").read_bytes()[:2000])
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    """A fresh browser session; a screenshot lands in test-artifacts/ when the test fails."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(page, name: str):
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        raise
-
-
 def _review_box(page):
     return page.get_by_role("textbox", name="Review", exact=True)
 
@@ -115,15 +88,6 @@ def _review_box(page):
 def _metric(page, label: str) -> str:
     metric = page.get_by_test_id("stMetric").filter(has=page.get_by_text(label, exact=True))
     return metric.get_by_test_id("stMetricValue").inner_text().strip()
-
-
-def _wait_idle(page) -> None:
-    """Until Streamlit has no script run in flight for this session."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').textContent.includes('Running')"
-    )
-    time.sleep(0.3)
 
 
 def _open_classify(page, server) -> float:
@@ -172,7 +136,7 @@ def test_no_page_fetches_anything_from_outside_the_server(server, page):
         for url_path, default in paths_in_app:
             page.goto(f"{server.url}/{'' if default else url_path}")
             page.get_by_test_id("stMain").wait_for()
-            _wait_idle(page)
+            wait_idle(page)
             assert page.get_by_text("Page not found").count() == 0, url_path
     assert outside == []
 
@@ -273,7 +237,7 @@ def test_upload_a_csv_and_download_the_predictions(server, page, tmp_path):
         page.get_by_role("tab", name="A CSV or Parquet file").click()
         page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(upload))
         page.get_by_text("my reviews.csv").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("button", name="Classify the file").click()
         download_button = page.get_by_role("button", name="Download predictions as CSV")
         download_button.wait_for()
@@ -296,7 +260,7 @@ def test_export_a_run_and_load_the_download_with_onnxruntime(server, page, tmp_p
         page.goto(f"{server.url}/export")
         page.get_by_role("button", name="Export to ONNX").click()
         page.get_by_text("Exported in").wait_for(timeout=SLOW_STEP_MS)
-        _wait_idle(page)  # the buttons drawn before the export point at files the new run replaces
+        wait_idle(page)  # the buttons drawn before the export point at files the new run replaces
         assert page.get_by_test_id("stMetric").filter(has_text="Native recurrent nodes").inner_text().endswith("1 RNN")
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download model.onnx").click()
@@ -319,31 +283,21 @@ def test_export_a_run_and_load_the_download_with_onnxruntime(server, page, tmp_p
     assert probability.shape == (2, 1) and np.all((probability >= 0) & (probability <= 1))
 
 
-def _choose(page, label: str, text: str) -> None:
-    """Pick the option holding text in the selectbox labelled label, once no script run can redraw it."""
-    _wait_idle(page)
-    page.get_by_role("combobox", name=label, exact=True).click()
-    # The option list is virtualized: with many runs the one wanted may not be drawn until the search narrows it.
-    page.keyboard.type(text)
-    page.get_by_role("option").filter(has_text=text).first.click()
-    _wait_idle(page)
-
-
 def test_interrupted_and_broken_runs_in_runs_export_and_inside(server, page):
     with screenshot_on_failure(page, "damaged-runs"):
         # The table's cells are drawn on a canvas: the runs are read in the picker and the detail under it.
         page.goto(f"{server.url}/runs")
         page.get_by_role("heading", name="One run").wait_for()
         for run, expected in ((INTERRUPTED_RUN, "was interrupted"), (TRUNCATED_RUN, "This run is broken")):
-            _choose(page, "Run", run)
+            choose(page, "Run", run)
             page.get_by_text(expected).first.wait_for()
         assert page.get_by_test_id("stException").count() == 0
         for view in ("export", "inside"):
             page.goto(f"{server.url}/{view}")
             page.get_by_role("combobox", name="Run", exact=True).wait_for()
-            _choose(page, "Run", TRUNCATED_RUN)
+            choose(page, "Run", TRUNCATED_RUN)
             page.get_by_text("model.keras is truncated or corrupt").wait_for()
-            _choose(page, "Run", INTERRUPTED_RUN)
+            choose(page, "Run", INTERRUPTED_RUN)
             page.get_by_text("without saving its weights").wait_for()
             assert page.get_by_test_id("stException").count() == 0
 
@@ -352,7 +306,7 @@ def test_evaluate_scores_the_test_split_and_the_slider_moves_the_metrics(server,
     with screenshot_on_failure(page, "evaluate"):
         page.goto(f"{server.url}/evaluate")
         page.get_by_text("ROC AUC", exact=True).wait_for(timeout=SLOW_STEP_MS)
-        _wait_idle(page)
+        wait_idle(page)
         auc = float(_metric(page, "ROC AUC"))
         assert 0.0 <= auc <= 1.0
         before = _metric(page, "Recall")
@@ -363,7 +317,7 @@ def test_evaluate_scores_the_test_split_and_the_slider_moves_the_metrics(server,
         slider.focus()
         slider.press("End")  # the highest threshold: hardly a review is called positive any more
         page.get_by_text("vs the file's threshold").first.wait_for(timeout=30_000)
-        _wait_idle(page)
+        wait_idle(page)
         assert _metric(page, "Recall") != before
         assert page.get_by_test_id("stException").count() == 0
 
@@ -372,7 +326,7 @@ def test_compare_page_renders_without_errors(server, page):
     with screenshot_on_failure(page, "compare"):
         page.goto(f"{server.url}/compare")
         page.get_by_text("python -m core compare").first.wait_for(timeout=SLOW_STEP_MS)
-        _wait_idle(page)
+        wait_idle(page)
         assert page.get_by_test_id("stException").count() == 0
 
 
@@ -425,7 +379,7 @@ def test_live_curves_grow_a_killed_training_resumes_and_pages_stay_fast_while_it
         epochs = page.get_by_role("spinbutton", name="Epochs")
         epochs.fill(str(epochs_planned))
         epochs.press("Enter")
-        _wait_idle(page)
+        wait_idle(page)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text("A training is running (run").wait_for(timeout=SLOW_STEP_MS)
         runs = RunStore(Path(server.environment["IMDB_RUNS"]))

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.browser_support import dashboard_environment, running_server, tiny_exported_run
 # browser and page are test_browser's fixtures: one Chromium a module, one fresh context a test.
-from tests.test_browser import _choose, _wait_idle, browser, page, screenshot_on_failure  # noqa: F401
+from tests.browser_support import choose, screenshot_on_failure, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ def server(tmp_path_factory):
 def _visit(page, server, view: str) -> None:
     page.goto(f"{server.url}/{view}")
     page.get_by_text(READ_ONLY_NOTE).first.wait_for()
-    _wait_idle(page)
+    wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0
 
 
@@ -80,7 +80,7 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         box.fill(WRONG)
         box.press("Enter")
         page.get_by_text("Wrong password.").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         source = page.content()
         assert WRONG not in source and PASSWORD not in source
         assert box.input_value() == ""
@@ -89,7 +89,7 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         box.fill(PASSWORD)
         box.press("Enter")
         page.get_by_text("This session can change things.").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         assert PASSWORD not in page.content()
         expect(_button(page, "Export to ONNX")).to_be_enabled(timeout=30_000)
 
@@ -103,7 +103,7 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
 
         page.get_by_role("link", name="Train").click()
         _button(page, "Start training").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         expect(_button(page, "Start training")).to_be_enabled(timeout=30_000)
 
         # The unlocked session (the same one: a click in the app, not a reload, which starts a new session) deletes
@@ -111,13 +111,13 @@ def test_a_wrong_password_leaves_no_trace_and_the_right_one_unlocks_this_session
         # miss a heartbeat), the session is a new, locked one, and the password is asked again.
         page.get_by_role("link", name="Runs").click()
         page.get_by_role("heading", name="Delete a run").wait_for()
-        _wait_idle(page)
+        wait_idle(page)
         if page.get_by_label("Admin password").is_visible():
             page.get_by_label("Admin password").fill(PASSWORD)
             page.get_by_label("Admin password").press("Enter")
             page.get_by_text("This session can change things.").wait_for()
-            _wait_idle(page)
-        _choose(page, "Run to delete", SPARE_RUN)
+            wait_idle(page)
+        choose(page, "Run to delete", SPARE_RUN)
         page.get_by_text("Yes, delete it for good").click()
         # The tick reruns the page, which may not have begun when the click returns: wait for the button it enables.
         delete = _button(page, "Delete").first

@@ -18,6 +18,7 @@ from core.export.model_file import PARITY_TOLERANCE
 from core.export.graph import op_counts, walk_nodes
 from core.export.passes.padding_skip import PaddingSkipError
 from core.data.text import pad_sequences
+from tests.small_inputs import CELL_CASES, example_vocabulary, randomized
 
 LENGTH = 500
 
@@ -136,13 +137,11 @@ def test_the_int8_copy_keeps_the_general_path_alone(tmp_path):
 
 @pytest.mark.slow
 def test_only_a_masked_one_layer_simple_rnn_gets_it_and_it_equals_keras(tmp_path):
-    from tests.test_padding_skip import CASES, _randomized, _vocabulary
-
     for name in ("masked_simple_rnn", "simple_rnn", "masked_stack", "gru"):
-        config = CASES[name]
-        model = _randomized(build_model(config))
+        config = CELL_CASES[name]
+        model = randomized(build_model(config))
         path = tmp_path / f"{name}.onnx"
-        export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, path)
+        export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, path)
         proto = onnx.load(str(path))
         assert has_clean_rows_path(proto) is (name == "masked_simple_rnn"), name
         assert not clean_rows_path(proto)  # given once, or never

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,31 +19,9 @@ from core.config import ExperimentConfig
 from core.data.load import load_dataset
 from core.runs.store import DIED_MESSAGE, RunStore, read_run
 from core.training.train import train
+from tests.small_inputs import TINY_CONFIG, build_archive
 
 PROJECT = Path(__file__).resolve().parent.parent
-TINY_CONFIG = {
-    "model": {"vocabulary_size": 60, "sequence_length": 20, "embedding_dim": 8, "recurrent_layers": [{"units": 8}]},
-    "train": {"batch_size": 16, "epochs": 3, "learning_rate": 0.01},
-}
-
-
-def build_archive(path: Path, per_class: int, seed: int = 0) -> Path:
-    """A small aclImdb_v1.tar.gz of made-up reviews: positive ones say "great", negative ones "awful"."""
-    rng = random.Random(seed)
-    filler = [f"word{i}" for i in range(40)]
-    with tarfile.open(path, "w:gz") as archive:
-        for split in ("train", "test"):
-            for folder, word, rating in (("pos", "great", 8), ("neg", "awful", 2)):
-                for index in range(per_class):
-                    words = [rng.choice(filler) for _ in range(rng.randint(5, 15))]
-                    words.insert(rng.randint(0, len(words)), word)
-                    data = " ".join(words).encode()
-                    member = tarfile.TarInfo(f"aclImdb/{split}/{folder}/{index}_{rating}.txt")
-                    member.size = len(data)
-                    archive.addfile(member, io.BytesIO(data))
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny archive and config, a cache of their own, and one CLI training on them run as a real process."""

@@ -11,48 +11,22 @@ import pytest
 
 from core import paths
 from core.cli import main
-from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.examples import EXAMPLE_REVIEWS
 from core.scoring.predictor import Predictor
-from core.data.text import Vocabulary, tokenize
-from test_inference import build_model as build_tiny_model  # a hand-built file: no TensorFlow needed
+from tests.hand_built_file import build_model as build_tiny_model  # a hand-built file: no TensorFlow needed
+from tests.small_inputs import KERAS_RUN_CONFIG, write_keras_run
 
 PREDICTION_KEYS = {"label", "score", "tokens", "unknown_tokens", "truncated"}
-CONFIG = ModelConfig(
-    vocabulary_size=200, sequence_length=40, embedding_dim=8, recurrent_layers=(RecurrentLayerConfig("simple_rnn", 8),)
-)
-
-
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     status = main(argv)
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
 
-def _write_run(folder: Path) -> Path:
-    """A run folder as core.runs.store leaves it, after a few training steps on random ids."""
-    from core.model.build import build_model
-
-    folder.mkdir(parents=True)
-    model = build_model(CONFIG)
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
-    generator = np.random.default_rng(0)
-    ids = generator.integers(1, CONFIG.vocabulary_size, size=(64, CONFIG.sequence_length), dtype=np.int32)
-    model.fit(ids, generator.integers(0, 2, 64), epochs=1, batch_size=16, verbose=0)
-    model.save(folder / "model.keras")
-    vocabulary = Vocabulary.build([tokenize(text) for _, text in EXAMPLE_REVIEWS], CONFIG.vocabulary_size)
-    (folder / "config.json").write_text(ExperimentConfig(CONFIG, TrainConfig(epochs=1)).to_json())
-    (folder / "vocab.json").write_text(json.dumps(vocabulary.to_dict()))
-    (folder / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5, "test_loss": 0.7, "test_n": 64}))
-    (folder / "history.json").write_text(json.dumps({"loss": [0.7], "accuracy": [0.5]}))
-    (folder / "run.json").write_text(json.dumps({"status": "finished", "data": {"source": "random ids", "path": None}}))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """One run exported through the CLI: (run folder, the export command's stdout, its exit status)."""
-    run_dir = _write_run(tmp_path_factory.mktemp("runs") / "run-1")
+    run_dir = write_keras_run(tmp_path_factory.mktemp("runs") / "run-1")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("IMDB_DATA", raising=False)  # parity on the example reviews: no archive tokenizing here
         status = main(["export", str(run_dir), "--trajectory"])
@@ -162,7 +136,7 @@ def test_bench_json_has_the_documented_shape(exported, capsys):
     assert set(result) == {"single_review_ms", "batch_reviews_per_s", "batch_size", "sequence_length"}
     assert set(result["single_review_ms"]) == implementations == set(result["batch_reviews_per_s"])
     assert all(value > 0 for value in [*result["single_review_ms"].values(), *result["batch_reviews_per_s"].values()])
-    assert (result["batch_size"], result["sequence_length"]) == (1024, CONFIG.sequence_length)
+    assert (result["batch_size"], result["sequence_length"]) == (1024, KERAS_RUN_CONFIG.sequence_length)
 
 
 @pytest.mark.slow

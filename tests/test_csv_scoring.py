@@ -13,7 +13,7 @@ from core.scoring.files import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, score_csv
 from core.scoring.predictor import Predictor
 from core.data.review_csv import TEXT_COLUMNS, find_column, text_column_index
 from tests.float_checks import assert_same_records
-from test_inference import build_model
+from tests.hand_built_file import build_model
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from core import paths
 from core.scoring.predictor import Predictor
 from core.data.text import tokenize
 from tests.browser_support import plotly_values
-from test_inference import SEQUENCE_LENGTH, WORDS, build_model
+from tests.hand_built_file import SEQUENCE_LENGTH, WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"

@@ -432,12 +432,12 @@ def test_an_uploaded_model_with_an_endless_loop_costs_one_time_limit_and_the_pag
     import time
 
     from core.scoring import run_guard
-    from tests.test_hostile_files import _endless_loop
+    from tests.hand_built_file import endless_loop_model
 
     monkeypatch.setattr(run_guard.WATCH, "seconds", 1.0)  # the same guard, a tenth of its time limit
     app = _open("classify")
     app.selectbox(key="classify_model").set_value(UPLOAD).run()
-    hostile = _endless_loop().SerializeToString()
+    hostile = endless_loop_model().SerializeToString()
     app.file_uploader(key="classify_model_upload").set_value(("loop.onnx", hostile, "application/octet-stream")).run()
     started = time.perf_counter()
     _classify(app, "great superb")

@@ -17,7 +17,7 @@ from core.cli import main
 from core.scoring.predictor import ModelFileError, Predictor
 from core.evaluation.metrics import ThresholdSweep
 from core.export.model_file import with_threshold, write_threshold
-from test_inference import WORDS, build_model
+from tests.hand_built_file import WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["good movie", "awful boring plot, bad actors", "I loved it!", "great great actors", "boring it was"]
@@ -235,9 +235,9 @@ def test_threshold_mistakes_exit_2_with_one_line(argv, message, model_file, tmp_
 
 @pytest.mark.slow
 def test_a_run_reports_through_keras_until_it_is_exported_then_through_its_file(reviews_csv, tmp_path, capsys):
-    from test_cli_onnx import _write_run  # a tiny Keras run folder
+    from tests.small_inputs import write_keras_run  # a tiny Keras run folder
 
-    run_dir = _write_run(tmp_path / "runs" / "run-1")
+    run_dir = write_keras_run(tmp_path / "runs" / "run-1")
     base = ["evaluate", str(run_dir), "--data", str(reviews_csv)]
     status, _, stderr = _run([*base, "--write-threshold", "0.6"], capsys)
     assert status == 2 and "has no model.onnx to write the threshold into" in stderr

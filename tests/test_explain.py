@@ -12,7 +12,7 @@ from core.data import text
 from core.data.examples import EXAMPLE_REVIEWS
 from core.scoring.explain import first_words, paragraphs, read_words, steps_run
 from core.scoring.predictor import Predictor
-from test_inference import SEQUENCE_LENGTH, VOCABULARY, WORDS, _metadata, build_model, numpy_steps
+from tests.hand_built_file import SEQUENCE_LENGTH, VOCABULARY, WORDS, tiny_metadata, build_model, numpy_steps
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def predictor(tmp_path_factory) -> Predictor:
 def _predictor(tmp_path: Path, name: str, **changes) -> Predictor:
     path = tmp_path / f"{name}.onnx"
     trajectory = changes.pop("trajectory", True)
-    onnx.save(build_model(trajectory=trajectory, metadata=_metadata(**changes)), path)
+    onnx.save(build_model(trajectory=trajectory, metadata=tiny_metadata(**changes)), path)
     return Predictor.from_file(path)
 
 

@@ -15,43 +15,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from core import paths
 from core.export.model_file import MEMORY_LIMIT_BYTES, ModelFileError, read_model_file
 from core.scoring import run_guard
 from core.scoring.predictor import Predictor
+from tests.hand_built_file import ANSWER_CONSTANTS, answer_nodes, endless_loop_model, forged_model
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _forged(nodes, initializers=(), functions=(), opset=17) -> onnx.ModelProto:
-    """input_ids -> nodes -> probability [batch, 1], with the shipped file's metadata."""
-    graph = helper.make_graph(
-        list(nodes),
-        "hostile",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", "sequence"])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1])],
-        list(initializers),
-    )
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("hostile", 1)] if functions else [])
-    model = helper.make_model(graph, opset_imports=opsets, functions=list(functions))
-    model.metadata_props.extend(onnx.load(paths.DEFAULT_MODEL).metadata_props)
-    return model
-
-
-def _answer(value_name: str) -> list:
-    """Nodes that broadcast the scalar value_name to a [batch, 1] probability."""
-    return [
-        helper.make_node("Shape", ["input_ids"], ["ids_shape"]),
-        helper.make_node("Slice", ["ids_shape", "zero_list", "one_list"], ["batch"]),
-        helper.make_node("Concat", ["batch", "one_list"], ["answer_shape"], axis=0),
-        helper.make_node("Expand", [value_name, "answer_shape"], ["probability"]),
-    ]
-
-
-ANSWER_CONSTANTS = [
-    numpy_helper.from_array(np.array([0], np.int64), "zero_list"),
-    numpy_helper.from_array(np.array([1], np.int64), "one_list"),
-]
 
 
 def _save(model, tmp_path: Path, name: str) -> Path:
@@ -87,20 +56,20 @@ def test_external_data_is_refused_in_functions_subgraphs_and_sparse_attributes(t
     )
     sparse = helper.make_sparse_tensor(_external("values"), numpy_helper.from_array(np.array([0], np.int64), "at"), [4])
     cases = {
-        "function": _forged(
-            [helper.make_node("Leak", [], ["leaked"], domain="hostile"), *_answer("half")],
+        "function": forged_model(
+            [helper.make_node("Leak", [], ["leaked"], domain="hostile"), *answer_nodes("half")],
             [half, *ANSWER_CONSTANTS], functions=[in_function],
         ),
-        "subgraph": _forged(
+        "subgraph": forged_model(
             [
                 helper.make_node("Constant", [], ["yes"], value=numpy_helper.from_array(np.array(True), "yes")),
                 helper.make_node("If", ["yes"], ["branch_out"], then_branch=branch, else_branch=branch),
-                *_answer("half"),
+                *answer_nodes("half"),
             ],
             [half, *ANSWER_CONSTANTS],
         ),
-        "sparse attribute": _forged(
-            [helper.make_node("Constant", [], ["dense"], sparse_value=sparse), *_answer("half")],
+        "sparse attribute": forged_model(
+            [helper.make_node("Constant", [], ["dense"], sparse_value=sparse), *answer_nodes("half")],
             [half, *ANSWER_CONSTANTS],
         ),
     }
@@ -116,11 +85,11 @@ def test_external_data_is_refused_in_functions_subgraphs_and_sparse_attributes(t
 
 def test_answers_that_are_not_one_probability_a_review_are_refused(tmp_path):
     for value, message in ((np.float32(5512.0), "gave 5512.0, not a probability"), (np.float32(np.nan), "gave nan")):
-        model = _forged(_answer("value"), [numpy_helper.from_array(value, "value"), *ANSWER_CONSTANTS])
+        model = forged_model(answer_nodes("value"), [numpy_helper.from_array(value, "value"), *ANSWER_CONSTANTS])
         path = _save(model, tmp_path, "x.onnx")
         with pytest.raises(ModelFileError, match=message):
             Predictor.from_file(path).predict(["a fine film", "a dull one"])
-    wide = _forged(
+    wide = forged_model(
         [
             helper.make_node("Shape", ["input_ids"], ["ids_shape"]),
             helper.make_node("Slice", ["ids_shape", "zero_list", "one_list"], ["batch"]),
@@ -137,35 +106,9 @@ def test_answers_that_are_not_one_probability_a_review_are_refused(tmp_path):
         Predictor.from_file(_save(wide, tmp_path, "wide.onnx")).predict(["a fine film", "a dull one"])
 
 
-def _endless_loop() -> onnx.ModelProto:
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["going"], ["still_going"]), helper.make_node("Add", ["x", "step"], ["x_next"])],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("going", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, []),
-        ],
-        [
-            helper.make_tensor_value_info("still_going", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("x_next", TensorProto.FLOAT, []),
-        ],
-        [numpy_helper.from_array(np.array(0.0, np.float32), "step")],
-    )
-    return _forged(
-        [helper.make_node("Loop", ["trips", "go", "start"], ["final"], body=body), *_answer("final")],
-        [
-            numpy_helper.from_array(np.array(10**15, np.int64), "trips"),
-            numpy_helper.from_array(np.array(True), "go"),
-            numpy_helper.from_array(np.array(0.5, np.float32), "start"),
-            *ANSWER_CONSTANTS,
-        ],
-    )
-
-
 def test_an_endless_loop_is_stopped_and_the_predictor_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(run_guard.WATCH, "seconds", 1.0)
-    predictor = Predictor.from_file(_save(_endless_loop(), tmp_path, "loop.onnx"))
+    predictor = Predictor.from_file(_save(endless_loop_model(), tmp_path, "loop.onnx"))
     started = time.perf_counter()
     with pytest.raises(ModelFileError, match=r"a run took more than 1 s and was stopped"):
         predictor.predict(["a fine film"] * 40)
@@ -179,7 +122,7 @@ def test_an_endless_loop_is_stopped_and_the_predictor_says_so(tmp_path, monkeypa
 
 @pytest.mark.slow  # waits out the real time limit
 def test_predict_on_a_file_with_an_endless_loop_returns_within_a_minute_with_one_line(tmp_path):
-    path = _save(_endless_loop(), tmp_path, "loop.onnx")
+    path = _save(endless_loop_model(), tmp_path, "loop.onnx")
     started = time.perf_counter()
     done = _cli("predict", "--model", str(path), "a fine film", timeout=60)
     assert time.perf_counter() - started < 60
@@ -190,11 +133,11 @@ def test_predict_on_a_file_with_an_endless_loop_returns_within_a_minute_with_one
 
 def test_a_huge_tensor_fails_its_run_within_the_memory_limit(tmp_path):
     fill = numpy_helper.from_array(np.array([1.0], np.float32), "fill")
-    huge = _forged(
+    huge = forged_model(
         [
             helper.make_node("ConstantOfShape", ["huge_shape"], ["huge"], value=fill),
             helper.make_node("ReduceMean", ["huge"], ["mean"], keepdims=0),
-            *_answer("mean"),
+            *answer_nodes("mean"),
         ],
         [numpy_helper.from_array(np.array([50_000, 100_000], np.int64), "huge_shape"), *ANSWER_CONSTANTS],
     )

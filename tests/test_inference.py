@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from core import paths
-from core.config import ExperimentConfig, ModelConfig
 from core.scoring.predictor import (
     METADATA_KEYS,
     ModelFileError,
@@ -26,104 +24,16 @@ from core.scoring.predictor import (
 from core.data.splits import Split
 from core.data.text import RESERVED_WORD, Vocabulary
 from tests.float_checks import assert_same_records
+from tests.hand_built_file import (
+    SEQUENCE_LENGTH,
+    VOCABULARY,
+    WORDS,
+    build_model,
+    numpy_steps,
+    tiny_metadata,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("good", "bad", "movie", "great", "awful", "plot", "actors", "boring", "loved", "it")
-VOCABULARY = Vocabulary(words=(RESERVED_WORD, *WORDS), num_words=40)
-SEQUENCE_LENGTH = 12
-UNITS, DIM = 4, 3
-
-
-def _weights(seed: int = 0) -> dict[str, np.ndarray]:
-    generator = np.random.default_rng(seed)
-
-    def normal(*shape):
-        return generator.normal(0, 0.8, shape).astype(np.float32)
-
-    return {
-        "embedding": normal(VOCABULARY.num_words, DIM),
-        "W": normal(1, UNITS, DIM),
-        "R": normal(1, UNITS, UNITS),
-        "B": normal(1, 2 * UNITS),
-        "kernel": normal(UNITS, 1),
-        "bias": normal(1),
-    }
-
-
-def _metadata(**changes) -> ModelMetadata:
-    values = dict(
-        vocabulary=VOCABULARY,
-        sequence_length=SEQUENCE_LENGTH,
-        padding="pre",
-        truncating="pre",
-        labels=("negative", "positive"),
-        threshold=0.5,
-        config=ExperimentConfig(ModelConfig(vocabulary_size=VOCABULARY.num_words)),
-        metrics={"test_accuracy": 0.75, "test_loss": 0.5},
-        parity_max_abs_diff=1.5e-7,
-        versions={"onnx": onnx.__version__},
-        created="2025-01-01T00:00:00+00:00",
-    )
-    values.update(changes)
-    return ModelMetadata(**values)
-
-
-def build_model(trajectory: bool = True, metadata: ModelMetadata | None = None, seed: int = 0) -> onnx.ModelProto:
-    """Gather -> RNN(tanh) -> Dense(1, sigmoid), the shape of an exported seed model, written with onnx.helper."""
-    weights = _weights(seed)
-    initializers = [numpy_helper.from_array(value, name) for name, value in weights.items()]
-    initializers += [
-        numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-        numpy_helper.from_array(np.array([-1], np.int64), "last_axis"),
-    ]
-    nodes = [
-        helper.make_node("Transpose", ["input_ids"], ["time_major"], perm=[1, 0]),
-        helper.make_node("Gather", ["embedding", "time_major"], ["vectors"]),
-        helper.make_node("RNN", ["vectors", "W", "R", "B"], ["Y", "Y_h"], hidden_size=UNITS),
-        helper.make_node("Squeeze", ["Y_h", "axis0"], ["state"]),
-        helper.make_node("MatMul", ["state", "kernel"], ["logit"]),
-        helper.make_node("Add", ["logit", "bias"], ["biased"]),
-        helper.make_node("Sigmoid", ["biased"], ["probability"]),
-    ]
-    outputs = [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch", 1])]
-    if trajectory:
-        nodes += [
-            helper.make_node("Squeeze", ["Y", "axis1"], ["steps"]),
-            helper.make_node("MatMul", ["steps", "kernel"], ["step_logit"]),
-            helper.make_node("Add", ["step_logit", "bias"], ["step_biased"]),
-            helper.make_node("Sigmoid", ["step_biased"], ["step_sigmoid"]),
-            helper.make_node("Squeeze", ["step_sigmoid", "last_axis"], ["time_major_steps"]),
-            helper.make_node("Transpose", ["time_major_steps"], ["step_probability"], perm=[1, 0]),
-        ]
-        outputs.append(helper.make_tensor_value_info("step_probability", TensorProto.FLOAT, ["batch", "sequence"]))
-    graph = helper.make_graph(
-        nodes,
-        "tiny",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", "sequence"])],
-        outputs,
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    if metadata is not False:
-        helper.set_model_props(model, (metadata or _metadata()).to_props())
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def numpy_steps(ids: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The positive probability after every step, [batch, sequence], computed in NumPy."""
-    weights = _weights(seed)
-    state = np.zeros((len(ids), UNITS))
-    steps = []
-    for column in ids.T:
-        x = weights["embedding"][column]
-        bias = weights["B"][0, :UNITS] + weights["B"][0, UNITS:]
-        state = np.tanh(x @ weights["W"][0].T + state @ weights["R"][0].T + bias)
-        steps.append(1 / (1 + np.exp(-(state @ weights["kernel"] + weights["bias"]))))
-    return np.concatenate(steps, axis=1)
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
@@ -281,7 +191,7 @@ def test_trajectory_needs_the_step_output(tmp_path):
 
 
 def test_metadata_round_trips_through_the_file(predictor):
-    written = _metadata()
+    written = tiny_metadata()
     assert predictor.metadata == written
     assert ModelMetadata.from_props(written.to_props()) == written
     assert set(written.to_props()) == set(METADATA_KEYS)
@@ -292,7 +202,7 @@ def test_metadata_round_trips_through_the_file(predictor):
 
 def test_post_padding_and_truncation_follow_the_metadata(tmp_path):
     path = tmp_path / "post.onnx"
-    onnx.save(build_model(metadata=_metadata(padding="post", truncating="post")), path)
+    onnx.save(build_model(metadata=tiny_metadata(padding="post", truncating="post")), path)
     post = Predictor.from_file(path)
     ids = post.pad([[1, 4, 5], list(range(1, 30))])
     assert ids[0].tolist()[:4] == [1, 4, 5, 0] and ids[1].tolist() == list(range(1, 13))
@@ -302,7 +212,7 @@ def test_post_padding_and_truncation_follow_the_metadata(tmp_path):
 
 def test_custom_threshold_and_labels_are_used(tmp_path):
     path = tmp_path / "strict.onnx"
-    onnx.save(build_model(metadata=_metadata(threshold=1.0, labels=("bad", "good"))), path)
+    onnx.save(build_model(metadata=tiny_metadata(threshold=1.0, labels=("bad", "good"))), path)
     assert {p.label for p in Predictor.from_file(path).predict(["good movie", "awful plot"])} == {"bad"}
 
 

@@ -13,7 +13,7 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
 from core.export.model_file import ModelFileError, ModelMetadata
 from core.export.graph import op_counts
 from core.export.parity import exceeded
-from test_inference import _metadata, build_model
+from tests.hand_built_file import tiny_metadata, build_model
 
 
 def _run(proto, ids: np.ndarray) -> np.ndarray:
@@ -56,7 +56,7 @@ def test_exceeded_names_the_first_output_over_its_tolerance():
 
 def test_the_config_in_the_metadata_is_the_experiment_config_and_its_json_is_unchanged():
     experiment = ExperimentConfig(ModelConfig(recurrent_layers=(RecurrentLayerConfig("gru", 8),), mask_padding=True))
-    metadata = _metadata(config=experiment)
+    metadata = tiny_metadata(config=experiment)
     props = metadata.to_props()
     assert props["config"] == json.dumps(experiment.to_dict(), sort_keys=True)
     assert ModelMetadata.from_props(props).config == experiment

@@ -16,47 +16,16 @@ from core.export import convert as export
 from core.export.passes import padding_skip
 from core.export import upgrade
 from core.export.passes.clean_rows import MIN_BATCH, has_clean_rows_path
-from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig
+from core.config import ExperimentConfig, ModelConfig
 from core.data.examples import EXAMPLE_REVIEWS
 from core.scoring.predictor import Predictor
 from core.model.build import build_model, model_layers, sequence_copy
 from core.export.model_file import PADDING_SKIP_KEY, has_steps_switch
-from core.data.text import _TOKEN, Vocabulary, normalize, pad_sequences, tokenize
+from core.data.text import _TOKEN, normalize, pad_sequences, tokenize
 from tests.float_checks import assert_close
+from tests.small_inputs import CASE_LENGTH, CELL_CASES, cell_config, example_vocabulary, randomized
 
 TOLERANCE = 1e-5
-LENGTH = 60
-
-
-def _config(*cells, **changes) -> ModelConfig:
-    layers = tuple(RecurrentLayerConfig(cell, 8) for cell in cells)
-    values = dict(vocabulary_size=200, sequence_length=LENGTH, embedding_dim=8, recurrent_layers=layers)
-    values.update(changes)
-    return ModelConfig(**values)
-
-
-CASES = {
-    "simple_rnn": _config("simple_rnn"),
-    "lstm": _config("lstm", hidden_dense_units=4),
-    "gru": _config("gru"),
-    "stacked": _config("simple_rnn", "lstm", "gru"),
-    "masked_simple_rnn": _config("simple_rnn", mask_padding=True),
-    "masked_stack": _config("gru", "simple_rnn", mask_padding=True),
-    "masked_post": _config("lstm", mask_padding=True, padding="post", truncating="post"),
-}
-
-
-def _vocabulary(num_words: int) -> Vocabulary:
-    return Vocabulary.build([tokenize(f"{title} {text}") for title, text in EXAMPLE_REVIEWS], num_words)
-
-
-def _randomized(model, seed: int = 3):
-    """Weights drawn here alone (never from Keras's initializers, whose draws depend on what ran before), large
-    enough that the padding moves the state far from zero, as trained weights do. (Much larger ones make a float32
-    recurrence chaotic: Keras and onnxruntime then part by more than 1e-5 even on full padding.)"""
-    generator = np.random.default_rng(seed)
-    model.set_weights([generator.normal(0, 0.4, w.shape).astype("float32") for w in model.get_weights()])
-    return model
 
 
 def _reviews(config: ModelConfig, count: int, seed: int = 0) -> list[list[int]]:
@@ -70,10 +39,10 @@ def _reviews(config: ModelConfig, count: int, seed: int = 0) -> list[list[int]]:
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("skip")
     results = {}
-    for name, config in CASES.items():
-        model = _randomized(build_model(config))
+    for name, config in CELL_CASES.items():
+        model = randomized(build_model(config))
         path = folder / f"{name}.onnx"
-        export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, path, trajectory=True)
+        export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, path, trajectory=True)
         results[name] = (config, model, path)
     return results
 
@@ -89,7 +58,7 @@ def _cut(full: np.ndarray, width: int, padding: str) -> np.ndarray:
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CELL_CASES)
 def test_rows_cut_to_their_longest_review_score_as_keras_on_full_padding(exported, name):
     config, model, path = exported[name]
     session = _session(path)
@@ -151,7 +120,7 @@ def test_without_the_pad_states_a_cut_row_scores_differently(exported):
             tensor.CopyFrom(onnx.numpy_helper.from_array(np.zeros_like(onnx.numpy_helper.to_array(tensor)), tensor.name))
     session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     reviews = [review[:10] for review in _reviews(config, 16, seed=2) if len(review) >= 10]
-    expected = model.predict(pad_sequences(reviews, LENGTH), verbose=0)[:, 0]
+    expected = model.predict(pad_sequences(reviews, CASE_LENGTH), verbose=0)[:, 0]
     (got,) = session.run(["probability"], {"input_ids": np.array(reviews, dtype=np.int32)})
     assert np.max(np.abs(got[:, 0] - expected)) > 1e-3
 
@@ -177,10 +146,10 @@ def test_the_file_says_how_it_skips_padding(exported):
 
 
 def test_unmasked_post_padding_cannot_skip_and_keeps_full_rows(tmp_path):
-    config = _config("simple_rnn", padding="post")
+    config = cell_config("simple_rnn", padding="post")
     assert not export.skips_padding(config)
     path = tmp_path / "post.onnx"
-    export.export_model(_randomized(build_model(config)), ExperimentConfig(config), _vocabulary(200), {}, path)
+    export.export_model(randomized(build_model(config)), ExperimentConfig(config), example_vocabulary(200), {}, path)
     predictor = Predictor.from_file(path)
     assert predictor.metadata.padding_skip is None and not predictor.skips_padding
 
@@ -207,25 +176,25 @@ def test_predict_and_trajectory_through_the_skip(exported):
     predictor = Predictor.from_file(path)
     texts = [f"{title}. {text}" for title, text in EXAMPLE_REVIEWS]
     scores = [prediction.score for prediction in predictor.predict(texts)]
-    ids = pad_sequences([predictor.vocabulary.encode(text).ids for text in texts], LENGTH)
+    ids = pad_sequences([predictor.vocabulary.encode(text).ids for text in texts], CASE_LENGTH)
     assert np.max(np.abs(np.array(scores) - model.predict(ids, verbose=0)[:, 0])) <= TOLERANCE
     words, steps = predictor.trajectory(texts[0])
-    assert len(words) == len(steps) == min(len(tokenize(texts[0])), LENGTH - 1)
+    assert len(words) == len(steps) == min(len(tokenize(texts[0])), CASE_LENGTH - 1)
     assert abs(steps[-1] - scores[0]) <= TOLERANCE  # the last step's probability is the review's score
 
 
 def test_upgrading_an_old_file_gives_the_same_scores_in_fewer_steps(tmp_path):
-    config = _config("simple_rnn", "gru")
-    model = _randomized(build_model(config))
+    config = cell_config("simple_rnn", "gru")
+    model = randomized(build_model(config))
     old = tmp_path / "old.onnx"
-    export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, old, trajectory=True, padding_skip=False)
+    export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, old, trajectory=True, padding_skip=False)
     assert Predictor.from_file(old).metadata.padding_skip is None
     new = tmp_path / "new.onnx"
     description, difference = upgrade.upgrade_file(old, new)
     assert description["method"] == "pad_states" and difference <= TOLERANCE
     predictor = Predictor.from_file(new)
     reviews = _reviews(config, 100, seed=9)
-    expected = model.predict(pad_sequences(reviews, LENGTH), verbose=0)[:, 0]
+    expected = model.predict(pad_sequences(reviews, CASE_LENGTH), verbose=0)[:, 0]
     assert np.max(np.abs(predictor.sequence_probabilities(reviews) - expected)) <= TOLERANCE
     with pytest.raises(padding_skip.PaddingSkipError, match="already skips padding"):
         upgrade.upgrade_file(new, tmp_path / "again.onnx")
@@ -234,10 +203,10 @@ def test_upgrading_an_old_file_gives_the_same_scores_in_fewer_steps(tmp_path):
 
 
 def test_upgrading_a_file_from_before_the_steps_switch_adds_it_with_the_same_weights_and_scores(tmp_path):
-    config = _config("simple_rnn", mask_padding=True)
-    model = _randomized(build_model(config))
+    config = cell_config("simple_rnn", mask_padding=True)
+    model = randomized(build_model(config))
     old = tmp_path / "old.onnx"
-    export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, old, trajectory=True,
+    export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, old, trajectory=True,
                         steps_switch=False)
     before = onnx.load(str(old))
     assert not has_steps_switch(before) and Predictor.from_file(old).metadata.padding_skip is not None
@@ -250,7 +219,7 @@ def test_upgrading_a_file_from_before_the_steps_switch_adds_it_with_the_same_wei
     weights = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in after.graph.initializer}
     for tensor in before.graph.initializer:
         np.testing.assert_array_equal(weights[tensor.name], onnx.numpy_helper.to_array(tensor))
-    ids = pad_sequences(_reviews(config, 80, seed=4), LENGTH)
+    ids = pad_sequences(_reviews(config, 80, seed=4), CASE_LENGTH)
     old_session = onnxruntime.InferenceSession(str(old), providers=["CPUExecutionProvider"])
     new_session = onnxruntime.InferenceSession(str(new), providers=["CPUExecutionProvider"])
     for rows in (ids, ids[:3]):
@@ -345,13 +314,13 @@ def test_a_masked_model_skips_a_pad_id_inside_a_row_as_keras_does(exported):
 
 @pytest.mark.parametrize("truncating", ["pre", "post"])
 def test_masked_rows_wider_than_the_model_are_cut_as_pad_sequences_cuts_the_review(truncating, tmp_path):
-    config = _config("simple_rnn", "lstm", mask_padding=True, padding="pre", truncating=truncating)
-    model = _randomized(build_model(config))
+    config = cell_config("simple_rnn", "lstm", mask_padding=True, padding="pre", truncating=truncating)
+    model = randomized(build_model(config))
     path = tmp_path / "wide.onnx"
-    export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, path, trajectory=True)
+    export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, path, trajectory=True)
     reviews = _reviews(config, 40, seed=12)
-    expected = model.predict(pad_sequences(reviews, LENGTH, "pre", truncating), verbose=0)[:, 0]
-    wide = pad_sequences(reviews, LENGTH + 20, "pre", truncating)  # the padding side cut later, by the graph
+    expected = model.predict(pad_sequences(reviews, CASE_LENGTH, "pre", truncating), verbose=0)[:, 0]
+    wide = pad_sequences(reviews, CASE_LENGTH + 20, "pre", truncating)  # the padding side cut later, by the graph
     for batch in (wide[:20], wide[20:21]):  # the Scan branch and the RNN node
         rows = slice(0, 20) if len(batch) == 20 else slice(20, 21)
         (got,) = _session(path).run(["probability"], {"input_ids": batch})
@@ -361,16 +330,16 @@ def test_masked_rows_wider_than_the_model_are_cut_as_pad_sequences_cuts_the_revi
 
 
 def test_unmasked_models_with_padding_and_truncating_apart_keep_full_rows():
-    assert not export.skips_padding(_config("simple_rnn", truncating="post"))
-    assert export.skips_padding(_config("simple_rnn", truncating="post", mask_padding=True))
+    assert not export.skips_padding(cell_config("simple_rnn", truncating="post"))
+    assert export.skips_padding(cell_config("simple_rnn", truncating="post", mask_padding=True))
 
 
 def test_a_nan_anywhere_fails_the_parity_check(tmp_path):
-    config = _config("simple_rnn")
-    model = _randomized(build_model(config))
+    config = cell_config("simple_rnn")
+    model = randomized(build_model(config))
     weights = model.get_weights()
     weights[-1] = np.full_like(weights[-1], np.nan)  # the output bias
     model.set_weights(weights)
     with pytest.raises(export.ExportError, match="differs from Keras by nan"):
-        export.export_model(model, ExperimentConfig(config), _vocabulary(200), {}, tmp_path / "nan.onnx")
+        export.export_model(model, ExperimentConfig(config), example_vocabulary(200), {}, tmp_path / "nan.onnx")
     assert not (tmp_path / "nan.onnx").exists()

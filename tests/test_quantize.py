@@ -20,7 +20,7 @@ from core.evaluation.int8_comparison import compare_quantized
 from core.export.quantize import QUANTIZATION_KEY, QuantizeError, int8_path, quantize_file
 from core.data.splits import Split
 from core.data.text import RESERVED_WORD, Vocabulary, pad_sequences
-from test_inference import _metadata
+from tests.hand_built_file import tiny_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "imdb_simplernn.onnx"
@@ -76,7 +76,7 @@ def _hand_built(cell: str = "RNN", outlier: float | None = None, seed: int = 0) 
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     vocabulary = Vocabulary(words=(RESERVED_WORD, *WORDS), num_words=NUM_WORDS)
-    metadata = _metadata(
+    metadata = tiny_metadata(
         vocabulary=vocabulary,
         sequence_length=LENGTH,
         config=ExperimentConfig(ModelConfig(vocabulary_size=NUM_WORDS, sequence_length=LENGTH)),
@@ -280,10 +280,10 @@ def test_cli_mistakes_exit_2_with_one_line(argv, message, tmp_path, capsys, monk
 
 @pytest.mark.slow
 def test_cli_export_quantize_writes_both_files_and_prints_both_paths(tmp_path, capsys, monkeypatch):
-    from test_cli_onnx import _write_run
+    from tests.small_inputs import write_keras_run
 
     monkeypatch.delenv("IMDB_DATA", raising=False)  # the run's data is random ids: accuracy cannot be measured
-    run_dir = _write_run(tmp_path / "run-1")
+    run_dir = write_keras_run(tmp_path / "run-1")
     assert main(["export", str(run_dir), "--quantize", "int8"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2:] == [str(run_dir / "model.onnx"), str(run_dir / "model.int8.onnx")]

@@ -17,7 +17,7 @@ from core.scoring.predictor import Predictor
 from core.scoring.ray import INSTALL_RAY, input_files, score_on_ray
 from core.scoring.table_io import output_schema
 from tests.float_checks import assert_same_records
-from test_inference import build_model
+from tests.hand_built_file import build_model
 
 # Ray starts a cluster of processes (seconds) for the module; CI installs ray from requirements-dev.txt.
 pytestmark = pytest.mark.slow

@@ -25,10 +25,10 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, Tra
 from core.data.load import DataError, load_dataset
 from core.data.cache import KEEP_PER_KIND, cache_file, prune_cache, read_cache, write_cache
 from core.scoring.predictor import Predictor, model_path
-from core.runs.store import RunStore, read_run
+from core.runs.store import RunStore
 from core.data.splits import Dataset, Split
 from core.data.text import RESERVED_WORD, Vocabulary, tokenize
-from test_inference import SEQUENCE_LENGTH, build_model  # a hand-built .onnx file: no TensorFlow needed
+from tests.hand_built_file import SEQUENCE_LENGTH, build_model  # a hand-built .onnx file: no TensorFlow needed
 
 PROJECT = Path(__file__).resolve().parent.parent
 ONE_MEGABYTE = 1_000_000

@@ -79,6 +79,19 @@ def test_the_import_contracts_hold():
     assert "4 kept, 0 broken" in result.stdout
 
 
+def test_no_test_module_imports_another():
+    """Shared test inputs live in support modules (tests/hand_built_file.py, tests/small_inputs.py,
+    tests/browser_support.py, tests/float_checks.py), so that a test file can be read, run and moved on its own."""
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[-1].startswith("test_")]
+    assert not offenders
+
+
 def test_core_inference_does_not_import_tensorflow_statically():
     assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "scoring" / "predictor.py")
 

@@ -23,7 +23,7 @@ from core.cli import main
 from core.runs.store import RunStore, read_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cli import TINY_CONFIG, build_archive  # noqa: E402
+from tests.small_inputs import TINY_CONFIG, build_archive  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 EPOCHS = 12

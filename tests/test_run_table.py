@@ -32,7 +32,7 @@ from core.runs.store import RunStore, read_run
 from core.data.splits import Dataset, Split
 from core.data.text import Vocabulary
 from core.training.train import outcome_lines, prepare_training
-from test_runs import finished_run
+from tests.small_inputs import finished_run
 
 HISTORY = {
     "loss": [0.6, 0.4, 0.3],

@@ -8,37 +8,13 @@ import re
 import socket
 import subprocess
 import sys
-import zipfile
-from pathlib import Path
 
 import pytest
 
 from core.runs import store as runs
 from core.config import ExperimentConfig, preset
 from core.runs.store import RunStore, read_run, read_vocabulary
-from core.data.text import Vocabulary
-
-VOCABULARY = Vocabulary(words=("<unused>", "good", "bad"), num_words=10)
-DATA = {"source": "toy", "kind": "csv", "limit": None, "path": None}
-
-
-def fake_model(path: Path) -> None:
-    """A stand-in model.keras: the store only checks that the archive is whole and holds config and weights."""
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("config.json", "{}")
-        archive.writestr("model.weights.h5", b"\0" * 4096)
-
-
-def finished_run(store: RunStore, epochs: int = 2) -> Path:
-    run_dir = store.create(preset("seed"), VOCABULARY, DATA)
-    history = {"loss": [0.6] * epochs, "accuracy": [0.7] * epochs, "val_loss": [0.5] * epochs}
-    history["val_accuracy"] = [0.8] * epochs
-    runs.write_history(run_dir, history)
-    fake_model(run_dir / "model.keras")
-    runs.write_metrics(run_dir, {"test_accuracy": 0.8, "test_loss": 0.5, "test_n": 10, "best_epoch": 1})
-    runs.set_status(run_dir, "finished")
-    return run_dir
-
+from tests.small_inputs import DATA, VOCABULARY, finished_run
 
 def test_create_writes_a_complete_running_run(tmp_path):
     store = RunStore(tmp_path)

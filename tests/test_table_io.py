@@ -17,7 +17,7 @@ from core.scoring.files import OUTPUT_COLUMNS
 from core.scoring.predictor import Predictor
 from core.scoring.table_io import output_schema, parquet_bytes, predict_parquet, score_table, write_predictions
 from tests.float_checks import assert_close, assert_same_records
-from test_inference import build_model
+from tests.hand_built_file import build_model
 
 TEXTS = ["good movie", "   ", "awful boring plot", "great " * 100, "a, \"quoted\"\nreview", "émouvant 素晴らしい"]
 

@@ -12,7 +12,7 @@ from core.scoring.predictor import Predictor
 from core.model.numpy_loop import DenseWeights, ModelWeights, RecurrentWeights
 from core.model.numpy_loop import head_probability
 from core.model.trace import compare_implementations, loop_terms, trace_review
-from test_inference import DIM, SEQUENCE_LENGTH, UNITS, VOCABULARY, _weights, build_model, numpy_steps
+from tests.hand_built_file import DIM, SEQUENCE_LENGTH, UNITS, VOCABULARY, tiny_weights, build_model, numpy_steps
 
 MODEL = ModelConfig(
     vocabulary_size=VOCABULARY.num_words,
@@ -24,7 +24,7 @@ MODEL = ModelConfig(
 
 def _model_weights() -> ModelWeights:
     """The hand-built ONNX model's weights in Keras's layout: kernels transposed, the two ONNX biases added."""
-    weights = _weights()
+    weights = tiny_weights()
     bias = weights["B"][0, :UNITS] + weights["B"][0, UNITS:]
     layer = RecurrentWeights("simple_rnn", weights["W"][0].T, weights["R"][0].T, bias, False)
     output = DenseWeights(weights["kernel"], weights["bias"], "sigmoid")

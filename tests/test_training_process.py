@@ -19,7 +19,7 @@ from core.runs.store import RunStore, read_run
 from core.training.process import LaunchSlot, current
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_cli import TINY_CONFIG, build_archive  # noqa: E402
+from tests.small_inputs import TINY_CONFIG, build_archive  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 
