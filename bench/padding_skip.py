@@ -78,10 +78,10 @@ def main() -> int:
     from core.model.build import build_model
     from core.export.passes.native_ops import keras_weights
 
-    config = predictor.config.model
+    config = predictor.metadata.config.model
     model = build_model(config)
     model.set_weights(keras_weights(onnx.load(args.model), config))
-    vocabulary = predictor.vocabulary
+    vocabulary = predictor.metadata.vocabulary
 
     def skipped() -> np.ndarray:
         predictor.use_padding_skip = True
@@ -215,8 +215,10 @@ def main() -> int:
         gaps = np.abs(scores[name] - reference)
         print(f"largest |score difference| padding skipped vs {name}: {gaps.max():.2e} "
               f"({int(np.sum(gaps > 1e-5))} of {count:,} reviews above 1e-5)")
-    accuracy = np.mean((reference >= predictor.threshold) == (labels == 1))
-    print(f"accuracy at threshold {predictor.threshold:g}: {accuracy:.4f}")
+    from core.export.model_file import positive
+
+    accuracy = np.mean(positive(reference, predictor.metadata.threshold) == (labels == 1))
+    print(f"accuracy at threshold {predictor.metadata.threshold:g}: {accuracy:.4f}")
     print(f"load average at the end (1 min, {os.cpu_count()} cores): {os.getloadavg()[0]:.2f}")
     return 0
 

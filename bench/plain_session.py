@@ -81,7 +81,7 @@ def main() -> int:
             name: onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]) for name, path in files.items()
         }
     new = predictors["with the switch"]
-    sequences, described = review_rows(args.data or data_source(), new.vocabulary, args.rows)
+    sequences, described = review_rows(args.data or data_source(), new.metadata.vocabulary, args.rows)
     ids = new.pad(sequences)  # every row padded (pre) to sequence_length, as the standalone example pads
 
     runners = {}
@@ -122,7 +122,7 @@ def main() -> int:
 
     reference = scores[("before the switch", "stranger: InferenceSession, run(['probability']), full rows")]
     worst = max(float(np.max(np.abs(values - reference))) for values in scores.values())
-    print(f"{described}, padded to {new.sequence_length} ids; medians of {args.repeats} interleaved runs (s)")
+    print(f"{described}, padded to {new.metadata.sequence_length} ids; medians of {args.repeats} interleaved runs (s)")
     print(f"files: before the switch = {files['before the switch']}, with the switch = {args.model}")
     print()
     print("| file | way | median (s) | rows/s | / Predictor's session | / Predictor.probabilities |")
@@ -141,7 +141,7 @@ def main() -> int:
     print(f"goal: stranger within {GOAL}x of the Predictor's session on the same rows: {ratio:.2f}x, {verdict}")
     print(f"largest score difference between any two ways and files: {worst:.2g}")
     print(
-        f"one review of {new.sequence_length} ids, stranger's run (ms, median of {args.single_repeats}): "
+        f"one review of {new.metadata.sequence_length} ids, stranger's run (ms, median of {args.single_repeats}): "
         f"{one_median['before the switch']:.3f} before the switch, {one_median['with the switch']:.3f} with it "
         f"({one_median['with the switch'] / one_median['before the switch']:.2f}x)"
     )

@@ -56,7 +56,8 @@ def main() -> int:
         predictor = Predictor.from_file(model)
         local_out = folder / "local.parquet"
         local = _median_seconds(
-            lambda: write_predictions(predict_table(predictor, reviews), local_out, predictor.labels), args.repeats
+            lambda: write_predictions(predict_table(predictor, reviews), local_out, predictor.metadata.labels),
+            args.repeats,
         )
         results = [("local engine (Predictor, threads on every core)", None, None, local)]
         for cpus, workers in ((os.cpu_count() or 1, None), ((os.cpu_count() or 1) + 1, 2)):

@@ -378,7 +378,7 @@ def _predict_table(args: argparse.Namespace) -> int:
         predictor = Predictor.from_file(model_path(args.model))
         results = predict_table(predictor, source, text_column=args.text_column)
         if args.out is not None:
-            written = write_predictions(results, args.out, predictor.labels, source)
+            written = write_predictions(results, args.out, predictor.metadata.labels, source)
         else:
             rows = failed = 0
             for result in results:
@@ -398,6 +398,7 @@ def predict(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from core.atomic import atomic_path
+    from core.scoring.files import predict_csv
     from core.scoring.predictor import Predictor, model_path
 
     if args.input and (args.csv or args.texts):
@@ -434,7 +435,7 @@ def predict(args: argparse.Namespace) -> int:
             if lines is not None:
                 stream.writelines(line + "\n" for line in lines)
             else:
-                for result in predictor.predict_csv(args.csv, text_column=args.text_column):
+                for result in predict_csv(predictor, args.csv, text_column=args.text_column):
                     rows += 1
                     if result.prediction is None:
                         failed += 1

@@ -38,8 +38,8 @@ def _scoring_key(model: str, stamp: tuple) -> str:
 @st.cache_data(max_entries=4, show_spinner=False)
 def _scored(model: str, content: str, source: str | None, source_stamp: tuple) -> dict:
     predictor = resources.predictor(model)
-    dataset = resources.dataset(source, predictor.vocabulary.num_words)
-    split, exact = split_for_vocabulary(dataset, predictor.vocabulary)
+    dataset = resources.dataset(source, predictor.metadata.vocabulary.num_words)
+    split, exact = split_for_vocabulary(dataset, predictor.metadata.vocabulary)
     # Called through the module, so that a test can count the scorings.
     scores = metrics.score_split(predictor, split)
     return {"scores": scores, "labels": split.labels, "names": split.names, "exact": exact}

@@ -146,6 +146,7 @@ def _leaves_the_machine(url: str) -> bool:
 
 
 def test_no_label_without_a_known_word_and_the_steps_caption_reads_right(server, page):
+    from core.scoring.explain import explain
     from core.scoring.predictor import Predictor
 
     with screenshot_on_failure(page, "no-label"):
@@ -162,9 +163,9 @@ def test_no_label_without_a_known_word_and_the_steps_caption_reads_right(server,
         predictor = Predictor.from_file(paths.DEFAULT_MODEL)
         short, long = "a wonderful film", " ".join(["a wonderful film"] * 200)
         _classify(page, short)
-        page.get_by_text(f"The recurrence ran {predictor.explain(short).steps_run} steps, not 500").wait_for()
+        page.get_by_text(f"The recurrence ran {explain(predictor, short).steps_run} steps, not 500").wait_for()
         # A review that fills every step: no caption saying it ran 500 steps, not 500.
-        cut = predictor.explain(long)
+        cut = explain(predictor, long)
         assert cut.steps_run == cut.sequence_length == 500 and cut.words_cut > 0
         _classify(page, long)
         page.get_by_test_id("stMetric").filter(has_text="Cut off").filter(has_text=f"{cut.words_cut:,}").wait_for()

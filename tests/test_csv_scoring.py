@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from core.cli import main
-from core.scoring.files import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, score_csv
+from core.scoring.files import OUTPUT_COLUMNS, PREVIEW_CHARACTERS, predict_csv, score_csv
 from core.scoring.predictor import Predictor
 from core.data.review_csv import TEXT_COLUMNS, find_column, text_column_index
 from tests.float_checks import assert_same_records
@@ -35,7 +35,7 @@ def _reviews(path: Path) -> Path:
 
 
 def test_a_rows_record_is_its_prediction_or_its_error(predictor, tmp_path):
-    results = list(predictor.predict_csv(_reviews(tmp_path / "reviews.csv")))
+    results = list(predict_csv(predictor, _reviews(tmp_path / "reviews.csv")))
     good, empty = results[0].to_dict(), results[1].to_dict()
     assert tuple(good) == OUTPUT_COLUMNS[:-1]
     # Scored in a batch of three here, alone there: other batch shapes, equal within float32 rounding.
@@ -51,7 +51,7 @@ def test_the_table_holds_every_record_in_typed_columns(predictor, tmp_path):
     path = _reviews(tmp_path / "reviews.csv")
     seen = []
     scored = score_csv(predictor, path, progress=lambda *report: seen.append(report), preview_rows=3)
-    records = [item.to_dict() for item in predictor.predict_csv(path)]
+    records = [item.to_dict() for item in predict_csv(predictor, path)]
     assert len(scored) == 4 and seen[-1] == (1.0, 4)
     frame = scored.to_frame()
     assert tuple(frame.columns) == OUTPUT_COLUMNS
@@ -75,7 +75,7 @@ def test_the_cli_writes_the_same_records(model_file, predictor, tmp_path, capsys
     path = _reviews(tmp_path / "reviews.csv")
     assert main(["predict", "--model", str(model_file), "--csv", str(path)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == [item.to_dict() for item in predictor.predict_csv(path)]
+    assert lines == [item.to_dict() for item in predict_csv(predictor, path)]
 
 
 def test_an_empty_table_is_a_table(predictor, tmp_path):
@@ -96,7 +96,7 @@ def test_one_text_column_rule_for_training_and_scoring(predictor, tmp_path):
     # Scoring follows it: a column named with other capitals is found by name.
     path = tmp_path / "named.csv"
     path.write_text("title,Body\nfirst,good movie\n", encoding="utf-8")
-    assert [item.prediction.tokens for item in predictor.predict_csv(path, text_column="body")] == [2]
+    assert [item.prediction.tokens for item in predict_csv(predictor, path, text_column="body")] == [2]
 
 
 def test_the_summary_counts_rows_by_label_and_the_empty_ones(predictor, tmp_path):
@@ -128,7 +128,7 @@ def test_a_csv_and_the_same_rows_in_parquet_give_one_table(predictor, tmp_path):
     from core.scoring.table_io import score_table
 
     path = _reviews(tmp_path / "reviews.csv")
-    texts = [item.text for item in predictor.predict_csv(path)]
+    texts = [item.text for item in predict_csv(predictor, path)]
     pq.write_table(pa.table({"Review": texts}), tmp_path / "reviews.parquet")
     from_csv, from_parquet = score_csv(predictor, path), score_table(predictor, tmp_path / "reviews.parquet")
     assert score_table(predictor, path).to_frame().equals(from_csv.to_frame()), "a .csv goes the CSV way"

@@ -151,11 +151,11 @@ def test_saving_the_threshold_into_a_runs_file_and_a_copy_for_the_shipped_model(
     app.slider(key="evaluate_threshold").set_value(0.42).run()
     app.button(key="evaluate_save").click().run()
     assert not app.exception, app.exception
-    assert Predictor.from_file(setup["run_model"]).threshold == 0.42
+    assert Predictor.from_file(setup["run_model"]).metadata.threshold == 0.42
     assert "Threshold 0.420 saved" in app.success[0].value
     assert _metric(app, "Threshold in the file") == "0.42"
     assert len(scored) == 2, "one scoring a model; saving a threshold keeps the scores"
-    assert Predictor.from_file(setup["default"]).threshold == 0.5
+    assert Predictor.from_file(setup["default"]).metadata.threshold == 0.5
 
 
 def test_without_data_or_model_the_page_explains_in_one_line(setup, tmp_path, monkeypatch):

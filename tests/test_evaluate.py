@@ -72,10 +72,10 @@ def test_a_written_threshold_is_read_back_and_changes_labels_and_nothing_else(mo
     threshold = (score + 1) / 2 if score >= 0.5 else score / 2
     assert write_threshold(model_file, threshold) == 0.5, "the previous threshold is returned"
     reloaded = Predictor.from_file(model_file)
-    assert reloaded.threshold == threshold
+    assert reloaded.metadata.threshold == threshold
     after = reloaded.predict(TEXTS)
     assert [p.score for p in after] == [p.score for p in first], "scores do not change"
-    assert [p.label for p in after] == [reloaded.labels[p.score >= threshold] for p in after]
+    assert [p.label for p in after] == [reloaded.metadata.labels[p.score >= threshold] for p in after]
     assert [p.label for p in after] != [p.label for p in first]
     changed = onnx.load(model_file)
     old, new = ({prop.key: prop.value for prop in m.metadata_props} for m in (before, changed))
@@ -93,7 +93,8 @@ def test_a_written_threshold_reaches_the_text_file_beside_the_model_too(model_fi
     text_file = write_text_file(model_file).path
     assert text_file == text_path(model_file)
     write_threshold(model_file, 0.7)
-    assert Predictor.from_file(model_file).threshold == Predictor.from_file(text_file).threshold == 0.7
+    thresholds = [Predictor.from_file(path).metadata.threshold for path in (model_file, text_file)]
+    assert thresholds == [0.7, 0.7]
     assert _props(text_file)["threshold"] == _props(model_file)["threshold"]
 
 
@@ -102,7 +103,7 @@ def test_with_threshold_returns_a_copy_and_leaves_the_file_alone(model_file, tmp
     copy = tmp_path / "copy.onnx"
     copy.write_bytes(with_threshold(model_file, 0.3))
     assert model_file.read_bytes() == original
-    assert Predictor.from_file(copy).threshold == 0.3
+    assert Predictor.from_file(copy).metadata.threshold == 0.3
 
 
 @pytest.mark.parametrize("bad", [0, 1, 0.0, 1.0, -0.2, 1.5, float("nan"), float("inf"), True, "abc", None])
@@ -253,7 +254,7 @@ def test_a_run_reports_through_keras_until_it_is_exported_then_through_its_file(
     status, stdout, _ = _run([*base, "--write-threshold", "0.7", "--report", "--json"], capsys)
     report = json.loads(stdout)
     assert status == 0 and report["scored_with"] == f"{run_dir / 'model.onnx'} (onnxruntime)"
-    assert report["threshold"] == 0.7 and Predictor.from_run(run_dir).threshold == 0.7
+    assert report["threshold"] == 0.7 and Predictor.from_run(run_dir).metadata.threshold == 0.7
     status, stdout, _ = _run([*base, "--json"], capsys)
     assert json.loads(stdout) == plain, "plain evaluate of a run stays Keras's"
 

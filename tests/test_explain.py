@@ -7,10 +7,10 @@ import onnx
 import pytest
 
 from core import paths
-from core.scoring import predictor as inference
+from core.scoring import explain as explaining
 from core.data import text
 from core.data.examples import EXAMPLE_REVIEWS
-from core.scoring.explain import first_words, paragraphs, read_words, steps_run
+from core.scoring.explain import baseline, explain, first_words, paragraphs, read_words, steps_run, trajectory
 from core.scoring.predictor import Predictor
 from tests.hand_built_file import SEQUENCE_LENGTH, VOCABULARY, WORDS, tiny_metadata, build_model, numpy_steps
 
@@ -31,9 +31,9 @@ def _predictor(tmp_path: Path, name: str, **changes) -> Predictor:
 
 def test_explain_agrees_with_predict_the_step_output_and_numpy(predictor):
     review = "Good movie, zorblax! The plot was boring"
-    explanation = predictor.explain(review)
+    explanation = explain(predictor, review)
     assert explanation.prediction == predictor.predict(review)[0]
-    words, steps = predictor.trajectory(review)
+    words, steps = trajectory(predictor, review)
     assert explanation.words == tuple(words) == ("good", "movie", "zorblax", "the", "plot", "was", "boring")
     np.testing.assert_allclose(explanation.steps, steps, atol=1e-7)
     ids = np.array([[0] * (SEQUENCE_LENGTH - 8) + VOCABULARY.encode(review).ids], dtype=np.int32)
@@ -63,19 +63,19 @@ def test_explain_tokenizes_the_review_once(predictor, monkeypatch):
         return original(review)
 
     monkeypatch.setattr(text, "tokenize", counting)
-    monkeypatch.setattr(inference, "tokenize", counting)
-    predictor.explain("good movie but a boring plot")
+    monkeypatch.setattr(explaining, "tokenize", counting)
+    explain(predictor, "good movie but a boring plot")
     assert calls == ["good movie but a boring plot"]
 
 
 def test_a_long_review_says_what_was_read_and_what_was_cut(tmp_path, predictor):
     words = [WORDS[index % len(WORDS)] for index in range(20)]
-    pre = predictor.explain(" ".join(words))
+    pre = explain(predictor, " ".join(words))
     # "pre" truncation cuts the first words and the start id with them: all sequence_length places hold words.
     assert pre.words == tuple(words[-SEQUENCE_LENGTH:]) and pre.prediction.truncated
     assert (pre.words_read, pre.words_cut, pre.cut_side) == (SEQUENCE_LENGTH, 20 - SEQUENCE_LENGTH, "first")
     assert len(pre.steps) == SEQUENCE_LENGTH and pre.steps[-1] == pytest.approx(pre.prediction.score, abs=1e-6)
-    post = _predictor(tmp_path, "post", padding="post", truncating="post").explain(" ".join(words))
+    post = explain(_predictor(tmp_path, "post", padding="post", truncating="post"), " ".join(words))
     # "post" truncation keeps the start id and cuts the last words.
     assert post.words == tuple(words[: SEQUENCE_LENGTH - 1]) and post.cut_side == "last"
     assert (post.words_read, post.words_cut) == (SEQUENCE_LENGTH - 1, 20 - SEQUENCE_LENGTH + 1)
@@ -83,11 +83,11 @@ def test_a_long_review_says_what_was_read_and_what_was_cut(tmp_path, predictor):
 
 
 def test_without_step_output_or_words_there_is_no_chart_but_the_rest_is_there(tmp_path, predictor):
-    plain = _predictor(tmp_path, "plain", trajectory=False).explain("good zorblax")
+    plain = explain(_predictor(tmp_path, "plain", trajectory=False), "good zorblax")
     assert plain.steps is None and plain.baseline is None and plain.changes is None
     assert plain.words == ("good", "zorblax") and plain.unknown == (False, True)
     assert plain.prediction == predictor.predict("good zorblax")[0]
-    no_words = predictor.explain("!!! \U0001f600 ...")
+    no_words = explain(predictor, "!!! \U0001f600 ...")
     assert no_words.steps == () and no_words.words == () and no_words.changes == ()
     assert no_words.prediction.tokens == 0 and no_words.words_cut == 0
 
@@ -95,7 +95,7 @@ def test_without_step_output_or_words_there_is_no_chart_but_the_rest_is_there(tm
 @pytest.mark.parametrize("review", ["", "   \n\t"])
 def test_an_empty_review_is_refused(predictor, review):
     with pytest.raises(ValueError, match="review is empty"):
-        predictor.explain(review)
+        explain(predictor, review)
 
 
 def test_the_shipped_model_explains_reviews_as_it_scores_them():
@@ -104,17 +104,17 @@ def test_the_shipped_model_explains_reviews_as_it_scores_them():
     shipped = Predictor.from_file(paths.DEFAULT_MODEL)
     for _, review in EXAMPLE_REVIEWS[:3]:
         (prediction,) = shipped.predict(review)
-        explanation = shipped.explain(review)
+        explanation = explain(shipped, review)
         assert explanation.prediction == prediction
-        words, steps = shipped.trajectory(review)
+        words, steps = trajectory(shipped, review)
         assert list(explanation.words) == words and explanation.words_read == prediction.tokens
         np.testing.assert_allclose(explanation.steps, steps, atol=1e-6)
         assert explanation.steps[-1] == pytest.approx(prediction.score, abs=1e-5)
         # The shipped file skips the padding: the start id and the words are the only steps run.
         assert explanation.padding_skip is not None and explanation.steps_run == prediction.tokens + 1
-        vocabulary = shipped.vocabulary
+        vocabulary = shipped.metadata.vocabulary
         assert explanation.unknown == tuple(vocabulary.id_of(word) == vocabulary.oov_id for word in words)
-    long = shipped.explain("great movie " * 400)
+    long = explain(shipped, "great movie " * 400)
     assert (long.words_read, long.words_cut, long.steps_run) == (500, 300, 500) and len(long.steps) == 500
 
 

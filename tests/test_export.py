@@ -20,6 +20,7 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, Tra
 from core.data.examples import EXAMPLE_REVIEWS
 from core.export.convert import ExportError, export_model, export_run
 from core.scoring.predictor import METADATA_KEYS, Predictor
+from core.scoring.explain import trajectory
 from core.model.build import build_model, model_layers, sequence_copy
 from core.export.passes.batched_rnn import steps_always
 from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch
@@ -195,7 +196,7 @@ def test_an_export_without_the_switch_computes_steps_on_every_run_and_scores_the
     np.testing.assert_allclose(before.probabilities(ids), after.probabilities(ids), atol=1e-6)
     np.testing.assert_allclose(after.probabilities(ids), probability[:, 0], atol=1e-6)
     text = EXAMPLE_REVIEWS[0][1]
-    np.testing.assert_allclose(before.trajectory(text)[1], after.trajectory(text)[1], atol=1e-6)
+    np.testing.assert_allclose(trajectory(before, text)[1], trajectory(after, text)[1], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -257,12 +258,12 @@ def test_predictor_scores_and_trajectory_equal_keras_on_example_reviews(exported
     config, model, result = exported[name]
     predictor = Predictor.from_file(result.path)
     texts = [text for _, text in EXAMPLE_REVIEWS]
-    ids = predictor.pad([predictor.vocabulary.encode(text).ids for text in texts])
+    ids = predictor.pad([predictor.metadata.vocabulary.encode(text).ids for text in texts])
     expected = model.predict(ids, verbose=0)[:, 0]
     scores = np.array([prediction.score for prediction in predictor.predict(texts)])
     assert np.max(np.abs(scores - expected)) <= TOLERANCE
     short = "A gripping opening, then a lazy and confusing final act."
-    words, probabilities = predictor.trajectory(short)
+    words, probabilities = trajectory(predictor, short)
     assert words == tokenize(short) and len(probabilities) == len(words)
     if config.padding == "pre":  # post-padded reviews go on reading pad ids after their last word
         assert probabilities[-1] == pytest.approx(predictor.predict(short)[0].score, abs=1e-6)
@@ -350,7 +351,7 @@ def test_export_run_writes_model_onnx_in_the_run_by_default(run_dir, monkeypatch
     assert result.parity_max_abs_diff <= TOLERANCE
     assert "example reviews" in result.parity_inputs and "random" in result.parity_inputs
     predictor = Predictor.from_run(run_dir)
-    assert predictor.metrics["test_accuracy"] == 0.61 and predictor.has_trajectory
+    assert predictor.metadata.metrics["test_accuracy"] == 0.61 and predictor.has_trajectory
     assert not [name for name in os.listdir(run_dir) if name.endswith(".tmp")]
 
 

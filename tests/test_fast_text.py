@@ -22,6 +22,7 @@ from core.data.text_batch import (
     word_characters,
 )
 from core.data.text import LINE_BREAK, Encoded, Vocabulary, pad_sequences, tokenize
+from core.export.model_file import label_names
 
 ALL_CHARACTERS = "".join(map(chr, range(sys.maxunicode + 1)))
 
@@ -218,7 +219,7 @@ def test_predict_over_several_pipeline_chunks_matches_the_per_review_path():
     from core.paths import DEFAULT_MODEL
 
     predictor = Predictor.from_file(DEFAULT_MODEL)
-    vocabulary = predictor.vocabulary
+    vocabulary = predictor.metadata.vocabulary
     generator = np.random.default_rng(12)
     words = [*vocabulary.words[1:400], "zorblax", "İstanbul", "ΟΔΟΣ", "don\u2019t", "<br />", "½", "!!", "'"]
     sizes = generator.integers(1, 700, size=3 * PIPELINE_CHUNK + 7)
@@ -229,8 +230,9 @@ def test_predict_over_several_pipeline_chunks_matches_the_per_review_path():
     got = predictor.predict(texts)
     # Counts exactly; scores as onnxruntime gives them for other batches of the same rows (float32 rounding).
     assert [(p.tokens, p.unknown_tokens, p.truncated) for p in got] == [
-        (item.tokens, item.unknown, len(item.ids) > predictor.sequence_length) for item in encoded
+        (item.tokens, item.unknown, len(item.ids) > predictor.metadata.sequence_length) for item in encoded
     ]
     np.testing.assert_allclose([p.score for p in got], scores, rtol=0, atol=1e-6)
-    assert [p.label for p in got] == [predictor._label(p.score) for p in got]
+    metadata = predictor.metadata
+    assert [p.label for p in got] == label_names([p.score for p in got], metadata.threshold, metadata.labels)
     assert any(prediction.truncated for prediction in got) and got[5].tokens == 1

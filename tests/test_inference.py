@@ -22,6 +22,9 @@ from core.scoring.predictor import (
     vocabulary_map,
 )
 from core.data.splits import Split
+from core.evaluation.metrics import split_summary
+from core.scoring.explain import trajectory
+from core.scoring.files import predict_csv
 from core.data.text import RESERVED_WORD, Vocabulary
 from tests.float_checks import assert_same_records
 from tests.hand_built_file import (
@@ -60,9 +63,11 @@ def test_importing_and_predicting_never_loads_tensorflow(model_file):
     script = (
         "import json, sys\n"
         "from core.scoring.predictor import Predictor\n"
+        "from core.scoring.explain import explain\n"
+        "from core.scoring.files import predict_csv\n"
         f"predictor = Predictor.from_file({str(model_file)!r})\n"
         "predictor.predict(['good movie', 'bad plot'])\n"
-        "predictor.trajectory('good movie')\n"
+        "explain(predictor, 'good movie')\n"
         "heavy = sorted(name for name in sys.modules if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'))\n"
         "print(json.dumps(heavy))\n"
     )
@@ -115,7 +120,7 @@ def test_evaluate_gives_keras_accuracy_and_clipped_cross_entropy(predictor):
     texts = ["good movie", "awful boring plot", "I loved it", "bad actors", "great great great", "boring"]
     labels = [1, 0, 1, 0, 1, 0]
     split = Split.from_lists([VOCABULARY.encode(text).ids for text in texts], labels)
-    result = predictor.evaluate(split)
+    result = split_summary(predictor, split)
     scores = np.array([_expected_score(text) for text in texts])
     clipped = np.clip(scores, 1e-7, 1 - 1e-7)
     labels = np.array(labels)
@@ -124,7 +129,7 @@ def test_evaluate_gives_keras_accuracy_and_clipped_cross_entropy(predictor):
     cross_entropy = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
     assert result["loss"] == pytest.approx(cross_entropy, abs=1e-5)
     with pytest.raises(ValueError, match="no test reviews"):
-        predictor.evaluate(Split.from_lists([], []))
+        split_summary(predictor, Split.from_lists([], []))
 
 
 def test_big_batches_are_split_across_threads_without_reordering(predictor):
@@ -167,7 +172,7 @@ def test_sixteen_threads_sharing_one_predictor_get_what_one_thread_gets(predicto
 
 def test_trajectory_gives_one_probability_per_word_ending_at_the_score(predictor):
     text = "Good movie but the plot was boring"
-    words, probabilities = predictor.trajectory(text)
+    words, probabilities = trajectory(predictor, text)
     assert words == ["good", "movie", "but", "the", "plot", "was", "boring"]
     assert probabilities.shape == (7,)
     ids = _padded(text)
@@ -177,7 +182,7 @@ def test_trajectory_gives_one_probability_per_word_ending_at_the_score(predictor
 
 def test_trajectory_of_a_cut_review_keeps_the_words_the_model_read(predictor):
     words = [WORDS[i % len(WORDS)] for i in range(20)]
-    kept, probabilities = predictor.trajectory(" ".join(words))
+    kept, probabilities = trajectory(predictor, " ".join(words))
     assert kept == words[-SEQUENCE_LENGTH:] and len(probabilities) == SEQUENCE_LENGTH
 
 
@@ -187,7 +192,7 @@ def test_trajectory_needs_the_step_output(tmp_path):
     plain = Predictor.from_file(path)
     assert not plain.has_trajectory
     with pytest.raises(ValueError, match="--trajectory"):
-        plain.trajectory("good movie")
+        trajectory(plain, "good movie")
 
 
 def test_metadata_round_trips_through_the_file(predictor):
@@ -195,9 +200,9 @@ def test_metadata_round_trips_through_the_file(predictor):
     assert predictor.metadata == written
     assert ModelMetadata.from_props(written.to_props()) == written
     assert set(written.to_props()) == set(METADATA_KEYS)
-    assert predictor.labels == ("negative", "positive") and predictor.threshold == 0.5
-    assert predictor.vocabulary.id_of("good") == 4 and predictor.sequence_length == SEQUENCE_LENGTH
-    assert predictor.metrics["test_accuracy"] == 0.75
+    assert predictor.metadata.labels == ("negative", "positive") and predictor.metadata.threshold == 0.5
+    assert predictor.metadata.vocabulary.id_of("good") == 4 and predictor.metadata.sequence_length == SEQUENCE_LENGTH
+    assert predictor.metadata.metrics["test_accuracy"] == 0.75
 
 
 def test_post_padding_and_truncation_follow_the_metadata(tmp_path):
@@ -206,7 +211,7 @@ def test_post_padding_and_truncation_follow_the_metadata(tmp_path):
     post = Predictor.from_file(path)
     ids = post.pad([[1, 4, 5], list(range(1, 30))])
     assert ids[0].tolist()[:4] == [1, 4, 5, 0] and ids[1].tolist() == list(range(1, 13))
-    words, probabilities = post.trajectory("good movie")
+    words, probabilities = trajectory(post, "good movie")
     assert words == ["good", "movie"] and len(probabilities) == 2
 
 
@@ -225,7 +230,7 @@ def test_predict_csv_streams_rows_in_order_and_reports_empty_ones(predictor, tmp
     rows = [f'"good movie, number {i}"' if i % 7 else '""' for i in range(1, 51)]
     path = _write_csv(tmp_path / "reviews.csv", "id,review\n" + "\n".join(f"{i},{row}" for i, row in enumerate(rows)))
     seen = []
-    results = list(predictor.predict_csv(path, chunk_size=8, progress=lambda *report: seen.append(report)))
+    results = list(predict_csv(predictor, path, chunk_size=8, progress=lambda *report: seen.append(report)))
     assert [result.row for result in results] == list(range(1, 51))
     empty = [result.row for result in results if result.error]
     assert empty == [7, 14, 21, 28, 35, 42, 49]
@@ -240,7 +245,7 @@ def test_predict_csv_streams_rows_in_order_and_reports_empty_ones(predictor, tmp
 def test_predict_csv_takes_a_named_column_and_long_fields(predictor, tmp_path):
     long_review = "good " * 50_000  # past the csv module's default 128 KiB field limit
     path = _write_csv(tmp_path / "named.csv", f"title,body\nfirst,bad plot\nsecond,{long_review}\n")
-    results = list(predictor.predict_csv(path, text_column="body"))
+    results = list(predict_csv(predictor, path, text_column="body"))
     assert [result.prediction.tokens for result in results] == [2, 50_000]
     assert results[1].prediction.truncated
 
@@ -255,19 +260,19 @@ def test_predict_csv_takes_a_named_column_and_long_fields(predictor, tmp_path):
 def test_predict_csv_refuses_unusable_files(predictor, tmp_path, content, message):
     path = _write_csv(tmp_path / "bad.csv", content)
     with pytest.raises(ValueError, match=message):
-        list(predictor.predict_csv(path))
+        list(predict_csv(predictor, path))
 
 
 def test_predict_csv_refuses_a_missing_column_a_missing_file_and_non_utf8(predictor, tmp_path):
     path = _write_csv(tmp_path / "ok.csv", "text\ngood\n")
     with pytest.raises(ValueError, match="no column 'body'"):
-        list(predictor.predict_csv(path, text_column="body"))
+        list(predict_csv(predictor, path, text_column="body"))
     with pytest.raises(ValueError, match="no CSV file"):
-        list(predictor.predict_csv(tmp_path / "missing.csv"))
+        list(predict_csv(predictor, tmp_path / "missing.csv"))
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text\ncaf\xe9 tr\xe8s bien\n".encode("latin-1"))
     with pytest.raises(ValueError, match="not UTF-8"):
-        list(predictor.predict_csv(latin))
+        list(predict_csv(predictor, latin))
 
 
 def test_vocabulary_map_moves_ids_between_vocabularies():
@@ -365,3 +370,20 @@ def test_model_path_falls_back_to_the_shipped_default(monkeypatch, tmp_path):
     missing.parent.mkdir()
     missing.write_bytes(b"x")
     assert model_path(None) == missing
+
+
+def test_the_predictor_loads_and_scores_and_nothing_else():
+    """Explanations (core.scoring.explain), CSV files (core.scoring.files) and evaluation (core.evaluation.metrics) are
+    their own modules that use a Predictor; the file's facts are its metadata."""
+    public = sorted(name for name in vars(Predictor) if not name.startswith("_"))
+    assert public == [
+        "from_file",
+        "from_run",
+        "has_trajectory",
+        "pad",
+        "predict",
+        "probabilities",
+        "sequence_probabilities",
+        "skips_padding",
+        "step_probabilities",
+    ]

@@ -19,6 +19,7 @@ from core.export.passes.clean_rows import MIN_BATCH, has_clean_rows_path
 from core.config import ExperimentConfig, ModelConfig
 from core.data.examples import EXAMPLE_REVIEWS
 from core.scoring.predictor import Predictor
+from core.scoring.explain import trajectory
 from core.model.build import build_model, model_layers, sequence_copy
 from core.export.model_file import PADDING_SKIP_KEY, has_steps_switch
 from core.data.text import _TOKEN, normalize, pad_sequences, tokenize
@@ -176,9 +177,9 @@ def test_predict_and_trajectory_through_the_skip(exported):
     predictor = Predictor.from_file(path)
     texts = [f"{title}. {text}" for title, text in EXAMPLE_REVIEWS]
     scores = [prediction.score for prediction in predictor.predict(texts)]
-    ids = pad_sequences([predictor.vocabulary.encode(text).ids for text in texts], CASE_LENGTH)
+    ids = pad_sequences([predictor.metadata.vocabulary.encode(text).ids for text in texts], CASE_LENGTH)
     assert np.max(np.abs(np.array(scores) - model.predict(ids, verbose=0)[:, 0])) <= TOLERANCE
-    words, steps = predictor.trajectory(texts[0])
+    words, steps = trajectory(predictor, texts[0])
     assert len(words) == len(steps) == min(len(tokenize(texts[0])), CASE_LENGTH - 1)
     assert abs(steps[-1] - scores[0]) <= TOLERANCE  # the last step's probability is the review's score
 

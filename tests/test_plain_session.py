@@ -16,6 +16,7 @@ from core.export import parity
 from core.export.passes.batched_rnn import SWITCH_NODE, steps_always
 from core.export.passes.pass_list import BATCH_SCAN, CLEAN_ROWS, STEPS_SWITCH, without
 from core.scoring.predictor import METADATA_KEYS, Predictor
+from core.scoring.explain import trajectory
 from core.export.passes.clean_rows import MIN_BATCH
 from core.export.passes.clean_rows import NODE as CLEAN_ROWS_NODE
 from core.export.model_file import PARITY_TOLERANCE, STEPS_SWITCH_NAME, StepsSession, has_steps_switch
@@ -117,8 +118,8 @@ def test_step_probability_on_request_equals_the_file_before_the_switch(files):
         # picks kernels for each graph on its own.
         for want, have in zip(expected, got, strict=True):
             assert_close(have, want)
-    new_words, new_steps = Predictor.from_file(shipped).trajectory(TEXTS[3])
-    old_words, old_steps = Predictor.from_file(old).trajectory(TEXTS[3])
+    new_words, new_steps = trajectory(Predictor.from_file(shipped), TEXTS[3])
+    old_words, old_steps = trajectory(Predictor.from_file(old), TEXTS[3])
     assert new_words == old_words and len(new_steps) == len(new_words)
     assert_close(new_steps, old_steps)
 
@@ -145,7 +146,7 @@ def test_the_file_passes_the_full_checker_keeps_its_metadata_and_weights(files):
     props = {prop.key: prop.value for prop in model.metadata_props}
     assert set(METADATA_KEYS) <= set(props) and props == {prop.key: prop.value for prop in before.metadata_props}
     assert STEPS_SWITCH_NAME in model.doc_string
-    config = Predictor.from_file(shipped).config.model
+    config = Predictor.from_file(shipped).metadata.config.model
     for new, original in zip(keras_weights(model, config), keras_weights(before, config), strict=True):
         np.testing.assert_array_equal(new, original)
     # The weights are stored once; the clean rows add their table, the embedding folded into the kernel.

@@ -142,7 +142,7 @@ def test_many_row_groups_stream_in_bounded_memory(model_file, predictor, tmp_pat
     pool = pa.default_memory_pool()
     tracemalloc.start()
     try:
-        written = write_predictions(predict_parquet(predictor, source), out, predictor.labels, source)
+        written = write_predictions(predict_parquet(predictor, source), out, predictor.metadata.labels, source)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -190,6 +190,7 @@ def test_every_archive_review_reaches_the_model_as_the_same_ids(imdb_archive, sh
 
 
 def test_the_predictor_reads_a_text_file_as_its_ids_file(shipped_text, tmp_path):
+    from core.scoring.explain import trajectory
     from core.scoring.predictor import Predictor
 
     _, text, _ = shipped_text
@@ -199,7 +200,7 @@ def test_the_predictor_reads_a_text_file_as_its_ids_file(shipped_text, tmp_path)
     from_text, from_ids = Predictor.from_file(path).predict(texts), Predictor.from_file(DEFAULT_MODEL).predict(texts)
     assert [p.tokens for p in from_text] == [p.tokens for p in from_ids]
     assert_close([p.score for p in from_text], [p.score for p in from_ids])
-    words, steps = Predictor.from_file(path).trajectory(TRICKY[0])
+    words, steps = trajectory(Predictor.from_file(path), TRICKY[0])
     assert len(words) == len(steps) > 5
 
 

@@ -93,15 +93,15 @@ def test_numpy_keras_and_onnxruntime_side_by_side(predictor):
         calls.append((ids.shape, training))
         return np.array([[trace.probability + 1e-3]])
 
-    comparison = compare_implementations(trace, review, keras_model, predictor)
+    comparison = compare_implementations(trace, keras_model, predictor)
     assert calls == [((1, SEQUENCE_LENGTH), False)]
     assert comparison.numpy == trace.probability and comparison.keras == pytest.approx(trace.probability + 1e-3)
     assert comparison.onnxruntime == pytest.approx(trace.probability, abs=1e-5)
     assert comparison.step_difference <= 1e-5
     assert comparison.largest == pytest.approx(max(1e-3, abs(comparison.keras - comparison.onnxruntime)))
-    alone = compare_implementations(trace, review, keras_model, None)
+    alone = compare_implementations(trace, keras_model, None)
     assert alone.onnxruntime is None and alone.step_difference is None
     assert alone.largest == pytest.approx(1e-3)
     headless = trace_review(replace(weights, output=None), VOCABULARY, MODEL, review)
     with pytest.raises(ValueError, match="no output layer"):
-        compare_implementations(headless, review, keras_model, predictor)
+        compare_implementations(headless, keras_model, predictor)

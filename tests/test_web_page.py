@@ -24,6 +24,7 @@ from core.export.web_page import BUNDLE_FILES, WEB_DIR, WebPageError, runtime_fo
 from core.paths import DEFAULT_MODEL
 from core.scoring.files import predict_csv
 from core.scoring.predictor import Predictor
+from core.scoring.explain import baseline, trajectory
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 NODE_EXAMPLE = WEB_DIR / "classify_csv.mjs"
@@ -94,7 +95,7 @@ def test_the_page_folder_holds_the_page_the_runtime_and_a_text_file_whose_switch
     # onnxruntime-web feeds only inputs without a default: the page's copy has no default for the steps switch.
     assert STEPS_SWITCH_NAME in {value.name for value in model.graph.input}
     assert STEPS_SWITCH_NAME not in {tensor.name for tensor in model.graph.initializer}
-    assert {prop.key: prop.value for prop in model.metadata_props}["threshold"] == str(predictor.threshold)
+    assert {prop.key: prop.value for prop in model.metadata_props}["threshold"] == str(predictor.metadata.threshold)
     session = onnxruntime.InferenceSession(
         model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"]
     )
@@ -105,7 +106,7 @@ def test_the_page_folder_holds_the_page_the_runtime_and_a_text_file_whose_switch
         {TEXT_INPUT_NAME: np.array([text], dtype=object), STEPS_SWITCH_NAME: np.array(True)},
     )
     assert abs(float(probability[0, 0]) - predictor.predict(text)[0].score) <= TOLERANCE
-    words, expected = predictor.trajectory(text)
+    words, expected = trajectory(predictor, text)
     np.testing.assert_allclose(steps[0, -len(words) :], expected, rtol=0, atol=TOLERANCE)
 
 
@@ -273,10 +274,10 @@ def test_one_review_shows_its_score_label_and_the_probability_after_each_word(se
     assert f"{100 * expected.score:.1f}%" in page.inner_text("#result")
     assert expected.label in page.inner_text("#result strong")
     svg = page.query_selector("#chart svg")
-    words, steps = predictor.trajectory(text)
+    words, steps = trajectory(predictor, text)
     assert json.loads(svg.get_attribute("data-words")) == ["(start)", *words]
     shown = json.loads(svg.get_attribute("data-steps"))
-    np.testing.assert_allclose(shown, [predictor.baseline, *steps], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(shown, [baseline(predictor), *steps], rtol=0, atol=TOLERANCE)
     assert len(svg.query_selector_all("circle")) == len(words) + 1
     for typed, warning in [
         ("!!! ??? \U0001f642", "No word at all"),

@@ -115,14 +115,14 @@ def run_bench(
         if progress:
             progress(message)
 
-    config = predictor.config.model
+    config = predictor.metadata.config.model
     # The Keras model is rebuilt from the file alone: its config metadata and its initializers.
     model = build_model(config)
     model.set_weights(keras_weights(onnx.load(str(model_path)), config))
     length = config.sequence_length
     generator = np.random.default_rng(0)
     batch = generator.integers(3, config.vocabulary_size, size=(batch_size, length), dtype=np.int32)
-    batch[:, 0] = predictor.vocabulary.start_id
+    batch[:, 0] = predictor.metadata.vocabulary.start_id
     single = batch[:1]
 
     say("converting the plain tf2onnx Loop graph")

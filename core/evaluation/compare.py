@@ -78,7 +78,8 @@ def single_review_latency_ms(onnx_path: str | Path, repeats: int = LATENCY_REPEA
     from core.scoring.predictor import Predictor
 
     predictor = Predictor.from_file(onnx_path)
-    ids = latency_ids(predictor.sequence_length, predictor.vocabulary.num_words, predictor.vocabulary.start_id)
+    metadata = predictor.metadata
+    ids = latency_ids(metadata.sequence_length, metadata.vocabulary.num_words, metadata.vocabulary.start_id)
     for _ in range(LATENCY_WARMUP):
         predictor.probabilities(ids)
     times = []

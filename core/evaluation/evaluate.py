@@ -141,7 +141,7 @@ def evaluate(
         from core.scoring.predictor import Predictor
 
         predictor = Predictor.from_file(onnx_file)
-        vocabulary = predictor.vocabulary
+        vocabulary = predictor.metadata.vocabulary
     else:
         from core.runs.store import read_vocabulary
 
@@ -163,7 +163,9 @@ def evaluate(
         callbacks.on_note(MAPPED_NOTE)
     if not scored:
         if onnx_file is not None:
-            return Evaluation(written=written, summary=predictor.evaluate(split))
+            from core.evaluation.metrics import split_summary
+
+            return Evaluation(written=written, summary=split_summary(predictor, split))
         callbacks.before_tensorflow()
         from core.training.train import evaluate_split
 
@@ -171,7 +173,7 @@ def evaluate(
     from core.evaluation.metrics import DEFAULT_THRESHOLD, evaluation_report, score_split
 
     if onnx_file is not None:
-        scores, file_threshold = score_split(predictor, split), predictor.threshold
+        scores, file_threshold = score_split(predictor, split), predictor.metadata.threshold
         scored_with = f"{onnx_file} (onnxruntime)"
     else:
         callbacks.before_tensorflow()

@@ -297,9 +297,9 @@ def compare_quantized(
     from core.scoring.predictor import Predictor
 
     float_model, int8_model = Predictor.from_file(float_path), Predictor.from_file(int8_path)
-    if float_model.vocabulary != int8_model.vocabulary or float_model.sequence_length != int8_model.sequence_length:
+    metadata, int8_metadata = float_model.metadata, int8_model.metadata
+    if (metadata.vocabulary, metadata.sequence_length) != (int8_metadata.vocabulary, int8_metadata.sequence_length):
         raise QuantizeError(f"{int8_path} was not made from {float_path}: their vocabularies or lengths differ")
-    metadata = float_model.metadata
     length = metadata.sequence_length
     generator = np.random.default_rng(0)
     batch = generator.integers(
@@ -319,7 +319,7 @@ def compare_quantized(
         truth = test_split.labels == 1
         float_scores, int8_scores = float_model.probabilities(ids), int8_model.probabilities(ids)
         float_labels = positive(float_scores, metadata.threshold)
-        int8_labels = positive(int8_scores, int8_model.threshold)
+        int8_labels = positive(int8_scores, int8_model.metadata.threshold)
         change = np.abs(int8_scores.astype(np.float64) - float_scores)
         measured = {
             "test_n": len(test_split),

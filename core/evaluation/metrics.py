@@ -347,3 +347,14 @@ def score_split(predictor, split, progress: Callable[[float], None] | None = Non
         if progress is not None:
             progress(stop / rows)
     return scores
+
+
+def split_summary(predictor, split) -> dict:
+    """Accuracy at the file's threshold, binary cross-entropy and count of predictor's scores on a split encoded with
+    its vocabulary, as Keras's evaluate computes them: {"accuracy", "loss", "n"}."""
+    if not len(split):
+        raise ValueError("there are no test reviews to evaluate on")
+    scores = score_split(predictor, split)
+    labels = split.labels
+    correct = positive(scores, predictor.metadata.threshold) == (labels == 1)
+    return {"accuracy": float(np.mean(correct)), "loss": log_loss(labels, scores), "n": len(split)}

@@ -95,7 +95,7 @@ class Comparison:
         return max(abs(first - second) for first in values for second in values)
 
 
-def compare_implementations(trace: ReviewTrace, text: str, keras_model, predictor: Predictor | None) -> Comparison:
+def compare_implementations(trace: ReviewTrace, keras_model, predictor: Predictor | None) -> Comparison:
     """The traced review scored by the Keras model (called, never imported here) and the exported file's Predictor."""
     if trace.probability is None:
         raise ValueError("this model has no output layer: there is no probability to compare")
@@ -104,7 +104,8 @@ def compare_implementations(trace: ReviewTrace, text: str, keras_model, predicto
     if predictor is not None:
         onnxruntime = float(predictor.probabilities(trace.ids[None, :])[0])
         if predictor.has_trajectory and trace.word_steps is not None and len(trace.word_steps):
-            steps = np.asarray(predictor.explain(text).steps)
+            # The review's ids as the model read them (start id and words), the file's probability after each word.
+            steps = predictor.step_probabilities(trace.ids[trace.positions].tolist(), len(trace.word_steps))
             if len(steps) == len(trace.word_steps):
                 step_difference = float(np.max(np.abs(steps - trace.word_steps)))
     return Comparison(trace.probability, keras, onnxruntime, step_difference)

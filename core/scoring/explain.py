@@ -1,16 +1,19 @@
 """One review explained for people: the words the model read, its probability after each, what each word changed,
-what truncation cut and how many steps ran (Predictor.explain builds it); and a review's text cut for a table."""
+what truncation cut and how many steps ran (explain builds it from a Predictor); and a review's text cut for a table."""
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from core.data.text import LINE_BREAK
+import numpy as np
 
-if TYPE_CHECKING:
-    from core.scoring.predictor import Prediction
+from core.data.text import LINE_BREAK, tokenize
+from core.export.model_file import label_names
+from core.scoring.predictor import Prediction, Predictor, check_texts
 
 # The padding-skip method of a masked model (core.export.passes.padding_skip): its padded steps leave the state unchanged, where
 # other models start from the state the padding would have left.
@@ -21,7 +24,7 @@ MASKED_SKIP = "sequence_lens"
 class Explanation:
     """What the pages show about one review, from one tokenization."""
 
-    prediction: Prediction  # label, score and counts, exactly as predict() gives them
+    prediction: Prediction  # label, score and counts, exactly as Predictor.predict gives them
     words: tuple[str, ...]  # the words the model read, in order: the review's words after truncation
     unknown: tuple[bool, ...]  # a flag a word read: outside the vocabulary, so read as <unk>
     steps: tuple[float, ...] | None  # the positive probability after each word read; None without step_probability
@@ -68,6 +71,69 @@ def steps_run(words_read: int, sequence_length: int, skips_padding: bool) -> int
     """Recurrence steps a review takes: all sequence_length, or the start id and the words read when padding is
     skipped."""
     return min(words_read + 1, sequence_length) if skips_padding else sequence_length
+
+
+# The baseline of each Predictor in use, computed once: it depends on the file alone.
+_BASELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BASELINES_LOCK = threading.Lock()
+
+
+def baseline(predictor: Predictor) -> float:
+    """The positive probability of the start id alone: the model's score before it reads any word."""
+    with _BASELINES_LOCK:
+        value = _BASELINES.get(predictor)
+    if value is None:
+        # Two threads may both compute it; they get the same value.
+        start = predictor.pad([[predictor.metadata.vocabulary.start_id]])
+        value = float(predictor.probabilities(start)[0])
+        with _BASELINES_LOCK:
+            _BASELINES[predictor] = value
+    return value
+
+
+def trajectory(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray]:
+    """The review's words as the model read them and the positive probability after each one; ValueError when the
+    review is empty or the file has no step_probability output."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("review is empty")
+    metadata = predictor.metadata
+    words = tokenize(text)
+    read = read_words(words, metadata.sequence_length, metadata.truncating)
+    return read, predictor.step_probabilities(metadata.vocabulary.encode_tokens(words).ids, len(read))
+
+
+def explain(predictor: Predictor, text: str) -> Explanation:
+    """One review for people, tokenized once: its prediction (as Predictor.predict gives it), the words read, the
+    probability after each (when the file has step_probability) and the baseline before them, what truncation cut,
+    unknown words, and the recurrence steps run; ValueError when the review is empty."""
+    check_texts([text])
+    metadata = predictor.metadata
+    vocabulary, length = metadata.vocabulary, metadata.sequence_length
+    started = time.perf_counter()
+    words = tokenize(text)
+    encoded = vocabulary.encode_tokens(words)
+    score = float(predictor.sequence_probabilities([encoded.ids])[0])
+    (label,) = label_names([score], metadata.threshold, metadata.labels)
+    prediction = Prediction(label, score, encoded.tokens, encoded.unknown, len(encoded.ids) > length)
+    latency_ms = (time.perf_counter() - started) * 1000
+    read = read_words(words, length, metadata.truncating)
+    skip = metadata.padding_skip if predictor.skips_padding else None
+    steps = start = None
+    if predictor.has_trajectory:
+        values = predictor.step_probabilities(encoded.ids, len(read)) if read else ()
+        steps, start = tuple(float(value) for value in values), baseline(predictor)
+    return Explanation(
+        prediction=prediction,
+        words=tuple(read),
+        unknown=tuple(vocabulary.id_of(word) == vocabulary.oov_id for word in read),
+        steps=steps,
+        baseline=start,
+        sequence_length=length,
+        cut_side="first" if metadata.truncating == "pre" else "last",
+        steps_run=steps_run(len(read), length, predictor.skips_padding),
+        padding_skip=str(skip.get("method", "")) if skip else None,
+        latency_ms=latency_ms,
+    )
 
 
 def paragraphs(text: str) -> list[str]:

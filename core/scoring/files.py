@@ -189,7 +189,7 @@ def scored_table(
     """Scored rows (from a CSV or a Parquet file) gathered into a ScoredCsv, stopping after max_rows rows."""
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
-    label_index = {label: code for code, label in enumerate(predictor.labels)}
+    label_index = {label: code for code, label in enumerate(predictor.metadata.labels)}
     rows, codes, scores = array("l"), array("l"), array("d")
     tokens, unknown, truncated, error_codes = array("l"), array("l"), array("b"), array("l")
     errors: dict[str, int] = {}
@@ -211,7 +211,7 @@ def scored_table(
         if len(previews) < preview_rows:
             previews.append(item.text[:PREVIEW_CHARACTERS])
     return ScoredCsv(
-        labels=tuple(predictor.labels),
+        labels=tuple(predictor.metadata.labels),
         rows=np.asarray(rows, dtype=np.int64),
         label_codes=np.asarray(codes, dtype=np.int64),
         scores=np.asarray(scores, dtype=np.float64),

@@ -5,17 +5,13 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.config import ExperimentConfig
-from core.scoring.files import CsvPrediction, predict_csv
-from core.scoring.explain import Explanation, read_words, steps_run
 from core.data.text_batch import EncodedBatch, encode_batch
 from core.scoring.run_guard import RunStopped, checked_probabilities, guarded_run
 from core.export.model_file import (
@@ -29,21 +25,18 @@ from core.export.model_file import (
     label_names,
     load_session,
     model_path,
-    positive,
     read_model_file,
 )
 from core.export.passes.padding_skip import padded_lengths
-from core.data.splits import Split
-from core.data.text import Vocabulary, pad_sequences, tokenize, vocabulary_map
+from core.data.text import pad_sequences, vocabulary_map
 
 __all__ = [
     "METADATA_KEYS",
-    "CsvPrediction",
-    "Explanation",
     "ModelFileError",
     "ModelMetadata",
     "Prediction",
     "Predictor",
+    "check_texts",
     "model_path",
     "vocabulary_map",
 ]
@@ -77,6 +70,16 @@ class Prediction:
         }
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """ValueError naming the first review that is not text or is empty (blank), as predict refuses it."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
+        # The same test as not text.strip(), without copying every review.
+        if not text or text.isspace():
+            raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
+
+
 class Predictor:
     """An exported model ready to classify text: one onnxruntime session, safe to share between threads."""
 
@@ -106,7 +109,6 @@ class Predictor:
         self._pool_lock = threading.Lock()
         # False feeds every row at full sequence_length, as files without padding_skip need (the benchmark's baseline).
         self.use_padding_skip = True
-        self._baseline: float | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Predictor":
@@ -137,31 +139,6 @@ class Predictor:
             raise ModelFileError(f"run {run_dir} has no model.onnx: export it with python -m core export {run_dir}")
         return cls.from_file(path)
 
-    # Metadata, read-only views for pages and commands.
-    @property
-    def labels(self) -> tuple[str, str]:
-        return self.metadata.labels
-
-    @property
-    def threshold(self) -> float:
-        return self.metadata.threshold
-
-    @property
-    def vocabulary(self) -> Vocabulary:
-        return self.metadata.vocabulary
-
-    @property
-    def sequence_length(self) -> int:
-        return self.metadata.sequence_length
-
-    @property
-    def config(self) -> ExperimentConfig:
-        return self.metadata.config
-
-    @property
-    def metrics(self) -> dict:
-        return self.metadata.metrics
-
     @property
     def has_trajectory(self) -> bool:
         return self.trajectory_name is not None
@@ -172,15 +149,6 @@ class Predictor:
         return self.metadata.padding_skip is not None and self.use_padding_skip
 
     # Preprocess.
-    @staticmethod
-    def _check_texts(texts: Sequence[str]) -> None:
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ValueError(f"review {index + 1} is {type(text).__name__}, not text")
-            # The same test as not text.strip(), without copying every review.
-            if not text or text.isspace():
-                raise ValueError("review is empty" if len(texts) == 1 else f"review {index + 1} is empty")
-
     def _encode(self, texts: Sequence[str]) -> EncodedBatch:
         """Checked texts to ids and word counts: core.data.text_batch for a batch, core.data.text for a few reviews."""
         return encode_batch(texts, self.metadata.vocabulary)
@@ -313,25 +281,6 @@ class Predictor:
             lengths, batch_size, lambda picked, width: self.pad([sequences[row] for row in picked], width)
         )
 
-    # Postprocess.
-    def _label(self, score: float) -> str:
-        return label_names([score], self.metadata.threshold, self.metadata.labels)[0]
-
-    def evaluate(self, split: Split) -> dict:
-        """Accuracy, binary cross-entropy and count on a split encoded with this model's vocabulary, as Keras's
-        evaluate computes them: {"accuracy", "loss", "n"}."""
-        if not len(split):
-            raise ValueError("there are no test reviews to evaluate on")
-        metadata = self.metadata
-        scores = self.sequence_probabilities([split.ids(row) for row in range(len(split))])
-        labels = split.labels.astype(np.float64)
-        clipped = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips in binary cross-entropy
-        return {
-            "accuracy": float(np.mean(positive(scores, metadata.threshold) == (labels == 1))),
-            "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-            "n": len(split),
-        }
-
     def predict(self, texts: str | Sequence[str], batch_size: int = 512) -> list[Prediction]:
         """One Prediction a review, in order; ValueError when a review is empty."""
         if isinstance(texts, str):
@@ -339,7 +288,7 @@ class Predictor:
         texts = list(texts)
         if not texts:
             return []
-        self._check_texts(texts)
+        check_texts(texts)
         if len(texts) <= PIPELINE_CHUNK:
             encoded = self._encode(texts)
             return self._predictions(encoded, self._scores(encoded, batch_size))
@@ -361,15 +310,14 @@ class Predictor:
                 results[row] = prediction
         return results
 
-    def _finish(self, partial: list[Prediction], scores: np.ndarray) -> list[Prediction]:
-        return [
-            Prediction(self._label(float(score)), float(score), item.tokens, item.unknown_tokens, item.truncated)
-            for item, score in zip(partial, scores)
-        ]
-
-    def _step_values(self, ids: Sequence[int], words_read: int) -> np.ndarray:
+    def step_probabilities(self, ids: Sequence[int], words_read: int) -> np.ndarray:
         """step_probability after each of the last words_read ids of one review's id list (start id first), as the
-        model reads it: padded, cut, and fed only as wide as the review when the file skips padding."""
+        model reads it: padded, cut, and fed only as wide as the review when the file skips padding; ValueError when
+        the file has no step_probability output."""
+        if self.trajectory_name is None:
+            raise ValueError(
+                f"{self.path or 'this model'} has no step_probability output: re-export it with --trajectory"
+            )
         length = self.metadata.sequence_length
         kept = min(len(ids), length)
         padded = self.pad([ids], kept if self.skips_padding else None)
@@ -379,67 +327,3 @@ class Predictor:
         values = row[len(row) - kept :] if self.metadata.padding == "pre" else row[:kept]
         # The ids kept are the start id (unless truncation cut it) and the words read: the words' steps come last.
         return np.asarray(values[len(values) - words_read :], dtype=np.float32)
-
-    def trajectory(self, text: str) -> tuple[list[str], np.ndarray]:
-        """The review's words as the model read them and the positive probability after each one."""
-        if self.trajectory_name is None:
-            raise ValueError(
-                f"{self.path or 'this model'} has no step_probability output: re-export it with --trajectory"
-            )
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("review is empty")
-        metadata = self.metadata
-        words = tokenize(text)
-        read = read_words(words, metadata.sequence_length, metadata.truncating)
-        return read, self._step_values(metadata.vocabulary.encode_tokens(words).ids, len(read))
-
-    @property
-    def baseline(self) -> float:
-        """The positive probability of the start id alone: the model's score before it reads any word."""
-        if self._baseline is None:
-            # Computed once: it depends on the file alone. Two threads may both compute it; they get the same value.
-            self._baseline = float(self.probabilities(self.pad([[self.metadata.vocabulary.start_id]]))[0])
-        return self._baseline
-
-    def explain(self, text: str) -> Explanation:
-        """One review for people, tokenized once: its prediction (as predict gives it), the words read, the
-        probability after each (when the file has step_probability) and the baseline before them, what truncation
-        cut, unknown words, and the recurrence steps run; ValueError when the review is empty."""
-        self._check_texts([text])
-        metadata = self.metadata
-        vocabulary, length = metadata.vocabulary, metadata.sequence_length
-        started = time.perf_counter()
-        words = tokenize(text)
-        encoded = vocabulary.encode_tokens(words)
-        counts = Prediction("", 0.0, encoded.tokens, encoded.unknown, len(encoded.ids) > length)
-        (prediction,) = self._finish([counts], self.sequence_probabilities([encoded.ids]))
-        latency_ms = (time.perf_counter() - started) * 1000
-        read = read_words(words, length, metadata.truncating)
-        skip = metadata.padding_skip if self.skips_padding else None
-        steps = baseline = None
-        if self.has_trajectory:
-            values = self._step_values(encoded.ids, len(read)) if read else ()
-            steps, baseline = tuple(float(value) for value in values), self.baseline
-        return Explanation(
-            prediction=prediction,
-            words=tuple(read),
-            unknown=tuple(vocabulary.id_of(word) == vocabulary.oov_id for word in read),
-            steps=steps,
-            baseline=baseline,
-            sequence_length=length,
-            cut_side="first" if metadata.truncating == "pre" else "last",
-            steps_run=steps_run(len(read), length, self.skips_padding),
-            padding_skip=str(skip.get("method", "")) if skip else None,
-            latency_ms=latency_ms,
-        )
-
-    def predict_csv(
-        self,
-        path: str | Path,
-        *,
-        text_column: str | None = None,
-        chunk_size: int = 1024,
-        progress: Callable[[float, int], None] | None = None,
-    ) -> Iterator[CsvPrediction]:
-        """Classify a CSV's reviews chunk by chunk, yielding rows in order (core.scoring.files.predict_csv)."""
-        return predict_csv(self, path, text_column=text_column, chunk_size=chunk_size, progress=progress)

@@ -67,7 +67,7 @@ class BatchScorer:
 
         texts = batch.column(0).to_pylist()
         records = [item.to_dict() for item in predict_rows(self.predictor, [(0, text or "") for text in texts])]
-        return pa.Table.from_batches([records_batch(records, self.predictor.labels)])
+        return pa.Table.from_batches([records_batch(records, self.predictor.metadata.labels)])
 
 
 def input_files(source: str | Path) -> tuple[str, list[Path]]:

@@ -6,7 +6,7 @@ of its own, so their code stays together here rather than in modules the page wo
 import streamlit as st
 
 from core.data.examples import EXAMPLE_REVIEWS
-from core.scoring.explain import Explanation
+from core.scoring.explain import Explanation, explain
 from core.scoring.table_io import parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets
 
@@ -78,7 +78,8 @@ def _show_result(explanation: Explanation, predictor) -> None:
         return
     words, steps, changes = explanation.words, explanation.steps, explanation.changes
     st.subheader("Sentiment over time")
-    st.plotly_chart(figures.trajectory_figure(words, steps, changes, predictor.threshold), key="classify_trajectory")
+    figure = figures.trajectory_figure(words, steps, changes, predictor.metadata.threshold)
+    st.plotly_chart(figure, key="classify_trajectory")
     st.caption(
         "Each word coloured by how much it moved the positive probability: green up, red down, bold by 5 points or "
         "more; words in italics are unknown to the model, which reads them all as one <unk> word."
@@ -107,7 +108,7 @@ def _single_review(predictor, model_path) -> None:
             return
         try:
             # One call into core: the prediction, the words read, the probability after each, the cut and the steps.
-            explanation = predictor.explain(text)
+            explanation = explain(predictor, text)
         except ValueError as error:
             st.session_state.pop(RESULT_KEY, None)
             st.error(widgets.message(str(error)))
@@ -124,7 +125,7 @@ def _single_review(predictor, model_path) -> None:
     elif predictor.has_trajectory:
         # An empty chart until the first result: the browser loads its charting code now, not after the click.
         st.subheader("Sentiment over time")
-        st.plotly_chart(figures.trajectory_figure([], [], [], predictor.threshold), key="classify_trajectory")
+        st.plotly_chart(figures.trajectory_figure([], [], [], predictor.metadata.threshold), key="classify_trajectory")
         st.caption("Classify a review to see its positive probability after every word.")
 
 
@@ -197,11 +198,13 @@ access.read_only_note_ui()
 # Inputs: the model.
 model_path, predictor = widgets.predictor_choice_ui("classify_model")
 # The model's facts as metrics: besides informing, this has the browser load the metric code before the first click.
-accuracy = (predictor.metrics or {}).get("test_accuracy")
+accuracy = (predictor.metadata.metrics or {}).get("test_accuracy")
 facts = st.columns(3)
 facts[0].metric("Model test accuracy", f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else "unknown")
-facts[1].metric("Sequence length", f"{predictor.sequence_length:,}", help="Ids the model reads, the start id included")
-facts[2].metric("Vocabulary", f"{predictor.vocabulary.num_words:,}", help="num_words: ids below it are words")
+facts[1].metric(
+    "Sequence length", f"{predictor.metadata.sequence_length:,}", help="Ids the model reads, the start id included"
+)
+facts[2].metric("Vocabulary", f"{predictor.metadata.vocabulary.num_words:,}", help="num_words: ids below it are words")
 
 one_review, csv_file = st.tabs(["One review", "A CSV or Parquet file"])
 with one_review:

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.scoring.explain import first_words, paragraphs
+from core.scoring.explain import explain, first_words, paragraphs
 from core.evaluation.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
 from core.export.model_file import label_names, with_threshold, write_threshold
 from dashboard import access, figures, resources, widgets
@@ -60,7 +60,7 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         st.success("No test review is misclassified at this threshold.")
         return
     texts = [review_text(source, str(names[index])) if names is not None else None for index in shown]
-    names_of = predictor.labels
+    names_of = predictor.metadata.labels
     truth = [names_of[int(labels[index])] for index in shown]
     predicted = label_names([scores[index] for index in shown], threshold, names_of)
     st.dataframe(
@@ -100,7 +100,7 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         return
     try:
         # One call into core, as on the Classify page: each word's change from the probability before it.
-        explanation = predictor.explain(texts[choice])
+        explanation = explain(predictor, texts[choice])
     except ValueError as error:
         st.warning(widgets.message(str(error)))
         return
@@ -123,7 +123,7 @@ def _evaluation(
         format="%.3f",
         key=THRESHOLD_KEY,
     )
-    sweep, file_threshold = curves.sweep, predictor.threshold
+    sweep, file_threshold = curves.sweep, predictor.metadata.threshold
     at, file_at = sweep.at(threshold), sweep.at(file_threshold)
     for column, name in zip(st.columns(4), ("Accuracy", "Precision", "Recall", "F1")):
         value = getattr(at, name.lower())
@@ -143,7 +143,7 @@ def _evaluation(
 
     left, middle, right = st.columns(3)
     with left:
-        st.plotly_chart(figures.confusion_figure(at, predictor.labels), key="evaluate_confusion")
+        st.plotly_chart(figures.confusion_figure(at, predictor.metadata.labels), key="evaluate_confusion")
     with middle:
         st.plotly_chart(figures.roc_figure(curves, at), key="evaluate_roc")
     with right:
@@ -183,7 +183,7 @@ if saved is not None and saved[0] == str(model_path):
 # A newly chosen model starts the slider at the threshold its file holds.
 if st.session_state.get(THRESHOLD_MODEL_KEY) != str(model_path):
     st.session_state[THRESHOLD_MODEL_KEY] = str(model_path)
-    st.session_state[THRESHOLD_KEY] = min(max(round(predictor.threshold, 3), 0.001), 0.999)
+    st.session_state[THRESHOLD_KEY] = min(max(round(predictor.metadata.threshold, 3), 0.001), 0.999)
 
 curves = evaluation_curves(scored["labels"], scored["scores"])
 # Exported runs' files are the user's to change; the shipped model, uploads and read-only sessions get a downloadable

@@ -139,7 +139,7 @@ columns[2].metric(
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
 clean_rows = resources.onnx_has_clean_rows_path(onnx_path)
-for note in file_notes(counts, predictor.metadata.padding_skip, predictor.sequence_length, clean_rows):
+for note in file_notes(counts, predictor.metadata.padding_skip, predictor.metadata.sequence_length, clean_rows):
     st.caption(widgets.escape_markdown(note))
 problem = file_problem(counts, parity)
 if problem:

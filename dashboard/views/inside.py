@@ -120,7 +120,7 @@ if st.button("Compare with Keras and onnxruntime", key="inside_compare", icon=":
     try:
         keras_model = resources.keras_model(run.path)
         predictor = resources.predictor(onnx_path) if onnx_path.is_file() else None
-        result = compare_implementations(trace, text, keras_model, predictor)
+        result = compare_implementations(trace, keras_model, predictor)
         st.session_state[COMPARISON_KEY] = {"id": comparison_id, "result": result}
     except ValueError as error:
         st.error(widgets.message(str(error)))
