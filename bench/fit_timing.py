@@ -18,14 +18,14 @@ def epoch_seconds(ends: list[float]) -> list[float]:
 
 
 def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]:
-    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.training.train
-    does (XLA when it pays, steps a call, core.training.train.fit_data); otherwise the project's training before issue
+    """Seconds of each epoch after the first of a bare model.fit: as_core compiles and feeds it as core.training.trainer
+    does (XLA when it pays, steps a call, core.training.trainer.fit_data); otherwise the project's training before issue
     11, model.fit on the padded arrays with validation_split."""
     import keras
 
     from core.model.build import build_model
     from core.training.batching import validation_start
-    from core.training.train import fit_data, steps_per_execution, uses_xla
+    from core.training.trainer import fit_data, steps_per_execution, uses_xla
 
     ends: list[float] = []
 
@@ -55,7 +55,7 @@ def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]
 
 def seed_and_default(test_reviews: int):
     """The seed and the shipped default experiments by name, and the archive (IMDB_DATA) with its test split cut to
-    test_reviews: core.training.train tests after fit, a small split keeps that out of a benchmark's time. None, with
+    test_reviews: core.training.trainer tests after fit, a small split keeps that out of a benchmark's time. None, with
     a line on stderr, without the archive."""
     import numpy as np
 
@@ -74,12 +74,12 @@ def seed_and_default(test_reviews: int):
 
 @contextmanager
 def forced_xla(xla: bool):
-    """core.training.train compiles with XLA (xla=True) or without, whatever its uses_xla rule would pick."""
-    import core.training.train
+    """core.training.trainer compiles with XLA (xla=True) or without, whatever its uses_xla rule would pick."""
+    import core.training.trainer
 
-    chosen = core.training.train.uses_xla
-    core.training.train.uses_xla = lambda model_config, train_config, reviews, epochs=None: xla
+    chosen = core.training.trainer.uses_xla
+    core.training.trainer.uses_xla = lambda model_config, train_config, reviews, epochs=None: xla
     try:
         yield
     finally:
-        core.training.train.uses_xla = chosen
+        core.training.trainer.uses_xla = chosen

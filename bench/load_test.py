@@ -8,7 +8,7 @@ Classify page scores with the shipped model), then for each N of --sessions open
 page, as many visitors would (bench/streamlit_session.py: Streamlit's own messages, no browser). Each session types a
 real test review and clicks Classify (one message: the review and the click, a rerun of the page's fragment), waits
 for the result and checks what the page shows (the positive probability and the words read) against what
-core.scoring.explain.explain gives for that review; then the next.
+core.scoring.explanation.explain gives for that review; then the next.
 
 - closed loop: every session clicks again as soon as its result is in, --clicks times;
 - offered rate (--rate R): the same N sessions click R times a second in all, evenly spread; a click's time counts
@@ -98,7 +98,7 @@ class Page:
 def real_reviews(source: str, count: int, seed: int = 0) -> list[Review]:
     """count test reviews drawn at random, each with the result the page must show (explain, as the page)."""
     from core.data.load import read_reviews
-    from core.scoring.explain import explain
+    from core.scoring.explanation import explain
     from core.scoring.predictor import Predictor
 
     texts = random.Random(seed).sample([review.text for review in read_reviews(source, "test")], count)

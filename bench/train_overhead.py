@@ -1,7 +1,8 @@
-"""Epoch time through core.training.train against the same model.fit without core (no run folder, no callbacks); goal < 1.1.
+"""Epoch time through core.training.trainer against the same model.fit without core (no run folder, no callbacks);
+goal < 1.1.
 
-The bare fit is compiled and fed as core.training.train does it (XLA, steps a call, core.training.train.fit_data): what is left is
-core's own cost. bench/train_speed.py compares core.training.train with a plain fit instead.
+The bare fit is compiled and fed as core.training.trainer does it (XLA, steps a call, core.training.trainer.fit_data):
+what is left is core's own cost. bench/train_speed.py compares core.training.trainer with a plain fit instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from core.config import preset  # noqa: E402
 from core.data.load import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
 from core.runs.store import RunStore  # noqa: E402
-from core.training.train import TrainingCallbacks, train, training_arrays  # noqa: E402
+from core.training.trainer import TrainingCallbacks, train, training_arrays  # noqa: E402
 from fit_timing import epoch_seconds, timed_fit  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main() -> int:
     model_config = experiment.model
     train_config = replace(experiment.train, epochs=args.epochs)
     dataset = load_dataset(source, num_words=model_config.vocabulary_size)
-    # core.training.train tests on the test split after fit; a small one keeps that out of the benchmark's time.
+    # core.training.trainer tests on the test split after fit; a small one keeps that out of the benchmark's time.
     dataset = replace(dataset, test=dataset.test.subset(np.arange(min(500, len(dataset.test)))))
     x, y = training_arrays(model_config, dataset.train, args.reviews)
 
@@ -74,7 +75,7 @@ def main() -> int:
     )
     print(f"{'':12}{'median epoch (s)':>18}  epochs (s)")
     print(f"{'bare fit':12}{bare_median:>18.3f}  {' '.join(f'{s:.2f}' for s in bare)}")
-    print(f"{'core.training.train':12}{core_median:>18.3f}  {' '.join(f'{s:.2f}' for s in through_core)}")
+    print(f"{'core.training.trainer':12}{core_median:>18.3f}  {' '.join(f'{s:.2f}' for s in through_core)}")
     print(f"ratio core/bare: {core_median / bare_median:.3f} (goal < 1.1)")
     return 0
 

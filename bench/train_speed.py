@@ -1,4 +1,5 @@
-"""Epoch time of core.training.train against a plain model.fit on padded arrays, for the seed and the shipped default model.
+"""Epoch time of core.training.trainer against a plain model.fit on padded arrays, for the seed and the shipped
+default model.
 
 Goals (issue 11): the seed at least 1.8x faster than plain fit, the masked default at least 2.5x. One run, same data,
 median epoch with the first (tracing, compiling) left out; plain and core alternate to share the machine's noise.
@@ -21,14 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
-from core.training.train import TrainingCallbacks, train, training_arrays, uses_xla  # noqa: E402
+from core.training.trainer import TrainingCallbacks, train, training_arrays, uses_xla  # noqa: E402
 from fit_timing import epoch_seconds, forced_xla, seed_and_default, timed_fit  # noqa: E402
 
 GOALS = {"seed": 1.8, "default (masked)": 2.5}
 
 
 def core_fit(model_config, train_config, dataset, limit: int, runs_root: str, xla: bool) -> list[float]:
-    """core.training.train as the CLI and the dashboard run it, with XLA forced on or off."""
+    """core.training.trainer as the CLI and the dashboard run it, with XLA forced on or off."""
     ends: list[float] = []
     callbacks = TrainingCallbacks(
         on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()),
@@ -58,17 +59,17 @@ def main() -> int:
             # No early stopping: every configuration runs the same epochs.
             train_config = replace(experiment.train, epochs=args.epochs, early_stopping_patience=0)
             x, y = training_arrays(model_config, dataset.train, args.reviews)
-            times = {"plain fit": [], "core.training.train": []}
+            times = {"plain fit": [], "core.training.trainer": []}
             # Epochs after the first are those of a long training: core compiles with XLA as it would on the whole
             # archive (experiment's epochs), which a short run like this one would not (bench/xla_break_even.py).
             archive = validation_start(len(dataset.train), train_config.validation_split)
             xla = uses_xla(model_config, experiment.train, archive)
             # The road not taken, measured: the same training with XLA the other way.
-            other = f"core.training.train, XLA {'off' if xla else 'on'}"
+            other = f"core.training.trainer, XLA {'off' if xla else 'on'}"
             times[other] = []
             for _ in range(args.rounds):
                 times["plain fit"] += timed_fit(model_config, train_config, x, y, as_core=False)
-                for way, forced in (("core.training.train", xla), (other, not xla)):
+                for way, forced in (("core.training.trainer", xla), (other, not xla)):
                     times[way] += core_fit(model_config, train_config, dataset, args.reviews, runs_root, forced)
             rows.append((name, times))
 
@@ -83,9 +84,9 @@ def main() -> int:
         for way, seconds in times.items():
             median = statistics.median(seconds)
             print(f"{name:18}{way:30}{median:>11.2f}{plain / median:>9.2f}  {' '.join(f'{s:.2f}' for s in seconds)}")
-        ratio = plain / statistics.median(times["core.training.train"])
+        ratio = plain / statistics.median(times["core.training.trainer"])
         met = met and ratio >= GOALS[name]
-        print(f"{name}: core.training.train is {ratio:.2f}x plain fit (goal >= {GOALS[name]}x)")
+        print(f"{name}: core.training.trainer is {ratio:.2f}x plain fit (goal >= {GOALS[name]}x)")
     print("goals met" if met else "goals NOT met")
     return 0
 

@@ -1,6 +1,6 @@
-"""Whole-training time of core.training.train with XLA on and off, by training size: where compiling starts to pay.
+"""Whole-training time of core.training.trainer with XLA on and off, by training size: where compiling starts to pay.
 
-core.training.train.uses_xla compiles fit's steps with XLA only from XLA_BREAK_EVEN review-steps (training reviews x
+core.training.trainer.uses_xla compiles fit's steps with XLA only from XLA_BREAK_EVEN review-steps (training reviews x
 epochs x sequence_length) on: XLA's first epoch compiles (a masked model once per batch width), later epochs run faster.
 This prints, for the seed (full rows) and the shipped default (masked), the fit's time from start to its last epoch
 with XLA on and off, which was faster, and what the rule picks. Medians of --rounds rounds, on and off alternated.
@@ -23,12 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.runs.store import RunStore  # noqa: E402
 from core.training.batching import validation_start  # noqa: E402
-from core.training.train import TrainingCallbacks, train, uses_xla  # noqa: E402
+from core.training.trainer import TrainingCallbacks, train, uses_xla  # noqa: E402
 from fit_timing import forced_xla, seed_and_default  # noqa: E402
 
 
 def fit_seconds(experiment, dataset, reviews: int, epochs: int, runs_root: str, xla: bool) -> float:
-    """Seconds from calling core.training.train to the end of its last epoch, XLA forced on or off."""
+    """Seconds from calling core.training.trainer to the end of its last epoch, XLA forced on or off."""
     ends: list[float] = []
     callbacks = TrainingCallbacks(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
     settings = replace(experiment.train, epochs=epochs, early_stopping_patience=0)

@@ -98,7 +98,7 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
     run folder for a parent that follows it (the dashboard), and SIGTERM turned into Stop."""
     import time
 
-    from core.training.train import TrainingCallbacks
+    from core.training.trainer import TrainingCallbacks
     from core.training.process import ProgressFile
 
     progress_file = ProgressFile()
@@ -128,7 +128,7 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
 
 
 def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) -> object:
-    from core.training.resume import resume
+    from core.training.resuming import resume
     from core.runs.store import read_run
 
     settings = ("preset", "config", "data", "epochs", "limit", "runs")
@@ -148,8 +148,8 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
 def train(args: argparse.Namespace) -> int:
     import threading
 
-    from core.training.train import outcome_lines, prepare_training
-    from core.training.train import train as train_model
+    from core.training.trainer import outcome_lines, prepare_training
+    from core.training.trainer import train as train_model
     from core.training.process import stop_on_terminate
 
     progress = _ProgressLine(sys.stderr, 0)
@@ -200,7 +200,7 @@ def _optional(value: float | None) -> str:
 
 def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool) -> None:
     """The full report: one JSON object, or the counts, the curves' summaries and a table of metrics by threshold."""
-    from core.evaluation.evaluate import thresholds_by_role
+    from core.evaluation.evaluation import thresholds_by_role
 
     if as_json:
         print(json.dumps({**report.to_dict(), "scored_with": scored_with}))
@@ -230,8 +230,8 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation.evaluate import EvaluationCallbacks
-    from core.evaluation.evaluate import evaluate as evaluate_model
+    from core.evaluation.evaluation import EvaluationCallbacks
+    from core.evaluation.evaluation import evaluate as evaluate_model
 
     result = evaluate_model(
         args.run_dir,
@@ -469,7 +469,7 @@ def compare(args: argparse.Namespace) -> int:
     import time
 
     from core.evaluation.compare import CompareCallbacks, plan_comparison
-    from core.training.train import TrainingCallbacks
+    from core.training.trainer import TrainingCallbacks
 
     plan = plan_comparison(
         args.presets, args.run, data=args.data, epochs=args.epochs, limit=args.limit, runs_folder=args.runs

@@ -231,7 +231,7 @@ def run_weights(run_dir: str | Path):
 # The one place the Inside page imports TensorFlow, and only when asked to compare with Keras.
 @st.cache_resource(max_entries=2, show_spinner="Loading TensorFlow and the Keras model (a few seconds the first time)...")
 def _cached_keras_model(path: str, modified_ns: int):
-    from core.training.train import load_run_model
+    from core.training.trainer import load_run_model
 
     return load_run_model(read_run(Path(path).parent))
 

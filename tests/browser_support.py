@@ -56,7 +56,7 @@ def tiny_exported_run(root: Path) -> Path:
     from core.data.load import load_dataset
     from core.export.convert import export_run
     from core.runs.store import RunStore
-    from core.training.train import train
+    from core.training.trainer import train
 
     root.mkdir(parents=True, exist_ok=True)
     reviews = write_reviews_csv(root / "reviews.csv", reviews=300)

@@ -13,7 +13,7 @@ from core.training.batching import MAX_WIDTHS, ReviewBatches, bucket_width, cut,
 from core.config import ModelConfig, RecurrentLayerConfig, TrainConfig
 from core.data.splits import Split
 from core.training.batching import validation_start
-from core.training.train import fit_data, steps_per_epoch
+from core.training.trainer import fit_data, steps_per_epoch
 
 
 def padded_reviews(count: int, sequence_length: int, padding: str, seed: int = 0) -> np.ndarray:

@@ -146,7 +146,7 @@ def _leaves_the_machine(url: str) -> bool:
 
 
 def test_no_label_without_a_known_word_and_the_steps_caption_reads_right(server, page):
-    from core.scoring.explain import explain
+    from core.scoring.explanation import explain
     from core.scoring.predictor import Predictor
 
     with screenshot_on_failure(page, "no-label"):

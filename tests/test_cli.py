@@ -18,7 +18,7 @@ from core.cli import main
 from core.config import ExperimentConfig
 from core.data.load import load_dataset
 from core.runs.store import DIED_MESSAGE, RunStore, read_run
-from core.training.train import train
+from core.training.trainer import train
 from tests.small_inputs import TINY_CONFIG, build_archive
 
 PROJECT = Path(__file__).resolve().parent.parent

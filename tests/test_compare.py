@@ -35,7 +35,7 @@ from core.model.build import build_model, describe
 from core.export.parity import random_ids
 from core.runs.store import RunStore, read_run, write_history
 from core.data.text import Vocabulary, tokenize
-from core.training.train import TrainingCallbacks
+from core.training.trainer import TrainingCallbacks
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 TOLERANCE = 1e-5

@@ -259,11 +259,11 @@ def test_a_run_reports_through_keras_until_it_is_exported_then_through_its_file(
     assert json.loads(stdout) == plain, "plain evaluate of a run stays Keras's"
 
 
-# ---- core.evaluation.evaluate: the decisions behind the command -------------------------------------------------------------
+# ---- core.evaluation.evaluation: the decisions behind the command -------------------------------------------------------------
 
 
 def test_evaluate_in_core_returns_what_the_command_prints(model_file, reviews_csv):
-    from core.evaluation.evaluate import EvaluationCallbacks, evaluate
+    from core.evaluation.evaluation import EvaluationCallbacks, evaluate
 
     notes, imported = [], []
     callbacks = EvaluationCallbacks(on_note=notes.append, before_tensorflow=lambda: imported.append(1))
@@ -280,7 +280,7 @@ def test_evaluate_in_core_returns_what_the_command_prints(model_file, reviews_cs
 
 
 def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
-    from core.evaluation.evaluate import evaluate
+    from core.evaluation.evaluation import evaluate
 
     with pytest.raises(ValueError, match="not both"):
         evaluate("runs/some-run", str(model_file))
@@ -289,7 +289,7 @@ def test_evaluate_in_core_refuses_a_run_and_a_model_together(model_file):
 
 
 def test_each_distinct_threshold_is_one_row_named_by_its_roles(model_file, reviews_csv):
-    from core.evaluation.evaluate import evaluate, thresholds_by_role
+    from core.evaluation.evaluation import evaluate, thresholds_by_role
 
     report = evaluate(model=str(model_file), data=str(reviews_csv), threshold=0.3, report=True).report
     rows = [(metrics.threshold, names) for metrics, names in thresholds_by_role(report, threshold_given=True)]

@@ -7,10 +7,10 @@ import onnx
 import pytest
 
 from core import paths
-from core.scoring import explain as explaining
+from core.scoring import explanation as explaining
 from core.data import text
 from core.data.examples import EXAMPLE_REVIEWS
-from core.scoring.explain import baseline, explain, first_words, paragraphs, read_words, steps_run, trajectory
+from core.scoring.explanation import baseline, explain, first_words, paragraphs, read_words, steps_run, trajectory
 from core.scoring.predictor import Predictor
 from tests.hand_built_file import SEQUENCE_LENGTH, VOCABULARY, WORDS, tiny_metadata, build_model, numpy_steps
 

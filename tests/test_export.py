@@ -20,7 +20,7 @@ from core.config import ExperimentConfig, ModelConfig, RecurrentLayerConfig, Tra
 from core.data.examples import EXAMPLE_REVIEWS
 from core.export.convert import ExportError, export_model, export_run
 from core.scoring.predictor import METADATA_KEYS, Predictor
-from core.scoring.explain import trajectory
+from core.scoring.explanation import trajectory
 from core.model.build import build_model, model_layers, sequence_copy
 from core.export.passes.batched_rnn import steps_always
 from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch

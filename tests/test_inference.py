@@ -23,7 +23,7 @@ from core.scoring.predictor import (
 )
 from core.data.splits import Split
 from core.evaluation.metrics import split_summary
-from core.scoring.explain import trajectory
+from core.scoring.explanation import trajectory
 from core.scoring.files import predict_csv
 from core.data.text import RESERVED_WORD, Vocabulary
 from tests.float_checks import assert_same_records
@@ -63,7 +63,7 @@ def test_importing_and_predicting_never_loads_tensorflow(model_file):
     script = (
         "import json, sys\n"
         "from core.scoring.predictor import Predictor\n"
-        "from core.scoring.explain import explain\n"
+        "from core.scoring.explanation import explain\n"
         "from core.scoring.files import predict_csv\n"
         f"predictor = Predictor.from_file({str(model_file)!r})\n"
         "predictor.predict(['good movie', 'bad plot'])\n"
@@ -373,8 +373,8 @@ def test_model_path_falls_back_to_the_shipped_default(monkeypatch, tmp_path):
 
 
 def test_the_predictor_loads_and_scores_and_nothing_else():
-    """Explanations (core.scoring.explain), CSV files (core.scoring.files) and evaluation (core.evaluation.metrics) are
-    their own modules that use a Predictor; the file's facts are its metadata."""
+    """Explanations (core.scoring.explanation), CSV files (core.scoring.files) and evaluation
+    (core.evaluation.metrics) are their own modules that use a Predictor; the file's facts are its metadata."""
     public = sorted(name for name in vars(Predictor) if not name.startswith("_"))
     assert public == [
         "from_file",

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from core.data.load import DataError
-from core.evaluation.evaluate import MAPPED_NOTE
+from core.evaluation.evaluation import MAPPED_NOTE
 from core.evaluation.int8_comparison import (
     NO_DATA_CLI,
     NO_DATA_PAGE,

@@ -19,7 +19,7 @@ from core.export.passes.clean_rows import MIN_BATCH, has_clean_rows_path
 from core.config import ExperimentConfig, ModelConfig
 from core.data.examples import EXAMPLE_REVIEWS
 from core.scoring.predictor import Predictor
-from core.scoring.explain import trajectory
+from core.scoring.explanation import trajectory
 from core.model.build import build_model, model_layers, sequence_copy
 from core.export.model_file import PADDING_SKIP_KEY, has_steps_switch
 from core.data.text import _TOKEN, normalize, pad_sequences, tokenize

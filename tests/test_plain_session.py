@@ -16,7 +16,7 @@ from core.export import parity
 from core.export.passes.batched_rnn import SWITCH_NODE, steps_always
 from core.export.passes.pass_list import BATCH_SCAN, CLEAN_ROWS, STEPS_SWITCH, without
 from core.scoring.predictor import METADATA_KEYS, Predictor
-from core.scoring.explain import trajectory
+from core.scoring.explanation import trajectory
 from core.export.passes.clean_rows import MIN_BATCH
 from core.export.passes.clean_rows import NODE as CLEAN_ROWS_NODE
 from core.export.model_file import PARITY_TOLERANCE, STEPS_SWITCH_NAME, StepsSession, has_steps_switch

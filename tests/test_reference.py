@@ -13,7 +13,7 @@ from core.model.build import build_model
 from core.model.numpy_loop import extract_weights, head_probability, run_reference
 from core.runs.store import RunStore
 from core.data.text import Vocabulary, pad_sequences
-from core.training.train import load_run_model, train, training_arrays
+from core.training.trainer import load_run_model, train, training_arrays
 
 TOLERANCE = 1e-5
 

@@ -254,7 +254,7 @@ HOLD_THE_LOCK = (
 
 
 def test_a_second_training_into_the_same_runs_folder_is_refused_and_writes_nothing(capsys, tmp_path):
-    from core.training.train import train
+    from core.training.trainer import train
 
     root = tmp_path / "runs"
     holder = subprocess.Popen(
@@ -317,7 +317,7 @@ def test_a_full_disk_while_writing_predictions_leaves_no_file(tiny_model, capsys
 
 @pytest.mark.slow
 def test_a_full_disk_in_the_middle_of_training_fails_the_run_cleanly(monkeypatch, tmp_path):
-    from core.training.train import TrainingCallbacks, train
+    from core.training.trainer import TrainingCallbacks, train
 
     real_fsync = os.fsync
     full = threading.Event()

@@ -120,7 +120,7 @@ def test_a_killed_training_resumes_to_a_finished_run_without_a_gap_or_a_repeat(k
     assert json.loads((run.path / runs.RUN_FILE).read_text())["resumed"][0]["from_epoch"] == done
     assert checkpoint_epoch(run.path) == EPOCHS
 
-    from core.training.train import load_run_model
+    from core.training.trainer import load_run_model
 
     model = load_run_model(run)
     assert model.predict(np.zeros((1, 20), dtype="int32"), verbose=0).shape == (1, 1)

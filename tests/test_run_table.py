@@ -31,7 +31,7 @@ from core.runs.table import (
 from core.runs.store import RunStore, read_run
 from core.data.splits import Dataset, Split
 from core.data.text import Vocabulary
-from core.training.train import outcome_lines, prepare_training
+from core.training.trainer import outcome_lines, prepare_training
 from tests.small_inputs import finished_run
 
 HISTORY = {

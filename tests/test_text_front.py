@@ -190,7 +190,7 @@ def test_every_archive_review_reaches_the_model_as_the_same_ids(imdb_archive, sh
 
 
 def test_the_predictor_reads_a_text_file_as_its_ids_file(shipped_text, tmp_path):
-    from core.scoring.explain import trajectory
+    from core.scoring.explanation import trajectory
     from core.scoring.predictor import Predictor
 
     _, text, _ = shipped_text

@@ -23,7 +23,7 @@ from core.training.progress import EpochClock
 from core.model.build import build_model, describe
 from core.runs.store import RunStore
 from core.data.text import Vocabulary
-from core.training.train import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
+from core.training.trainer import TrainingCallbacks, evaluate_run, load_run_model, train, training_arrays
 
 MARKER = 5  # a review is positive exactly when it holds this word id
 
@@ -442,9 +442,9 @@ def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path,
 
 
 def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
-    """core.training.train.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
+    """core.training.trainer.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
     break-even bench/xla_break_even.py measured; a masked model compiles once per batch width, so it needs more."""
-    from core.training.train import XLA_BREAK_EVEN, uses_xla
+    from core.training.trainer import XLA_BREAK_EVEN, uses_xla
 
     seed, masked = preset("seed"), replace(preset("seed").model, mask_padding=True)
     archive = 20_000  # the whole archive's training reviews after the 0.2 validation split
@@ -465,7 +465,7 @@ def test_a_training_compiled_with_xla_learns_what_tensorflow_kernels_learn(tmp_p
     """A toy training is far below the break-even; forced over it, fit compiles with XLA (a masked model: one compile
     per batch width, as the shipped model on the whole archive; two widths here) and its history matches TensorFlow's own kernels to
     float32 rounding accumulated over three epochs (two kernels: a tolerance)."""
-    import core.training.train as training
+    import core.training.trainer as training
     from core.training import batching
 
     picked = []

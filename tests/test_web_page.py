@@ -24,7 +24,7 @@ from core.export.web_page import BUNDLE_FILES, WEB_DIR, WebPageError, runtime_fo
 from core.paths import DEFAULT_MODEL
 from core.scoring.files import predict_csv
 from core.scoring.predictor import Predictor
-from core.scoring.explain import baseline, trajectory
+from core.scoring.explanation import baseline, trajectory
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 NODE_EXAMPLE = WEB_DIR / "classify_csv.mjs"

@@ -25,7 +25,7 @@ from core.errors import first_line
 from core.history import peak_val_accuracy
 from core.runs.table import test_accuracy
 from core.runs.store import RunInfo, RunStore, model_name, read_run, utc_now
-from core.training.train import TrainingCallbacks
+from core.training.trainer import TrainingCallbacks
 
 BOOK_PRESETS = ("seed", "book-lstm", "book-gru")
 LATENCY_REPEATS = 50  # timed single-review runs per file, after LATENCY_WARMUP untimed ones
@@ -283,7 +283,7 @@ def compare(
     """
     from core.data.load import load_dataset
     from core.paths import data_source
-    from core.training.train import train
+    from core.training.trainer import train
 
     callbacks = callbacks or CompareCallbacks()
     store = runs if isinstance(runs, RunStore) else RunStore(runs)

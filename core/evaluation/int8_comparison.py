@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import first_line
-from core.evaluation.evaluate import MAPPED_NOTE
+from core.evaluation.evaluation import MAPPED_NOTE
 from core.export.model_file import positive
 from core.export.quantize import QuantizeError, float_metadata, quantization_info, quantize_file
 

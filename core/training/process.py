@@ -53,7 +53,7 @@ class ProgressFile:
         self.lock = threading.Lock()
 
     def run_created(self, run_dir: Path) -> None:
-        from core.training.train import steps_per_epoch
+        from core.training.trainer import steps_per_epoch
 
         run = read_run(run_dir)
         self.run_dir = Path(run_dir)
@@ -230,7 +230,7 @@ def start_training(
 
 def start_resume(run_dir: str | Path) -> Launch:
     """Start `python -m core train --resume run_dir` in its own process, after the same checks the command makes."""
-    from core.training.resume import resume_problem
+    from core.training.resuming import resume_problem
 
     run_dir = Path(os.path.abspath(run_dir))
     problem = resume_problem(read_run(run_dir))

@@ -117,7 +117,7 @@ export class TextModel {
   }
 
   // The words of a review of `tokens` words that the model reads: the start id takes one place unless "pre" truncation
-  // cut it off with the first words; "post" truncation cuts the last words (core.scoring.explain.read_words).
+  // cut it off with the first words; "post" truncation cuts the last words (core.scoring.explanation.read_words).
   wordsRead(tokens) {
     if (tokens + 1 <= this.sequenceLength) return tokens;
     return this.truncating === "pre" ? this.sequenceLength : this.sequenceLength - 1;

@@ -95,7 +95,7 @@ def _target(run_dir: str | None, model: str | None, scored: bool, write_threshol
 
 def keras_scores(run, split):
     """The positive probability of every review of split through the run's Keras model."""
-    from core.training.train import load_run_model, training_arrays
+    from core.training.trainer import load_run_model, training_arrays
 
     model = load_run_model(run)
     ids, _ = training_arrays(run.config.model, split)
@@ -167,7 +167,7 @@ def evaluate(
 
             return Evaluation(written=written, summary=split_summary(predictor, split))
         callbacks.before_tensorflow()
-        from core.training.train import evaluate_split
+        from core.training.trainer import evaluate_split
 
         return Evaluation(written=written, summary=evaluate_split(run.path, split))
     from core.evaluation.metrics import DEFAULT_THRESHOLD, evaluation_report, score_split

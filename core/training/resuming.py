@@ -8,7 +8,7 @@ from pathlib import Path
 from core.runs import store as runs
 from core.runs.checkpoints import ResumePoint, checkpoint_epoch
 from core.runs.store import RunInfo, RunStore, read_run
-from core.training.train import TrainingCallbacks, _check_trainable, fit_run, training_arrays
+from core.training.trainer import TrainingCallbacks, _check_trainable, fit_run, training_arrays
 
 
 def resume_problem(run: RunInfo) -> str | None:

@@ -213,8 +213,8 @@ def train(
 
 
 def fit_run(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed: ResumePoint | None = None):
-    """Fit into a run folder whose status is running (new, or taken up again by core.training.resume), under the caller's
-    training lock; an exception marks the run failed and is raised again."""
+    """Fit into a run folder whose status is running (new, or taken up again by core.training.resuming), under the
+    caller's training lock; an exception marks the run failed and is raised again."""
     try:
         if callbacks.on_run_created is not None:
             callbacks.on_run_created(run_dir)
