@@ -23,9 +23,9 @@ def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]
     11, model.fit on the padded arrays with validation_split."""
     import keras
 
-    from core.model.build import build_model
-    from core.training.batching import validation_start
-    from core.training.trainer import fit_data, steps_per_execution, uses_xla
+    from core.model import build_model
+    from core.training import validation_start
+    from core.training import fit_data, steps_per_execution, uses_xla
 
     ends: list[float] = []
 
@@ -60,7 +60,7 @@ def seed_and_default(test_reviews: int):
     import numpy as np
 
     from core.config import ExperimentConfig, preset
-    from core.data.load import load_dataset
+    from core.data import load_dataset
     from core.paths import data_source
 
     source = data_source()

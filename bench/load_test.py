@@ -97,9 +97,9 @@ class Page:
 
 def real_reviews(source: str, count: int, seed: int = 0) -> list[Review]:
     """count test reviews drawn at random, each with the result the page must show (explain, as the page)."""
-    from core.data.load import read_reviews
-    from core.scoring.explanation import explain
-    from core.scoring.predictor import Predictor
+    from core.data import read_reviews
+    from core.scoring import explain
+    from core.scoring import Predictor
 
     texts = random.Random(seed).sample([review.text for review in read_reviews(source, "test")], count)
     predictor = Predictor.from_file(DEFAULT_MODEL)

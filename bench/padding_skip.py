@@ -42,12 +42,12 @@ KERAS_BATCH = 1024  # reviews a Keras predict step: its fastest setting here (it
 
 def test_texts(data: str) -> tuple[list[str], np.ndarray]:
     """The test split's review texts and labels, in canonical order (reading them is not measured)."""
-    from core.data.load import _read_source, _resolve
+    from core.data import DataError, read_reviews
 
-    source = _resolve(data)
-    if source.kind == "keras":
-        raise SystemExit("error: Keras's imdb.npz has no review texts: give the aclImdb archive or a CSV")
-    reviews = _read_source(source, ["test"], lambda *args: None, None)["test"]
+    try:
+        reviews = read_reviews(data, "test")
+    except DataError as error:
+        raise SystemExit(f"error: {error}") from None
     return [review.text for review in reviews], np.array([review.label for review in reviews])
 
 
@@ -62,7 +62,7 @@ def main() -> int:
     if not data:
         raise SystemExit("error: give --data or set IMDB_DATA to the aclImdb archive")
 
-    from core.scoring.predictor import Predictor
+    from core.scoring import Predictor
 
     predictor = Predictor.from_file(args.model)
     if predictor.metadata.padding_skip is None:
@@ -74,9 +74,9 @@ def main() -> int:
     import keras
     import onnx
 
-    from core.data.text_batch import encode_batch
-    from core.model.build import build_model
-    from core.export.passes.native_ops import keras_weights
+    from core.data import encode_batch
+    from core.model import build_model
+    from core.export import keras_weights
 
     config = predictor.metadata.config.model
     model = build_model(config)
@@ -95,8 +95,8 @@ def main() -> int:
             predictor.use_padding_skip = True
 
     # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
-    from core.export.model_file import load_session
-    from core.export.passes.pass_list import BATCH_SCAN, CLEAN_ROWS, without
+    from core.export import load_session
+    from core.export import BATCH_SCAN, CLEAN_ROWS, without
 
     proto = onnx.load(args.model)
     without(proto, [BATCH_SCAN.name, CLEAN_ROWS.name])
@@ -215,7 +215,7 @@ def main() -> int:
         gaps = np.abs(scores[name] - reference)
         print(f"largest |score difference| padding skipped vs {name}: {gaps.max():.2e} "
               f"({int(np.sum(gaps > 1e-5))} of {count:,} reviews above 1e-5)")
-    from core.export.model_file import positive
+    from core.export import positive
 
     accuracy = np.mean(positive(reference, predictor.metadata.threshold) == (labels == 1))
     print(f"accuracy at threshold {predictor.metadata.threshold:g}: {accuracy:.4f}")

@@ -35,7 +35,7 @@ def review_rows(data: str | None, vocabulary, rows: int) -> tuple[list[list[int]
     """Id lists of `rows` test reviews drawn at random (seed 0), else of random ids when no review text is at hand."""
     generator = np.random.default_rng(0)
     if data:
-        from core.data.load import read_reviews
+        from core.data import read_reviews
 
         reviews = read_reviews(data, "test")
         picked = generator.choice(len(reviews), size=min(rows, len(reviews)), replace=False)
@@ -61,9 +61,9 @@ def main() -> int:
     import onnx
     import onnxruntime
 
-    from core.export.passes.pass_list import STEPS_SWITCH, without
-    from core.scoring.predictor import Predictor
-    from core.export.model_file import STEPS_SWITCH_NAME, has_steps_switch
+    from core.export import STEPS_SWITCH, without
+    from core.scoring import Predictor
+    from core.export import STEPS_SWITCH_NAME, has_steps_switch
 
     if not has_steps_switch(onnx.load(args.model)):
         raise SystemExit(f"error: {args.model} has no {STEPS_SWITCH_NAME} input: upgrade it (core.export.upgrade)")

@@ -16,11 +16,11 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # the local Ray
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.data.load import read_reviews
-from core.scoring.predictor import Predictor
-from core.export.model_file import model_path
-from core.scoring.ray import import_ray, score_on_ray
-from core.scoring.table_io import predict_table, write_predictions
+from core.data import read_reviews
+from core.scoring import Predictor
+from core.export import model_path
+from core.scoring import import_ray, score_on_ray
+from core.scoring import predict_table, write_predictions
 
 
 def _median_seconds(run, repeats: int) -> float:

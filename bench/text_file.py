@@ -46,7 +46,7 @@ def text_file_scores(path: Path, texts: list[str]) -> np.ndarray:
 
 
 def predictor_scores(path: Path, texts: list[str]) -> np.ndarray:
-    from core.scoring.predictor import Predictor
+    from core.scoring import Predictor
 
     return np.array([prediction.score for prediction in Predictor.from_file(path).predict(texts)])
 
@@ -75,9 +75,9 @@ def main() -> int:
 
     import onnxruntime
 
-    from core.data.load import read_reviews
-    from core.export.model_file import text_path
-    from core.scoring.predictor import Predictor
+    from core.data import read_reviews
+    from core.export import text_path
+    from core.scoring import Predictor
 
     ids_path, text = Path(args.model), text_path(args.model)
     if not text.is_file():

@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from core.config import preset  # noqa: E402
-from core.data.load import load_dataset  # noqa: E402
+from core.data import load_dataset  # noqa: E402
 from core.paths import data_source  # noqa: E402
-from core.runs.store import RunStore  # noqa: E402
-from core.training.trainer import TrainingCallbacks, train, training_arrays  # noqa: E402
+from core.runs import RunStore  # noqa: E402
+from core.training import TrainingCallbacks, train, training_arrays  # noqa: E402
 from fit_timing import epoch_seconds, timed_fit  # noqa: E402
 
 

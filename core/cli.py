@@ -41,7 +41,7 @@ def _output_file(value: str) -> str:
 
 def _threshold(value: str) -> float:
     """A threshold strictly between 0 and 1."""
-    from core.export.model_file import check_threshold
+    from core.export import check_threshold
 
     try:
         return check_threshold(value.strip(), "T")

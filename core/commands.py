@@ -44,8 +44,8 @@ def experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def summary(args: argparse.Namespace) -> int:
-    from core.model.build import describe
-    from core.runs.table import text_table
+    from core.model import describe
+    from core.runs import text_table
 
     description = describe(experiment_from_args(args).model)
     if args.json:
@@ -98,8 +98,8 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
     run folder for a parent that follows it (the dashboard), and SIGTERM turned into Stop."""
     import time
 
-    from core.training.trainer import TrainingCallbacks
-    from core.training.process import ProgressFile
+    from core.training import TrainingCallbacks
+    from core.training import ProgressFile
 
     progress_file = ProgressFile()
     epoch_started = [time.perf_counter()]
@@ -128,8 +128,8 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
 
 
 def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) -> object:
-    from core.training.resuming import resume
-    from core.runs.store import read_run
+    from core.training import resume
+    from core.runs import read_run
 
     settings = ("preset", "config", "data", "epochs", "limit", "runs")
     given = [flag for flag in settings if getattr(args, flag) is not None]
@@ -148,9 +148,9 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
 def train(args: argparse.Namespace) -> int:
     import threading
 
-    from core.training.trainer import outcome_lines, prepare_training
-    from core.training.trainer import train as train_model
-    from core.training.process import stop_on_terminate
+    from core.training import outcome_lines, prepare_training
+    from core.training import train as train_model
+    from core.training import stop_on_terminate
 
     progress = _ProgressLine(sys.stderr, 0)
     fitting = threading.Event()  # set once the run folder exists: SIGTERM then stops it instead of interrupting
@@ -200,7 +200,7 @@ def _optional(value: float | None) -> str:
 
 def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool) -> None:
     """The full report: one JSON object, or the counts, the curves' summaries and a table of metrics by threshold."""
-    from core.evaluation.evaluation import thresholds_by_role
+    from core.evaluation import thresholds_by_role
 
     if as_json:
         print(json.dumps({**report.to_dict(), "scored_with": scored_with}))
@@ -230,8 +230,8 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation.evaluation import EvaluationCallbacks
-    from core.evaluation.evaluation import evaluate as evaluate_model
+    from core.evaluation import EvaluationCallbacks
+    from core.evaluation import evaluate as evaluate_model
 
     result = evaluate_model(
         args.run_dir,
@@ -257,7 +257,7 @@ def _note(text: str) -> None:
 
 
 def runs(args: argparse.Namespace) -> int:
-    from core.runs.table import listed_runs, run_record, runs_table
+    from core.runs import listed_runs, run_record, runs_table
 
     root, found = listed_runs(args.runs)
     if args.json:
@@ -271,10 +271,10 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from core.export.convert import export_run
+    from core.export import export_run
 
     if args.web:
-        from core.export.web_page import check_web_folder, runtime_folder
+        from core.export import check_web_folder, runtime_folder
 
         runtime_folder()  # a missing runtime or a folder in use says so now, not after the export
         check_web_folder(Path(args.web))
@@ -294,7 +294,7 @@ def export(args: argparse.Namespace) -> int:
         )
     quantized = None
     if args.quantize:
-        from core.evaluation.int8_comparison import quantize_export
+        from core.evaluation import quantize_export
 
         quantized = _print_int8(quantize_export(args.run_dir, result.path, on_line=print, on_step=_note, on_note=_note))
     if args.web:
@@ -314,8 +314,8 @@ def _print_int8(measured) -> Path:
 
 
 def text_file(args: argparse.Namespace) -> int:
-    from core.export.text_file import write_text_file
-    from core.scoring.predictor import model_path
+    from core.export import write_text_file
+    from core.scoring import model_path
 
     result = write_text_file(model_path(args.model), args.out)
     print(
@@ -327,7 +327,7 @@ def text_file(args: argparse.Namespace) -> int:
 
 
 def _print_web_page(model: Path, out: str) -> Path:
-    from core.export.web_page import write_web_page
+    from core.export import write_web_page
 
     page = write_web_page(model, out)
     print(
@@ -339,14 +339,14 @@ def _print_web_page(model: Path, out: str) -> Path:
 
 
 def web_page(args: argparse.Namespace) -> int:
-    from core.scoring.predictor import model_path
+    from core.scoring import model_path
 
     print(_print_web_page(model_path(args.model), args.out))
     return 0
 
 
 def quantize(args: argparse.Namespace) -> int:
-    from core.evaluation.int8_comparison import quantize_model
+    from core.evaluation import quantize_model
 
     measured = quantize_model(args.model, args.out, args.data, on_line=print, on_step=_note, on_note=_note)
     print(_print_int8(measured))
@@ -355,11 +355,11 @@ def quantize(args: argparse.Namespace) -> int:
 
 def _predict_table(args: argparse.Namespace) -> int:
     """predict --input FILE [--out FILE] [--engine ray]: a CSV or Parquet file in, scores out by --out's extension."""
-    from core.scoring.predictor import Predictor, model_path
-    from core.scoring.table_io import Written, file_format, predict_table, write_predictions
+    from core.scoring import Predictor, model_path
+    from core.scoring import Written, file_format, predict_table, write_predictions
 
     if args.engine == "ray":
-        from core.scoring.ray import score_on_ray
+        from core.scoring import score_on_ray
 
         if args.out is None:
             raise ValueError("--engine ray writes a Parquet file: give it with --out FILE.parquet")
@@ -398,8 +398,8 @@ def predict(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from core.atomic import atomic_path
-    from core.scoring.files import predict_csv
-    from core.scoring.predictor import Predictor, model_path
+    from core.scoring import predict_csv
+    from core.scoring import Predictor, model_path
 
     if args.input and (args.csv or args.texts):
         raise ValueError("give review texts, --csv FILE or --input FILE, one of them")
@@ -453,8 +453,8 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from core.evaluation.bench import run_bench
-    from core.scoring.predictor import model_path
+    from core.evaluation import run_bench
+    from core.scoring import model_path
 
     path = model_path(args.model)
     if path.is_file():
@@ -468,8 +468,8 @@ def compare(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from core.evaluation.compare import CompareCallbacks, plan_comparison
-    from core.training.trainer import TrainingCallbacks
+    from core.evaluation import CompareCallbacks, plan_comparison
+    from core.training import TrainingCallbacks
 
     plan = plan_comparison(
         args.presets, args.run, data=args.data, epochs=args.epochs, limit=args.limit, runs_folder=args.runs

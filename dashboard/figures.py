@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.evaluation.metrics import EvaluationCurves, ThresholdMetrics
+from core.evaluation import EvaluationCurves, ThresholdMetrics
 
 
 def trajectory_figure(

@@ -17,9 +17,9 @@ import streamlit as st
 
 from core import paths
 from core.config import PRESETS, ExperimentConfig
-from core.data.load import DataError, Dataset, Review, load_dataset, read_reviews
-from core.runs.store import RunInfo, RunStore, read_run
-from core.training.process import LaunchSlot
+from core.data import DataError, Dataset, Review, load_dataset, read_reviews
+from core.runs import RunInfo, RunStore, read_run
+from core.training import LaunchSlot
 
 # The session key holding a data source the user chose on the Data page (an uploaded CSV); absent means IMDB_DATA.
 DATA_SOURCE_KEY = "data_source"
@@ -189,7 +189,7 @@ def _modified_ns(path: Path) -> int:
 # Predictor are thread-safe, so every user shares one.
 @st.cache_resource(max_entries=8, show_spinner="Loading the model...")
 def _cached_predictor(path: str, modified_ns: int):
-    from core.scoring.predictor import Predictor
+    from core.scoring import Predictor
 
     return Predictor.from_file(path)
 
@@ -217,7 +217,7 @@ def classify_models() -> dict[str, Path]:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_weights(path: str, modified_ns: int):
-    from core.model.keras_archive import read_model_weights
+    from core.model import read_model_weights
 
     return read_model_weights(Path(path))
 
@@ -231,7 +231,7 @@ def run_weights(run_dir: str | Path):
 # The one place the Inside page imports TensorFlow, and only when asked to compare with Keras.
 @st.cache_resource(max_entries=2, show_spinner="Loading TensorFlow and the Keras model (a few seconds the first time)...")
 def _cached_keras_model(path: str, modified_ns: int):
-    from core.training.trainer import load_run_model
+    from core.training import load_run_model
 
     return load_run_model(read_run(Path(path).parent))
 
@@ -248,8 +248,8 @@ def _cached_graph_counts(path: str, modified_ns: int) -> tuple[dict[str, int], d
     # whether clean batches have their own path (core.export.passes.clean_rows).
     import onnx
 
-    from core.export.passes.clean_rows import has_clean_rows_path
-    from core.export.graph import op_counts, recurrent_layers
+    from core.export import has_clean_rows_path
+    from core.export import op_counts, recurrent_layers
 
     proto = onnx.load(path, load_external_data=False)
     counts = dict(sorted(op_counts(proto).items(), key=lambda item: (-item[1], item[0])))
@@ -276,7 +276,7 @@ def onnx_op_counts(path: str | Path) -> dict[str, int]:
 
 @st.cache_data(max_entries=4, show_spinner="Packing the run...")
 def _cached_run_archive(path: str, stamp: tuple) -> bytes:
-    from core.runs.archive import run_zip
+    from core.runs import run_zip
 
     return run_zip(path)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.training import process as training_process
+from core.training import stop_training
 from dashboard import access, resources, widgets
 
 # The outcome of the last action, ("error" | "success", text), shown by message_ui() on the next rerun.
@@ -50,7 +50,7 @@ def stop(run_dir: Path | None) -> None:
     if not access.can_write():
         st.session_state[MESSAGE_KEY] = ("error", access.refusal("stopping a training"))
         return
-    training_process.stop(run_dir, resources.training_slot().launch)
+    stop_training(run_dir, resources.training_slot().launch)
 
 
 def delete(run_id: str) -> None:

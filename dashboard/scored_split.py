@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.evaluation import metrics
-from core.data.load import DataError, split_for_vocabulary
+from core.evaluation import score_split
+from core.data import DataError, split_for_vocabulary
 from dashboard import resources
 
 
@@ -41,7 +41,7 @@ def _scored(model: str, content: str, source: str | None, source_stamp: tuple) -
     dataset = resources.dataset(source, predictor.metadata.vocabulary.num_words)
     split, exact = split_for_vocabulary(dataset, predictor.metadata.vocabulary)
     # Called through the module, so that a test can count the scorings.
-    scores = metrics.score_split(predictor, split)
+    scores = score_split(predictor, split)
     return {"scores": scores, "labels": split.labels, "names": split.names, "exact": exact}
 
 

@@ -79,7 +79,7 @@ def model_choice_ui(models: dict, key: str):
 
 def run_label(run) -> str:
     """One line naming a run in a picker: id, status (and broken), test accuracy when known."""
-    from core.runs.table import test_accuracy
+    from core.runs import test_accuracy
 
     accuracy = test_accuracy(run)
     parts = [run.run_id, run.status]

@@ -137,11 +137,11 @@ def test_the_mistakes_browser_lists_confident_mistakes_first_and_opens_one(setup
 
 
 def test_saving_the_threshold_into_a_runs_file_and_a_copy_for_the_shipped_model(setup, monkeypatch):
-    from core.evaluation import metrics
+    from dashboard import scored_split
 
     scored = []
-    original = metrics.score_split
-    monkeypatch.setattr(metrics, "score_split", lambda *args, **kwargs: scored.append(1) or original(*args, **kwargs))
+    original = scored_split.score_split
+    monkeypatch.setattr(scored_split, "score_split", lambda *args, **kwargs: scored.append(1) or original(*args, **kwargs))
     app = _open()
     with pytest.raises(KeyError):
         app.button(key="evaluate_save")  # the shipped model is never changed in place

@@ -265,7 +265,7 @@ def test_a_crafted_run_id_is_never_deleted_or_resumed(tiny_runs, monkeypatch, ac
 
 
 def test_start_and_stop_are_refused_on_the_server(read_only, monkeypatch):
-    from core.training import process as training_process
+    from dashboard import run_actions
 
     before = _files(read_only)
     assert _open("train").button(key="train_start").disabled
@@ -276,7 +276,7 @@ def test_start_and_stop_are_refused_on_the_server(read_only, monkeypatch):
     # Stop is a callback: it checks can_write itself, and a read-only session's click sends no signal.
     monkeypatch.setenv("IMDB_READ_ONLY", "1")
     signals = []
-    monkeypatch.setattr(training_process, "stop", lambda *args: signals.append(args))
+    monkeypatch.setattr(run_actions, "stop_training", lambda *args: signals.append(args))
     stopped = AppTest.from_function(_run_action, args=("stop", None), default_timeout=60).run()
     assert [error.value for error in stopped.error] == [access.refusal("stopping a training")]
     assert signals == [] and _files(read_only) == before

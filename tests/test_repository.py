@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT_FILES = sorted((ROOT / "core").rglob("*.py")) + sorted((ROOT / "dashboard").rglob("*.py"))
 
@@ -90,6 +92,78 @@ def test_no_test_module_imports_another():
                 names = [node.module]
             offenders += [f"{path.name}: {name}" for name in names if name.split(".")[-1].startswith("test_")]
     assert not offenders
+
+
+CORE_PACKAGES = ("data", "evaluation", "export", "model", "runs", "scoring", "training")
+# The users of core: the dashboard, the command line's commands and the benchmarks.
+CORE_USERS = [*sorted((ROOT / "dashboard").rglob("*.py")), ROOT / "core" / "cli.py", ROOT / "core" / "commands.py"]
+CORE_USERS += sorted((ROOT / "bench").glob("*.py"))
+# import core.X.Y where a benchmark patches the module itself, for one measurement.
+PATCHED_MODULES = {("bench/fit_timing.py", "core.training.trainer")}
+
+
+def test_the_dashboard_commands_and_benchmarks_import_core_packages_from_their_roots():
+    """`from core.scoring import Predictor`, never `from core.scoring.predictor import Predictor`: a package's
+    __init__ names what it offers (__all__), and what lies below it can move without touching its users."""
+    import importlib
+
+    offenders = []
+    for path in CORE_USERS:
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[0] != "core" or len(parts) < 2 or parts[1] not in CORE_PACKAGES:
+                    continue
+                if len(parts) > 2:
+                    offenders.append(f"{where}:{node.lineno} from {node.module}")
+                    continue
+                offered = importlib.import_module(node.module).__all__
+                offenders += [f"{where}:{node.lineno} {alias.name}" for alias in node.names if alias.name not in offered]
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{where}:{node.lineno} import {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("core.") and alias.name.count(".") > 1
+                    and (where, alias.name) not in PATCHED_MODULES
+                ]
+    assert not offenders
+
+
+def test_every_public_name_of_a_package_is_there_and_no_module_hides_one():
+    """Each name in a package's __all__ resolves, and none is also the name of a module of the package (importing the
+    module would replace the package's attribute with it)."""
+    import importlib
+    import pkgutil
+
+    for name in CORE_PACKAGES:
+        package = importlib.import_module(f"core.{name}")
+        modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+        assert package.__all__ and not set(package.__all__) & modules, name
+        assert all(getattr(package, public) is not None for public in package.__all__)
+        assert set(package.__all__) <= set(dir(package))
+        with pytest.raises(AttributeError, match="has no attribute"):
+            package.no_such_name  # noqa: B018
+
+
+def test_a_package_root_imports_nothing_until_a_name_is_used():
+    script = (
+        "import json, sys\n"
+        "import core.scoring, core.training, core.export, core.data\n"
+        "before = sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'tensorflow', 'keras'))\n"
+        "from core.scoring import Predictor\n"
+        "after = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print(json.dumps([before, 'core.scoring.predictor' in sys.modules, after]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    before, predictor_loaded, after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before == [] and predictor_loaded and after == []
 
 
 def test_core_inference_does_not_import_tensorflow_statically():

@@ -16,7 +16,8 @@ import pytest
 from core.training import process as training_process
 from core.config import ExperimentConfig
 from core.runs.store import RunStore, read_run
-from core.training.process import LaunchSlot, current
+from core.training.process import LaunchSlot
+from core.training.process import current_training as current  # the training a store shows now
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tests.small_inputs import TINY_CONFIG, build_archive  # noqa: E402
@@ -97,7 +98,7 @@ def test_stop_sends_sigterm_and_the_run_is_kept_as_cancelled(archive, tmp_path):
     launch = training_process.start_training(experiment(500), store, data=str(archive))
     try:
         state = wait_for(lambda: (s := current(store, launch)) is not None and s.epochs_done >= 1 and s, what="an epoch")
-        assert training_process.stop(state.run_dir, launch)
+        assert training_process.stop_training(state.run_dir, launch)
         launch.process.wait(timeout=60)
     finally:
         finish(launch, 30)
@@ -106,7 +107,7 @@ def test_stop_sends_sigterm_and_the_run_is_kept_as_cancelled(archive, tmp_path):
     assert run.status == "cancelled" and 1 <= run.epochs_done < 500 and run.has_model
     assert run.partial == f"partial: {run.epochs_done} of 500 epochs" and run.metrics["partial"] == run.partial
     assert run.resumable
-    assert not training_process.stop(state.run_dir, launch), "nothing left to stop"
+    assert not training_process.stop_training(state.run_dir, launch), "nothing left to stop"
 
 
 @pytest.mark.slow

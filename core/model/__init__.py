@@ -1,1 +1,15 @@
-"""The Keras model from a config, its weights read without TensorFlow, and the book's loop in NumPy."""
+"""The Keras model from a config, its weights read without TensorFlow, and the book's loop in NumPy.
+
+What the package offers is `__all__`, each name imported from its module on first use (core/lazy.py).
+"""
+
+from core.lazy import public_names
+
+__all__, __getattr__, __dir__ = public_names(
+    __name__,
+    {
+        "build": ("build_model", "describe"),
+        "keras_archive": ("read_model_weights",),
+        "trace": ("compare_implementations", "loop_terms", "trace_review"),
+    },
+)

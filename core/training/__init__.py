@@ -1,1 +1,27 @@
-"""Training a model on the reviews: batches, fit, checkpoints, resume, the training process."""
+"""Training a model on the reviews: batches, fit, checkpoints, resume, the training process.
+
+What the package offers is `__all__`, each name imported from its module on first use (core/lazy.py).
+"""
+
+from core.lazy import public_names
+
+__all__, __getattr__, __dir__ = public_names(
+    __name__,
+    {
+        "batching": ("validation_start",),
+        "process": ("LaunchSlot", "ProgressFile", "current_training", "stop_on_terminate", "stop_training"),
+        "progress": ("JobSnapshot",),
+        "resuming": ("resume",),
+        "trainer": (
+            "TrainingCallbacks",
+            "fit_data",
+            "load_run_model",
+            "outcome_lines",
+            "prepare_training",
+            "steps_per_execution",
+            "train",
+            "training_arrays",
+            "uses_xla",
+        ),
+    },
+)

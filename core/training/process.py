@@ -272,7 +272,7 @@ def _starting(epochs: int) -> JobSnapshot:
     return JobSnapshot("starting", None, 0, epochs, {}, 0, 0.0, None, None, None, None)
 
 
-def current(store: RunStore, launch: Launch | None = None) -> JobSnapshot | None:
+def current_training(store: RunStore, launch: Launch | None = None) -> JobSnapshot | None:
     """The training to show: the one running in store, whoever started it (another tab, the command line), else the
     latest launch of this caller as it ended; None when there is neither."""
     run_dir = launch.find_run_dir() if launch is not None else None
@@ -305,7 +305,7 @@ class LaunchSlot:
         return self._launch
 
     def _refuse_if_busy(self, store: RunStore) -> None:
-        state = current(store, self._launch)
+        state = current_training(store, self._launch)
         if state is not None and state.active:
             where = "starting"
             if state.run_dir is not None:
@@ -327,7 +327,7 @@ class LaunchSlot:
             return self._launch
 
 
-def stop(run_dir: str | Path | None, launch: Launch | None = None) -> bool:
+def stop_training(run_dir: str | Path | None, launch: Launch | None = None) -> bool:
     """Ask the training of run_dir (else the launch still starting) to stop: SIGTERM, which the training turns into
     a cancel after its current batch. False when there is no live process to ask."""
     pid = runs.live_pid(Path(run_dir)) if run_dir is not None else None

@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.config import PRESET_DESCRIPTIONS, PRESETS, ExperimentConfig
-from core.model.build import describe
+from core.model import describe
 from dashboard import access, build_form, resources, widgets
 
 

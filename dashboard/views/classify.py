@@ -5,9 +5,9 @@ of its own, so their code stays together here rather than in modules the page wo
 
 import streamlit as st
 
-from core.data.examples import EXAMPLE_REVIEWS
-from core.scoring.explanation import Explanation, explain
-from core.scoring.table_io import parquet_bytes, score_table
+from core.data import EXAMPLE_REVIEWS
+from core.scoring import Explanation, explain
+from core.scoring import parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets
 
 REVIEW_KEY = "classify_review"

@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core.evaluation.compare import comparable_problem, compare_runs, default_selection, single_review_latency_ms
-from core.evaluation.comparison import load_comparison
+from core.evaluation import comparable_problem, compare_runs, default_selection, single_review_latency_ms
+from core.evaluation import load_comparison
 from core.errors import first_line
 from core.history import best_epoch
-from core.runs.table import BEST_EPOCH_COLUMN, PEAK_COLUMN
+from core.runs import BEST_EPOCH_COLUMN, PEAK_COLUMN
 from dashboard import access, resources, run_figures, widgets
 
 TRAIN_COMMAND = "python -m core compare --presets seed,book-lstm,book-gru"
@@ -64,7 +64,7 @@ if missing:
     if button_column.button(
         label, key="compare_export", icon=":material/conversion_path:", disabled=not access.can_write()
     ) and access.require_write("exporting runs to ONNX"):
-        from core.export.convert import export_run
+        from core.export import export_run
 
         failed = []
         for run in missing:

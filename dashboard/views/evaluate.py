@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 from core import paths
-from core.scoring.explanation import explain, first_words, paragraphs
-from core.evaluation.metrics import EvaluationCurves, confident_mistakes, evaluation_curves
-from core.export.model_file import label_names, with_threshold, write_threshold
+from core.scoring import explain, first_words, paragraphs
+from core.evaluation import EvaluationCurves, confident_mistakes, evaluation_curves
+from core.export import label_names, with_threshold, write_threshold
 from dashboard import access, figures, resources, widgets
 from dashboard.scored_split import review_text, scored_test_split
 

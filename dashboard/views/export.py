@@ -8,11 +8,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import cells
-from core.export import quantize
-from core.export.file_summary import file_notes, file_problem, generic_loops, io_rows, metadata_rows
-from core.evaluation.int8_comparison import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
-from core.export.model_file import PARITY_TOLERANCE
-from core.export.text_file import text_path
+from core.export import float_metadata, int8_path, quantize_file
+from core.export import file_notes, file_problem, generic_loops, io_rows, metadata_rows
+from core.evaluation import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
+from core.export import PARITY_TOLERANCE
+from core.export import text_path
 from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -46,7 +46,7 @@ def _op_figure(counts: dict[str, int]) -> go.Figure:
 @st.cache_data(max_entries=8, show_spinner="Timing both files and scoring the test reviews with each...")
 def _int8_comparison(float_path: str, float_modified: int, int8_path: str, int8_modified: int, source: str | None):
     # Keyed on both files' paths and modification times: a new export or quantization measures again.
-    vocabulary = quantize.float_metadata(float_path).vocabulary
+    vocabulary = float_metadata(float_path).vocabulary
     reviews = reviews_to_score(vocabulary, source, no_data=NO_DATA_PAGE, keep_going=True, load=resources.dataset)
     return compare_files(float_path, int8_path, reviews, single_repeats=100)
 
@@ -89,7 +89,7 @@ with right:
 
 # One call into core: conversion, native-op rewrite, parity check and atomic write all happen in export_run.
 if export_clicked and access.require_write("exporting a run to ONNX"):
-    from core.export.convert import export_run
+    from core.export import export_run
 
     with st.spinner("Converting with tf2onnx, rewriting to native recurrent ops, checking parity with Keras..."):
         try:
@@ -167,7 +167,7 @@ else:
 
 # int8: onnxruntime's dynamic quantization of the embedding, written beside model.onnx and compared with it.
 st.subheader("int8 model")
-int8_file = quantize.int8_path(onnx_path)
+int8_file = int8_path(onnx_path)
 if st.button(
     "Quantize to int8",
     key="export_quantize",
@@ -177,7 +177,7 @@ if st.button(
 ) and access.require_write("quantizing a model to int8"):
     with st.spinner("Quantizing the embedding with onnxruntime..."):
         try:
-            quantize.quantize_file(onnx_path, int8_file)
+            quantize_file(onnx_path, int8_file)
         except ValueError as error:
             st.error(widgets.message(str(error)))
 if not int8_file.is_file():

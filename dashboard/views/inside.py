@@ -6,9 +6,9 @@ import numpy as np
 import streamlit as st
 
 from core import cells
-from core.data.examples import EXAMPLE_REVIEWS
-from core.runs.store import read_vocabulary
-from core.model.trace import compare_implementations, loop_terms, trace_review
+from core.data import EXAMPLE_REVIEWS
+from core.runs import read_vocabulary
+from core.model import compare_implementations, loop_terms, trace_review
 from dashboard import access, figures, resources, widgets
 
 STEP_KEY = "inside_step"

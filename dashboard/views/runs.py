@@ -3,15 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs.table import (
-    BEST_EPOCH_COLUMN,
-    PEAK_COLUMN,
-    config_differences,
-    run_row,
-    test_accuracy,
-    training_seconds,
-)
-from core.runs.store import RunInfo
+from core.runs import BEST_EPOCH_COLUMN, PEAK_COLUMN, config_differences, run_row, test_accuracy, training_seconds
+from core.runs import RunInfo
 from dashboard import access, resources, run_actions, run_figures, widgets
 
 CURVE_METRICS = {

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.training import process as training_process
-from core.data.load import DataError
-from core.training.progress import JobSnapshot
-from core.runs.table import test_accuracy
+from core.training import current_training
+from core.data import DataError
+from core.training import JobSnapshot
+from core.runs import test_accuracy
 from dashboard import access, resources, run_actions, widgets
 
 # How often the live part of the page reads the run folder of the training it follows.
@@ -116,7 +116,7 @@ if start and access.require_write("starting a training"):
     except ValueError as error:
         # Another tab's or process's training, or a runs folder that cannot be written: one line, the page goes on.
         st.error(widgets.message(str(error)), icon=":material/block:")
-state = training_process.current(store, slot.launch)
+state = current_training(store, slot.launch)
 if state is None:
     run_actions.message_ui()
     # A training killed (or a server restarted while it trained) leaves its run interrupted: say so, offer Resume.
@@ -134,7 +134,7 @@ running = state.active
 
 @st.fragment(run_every=REFRESH_SECONDS if running else None)
 def live_training() -> None:
-    state = training_process.current(store, slot.launch)
+    state = current_training(store, slot.launch)
     if state is None or state.active != running:
         # A training ended (or its process died), or one started from a button in here (Resume), since the page was
         # drawn: redraw it whole, which starts or stops the refresh.
