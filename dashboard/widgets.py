@@ -90,6 +90,17 @@ def run_label(run) -> str:
     return " · ".join(parts)
 
 
+def percent_column(help_text: str | None = None):
+    """A table column of shares (0 to 1, given through as_percent) shown with one decimal, "52.1%", as every accuracy
+    on the pages is: Streamlit's "percent" format drops trailing zeros, so "51%" stood beside "52.14%"."""
+    return st.column_config.NumberColumn(format="%.1f%%", help=help_text)
+
+
+def as_percent(share: float | None) -> float | None:
+    """A share (0 to 1) in percent for a percent_column; None stays None (an empty cell)."""
+    return None if share is None else 100 * share
+
+
 def run_problem(run, action: str) -> str | None:
     """Why run cannot be used to `action` (export, look inside) as one polite line, or None when it can."""
     if run.status == "running":

@@ -372,6 +372,11 @@ def test_the_compare_page_shows_the_saved_comparison_and_exports_on_demand(compa
     assert list(table["Model"]) == list(BOOK_PRESETS)
     assert list(table["Parameters"]) == [row.parameters for row in compared["comparison"].rows]
     assert table["Latency (ms)"].isna().tolist() == [False, True, False], "book-lstm has no model.onnx yet"
+    # Accuracies in percent with one decimal, as everywhere else on the pages ("52.1%", never "51%" beside "52.14%").
+    tested = [100 * row.test_accuracy for row in compared["comparison"].rows]
+    assert table["Test accuracy"].tolist() == pytest.approx(tested)
+    columns = json.loads(app.dataframe[0].proto.columns)
+    assert columns["Test accuracy"]["type_config"]["format"] == "%.1f%%"
     assert len(app.get("plotly_chart")) == 2
     app.button(key="compare_export").click().run()
     assert not app.exception, app.exception

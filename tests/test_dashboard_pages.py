@@ -1,5 +1,6 @@
 """AppTest checks of the Build, Data, Train and Runs pages: each renders, shows the right numbers and explains bad input."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,30 @@ def test_train_says_when_the_latest_run_was_interrupted(tiny_csv, tmp_path, monk
     assert not app.error
 
 
+def test_start_training_is_off_while_a_training_runs_and_read_only_invites_no_start(tiny_csv, tmp_path, monkeypatch):
+    from core.data.text import Vocabulary
+    from core.runs.store import RunStore
+    from dashboard import access, resources
+
+    resources.training_slot.clear()
+    monkeypatch.setenv(access.READ_ONLY_VARIABLE, "1")
+    app = _open_train(tiny_csv, monkeypatch)
+    assert app.button(key="train_start").disabled
+    notes = [info.value for info in app.info]
+    assert "No training yet on this server." in notes and not any("Press Start" in note for note in notes)
+    monkeypatch.setenv(access.READ_ONLY_VARIABLE, "0")
+    app = _open_train(tiny_csv, monkeypatch)
+    assert not app.button(key="train_start").disabled
+    assert "No training yet on this server. Press Start training." in [info.value for info in app.info]
+    # A run this process holds open reads as running: any tab, any process.
+    vocabulary = Vocabulary.build([["great", "awful"]], 100)
+    RunStore(tmp_path / "runs").create(_tiny_experiment(), vocabulary, {"source": "test", "reviews": 10})
+    app = _open_train(tiny_csv, monkeypatch)
+    start = app.button(key="train_start")
+    assert start.disabled and "One training at a time" in start.help
+    assert any("A training is running" in caption.value for caption in app.caption)
+
+
 def test_a_bad_csv_upload_on_data_stays_explained_and_the_page_keeps_working(tiny_csv, monkeypatch):
     monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
     app = _open("data")
@@ -323,10 +348,9 @@ def test_a_training_runs_is_killed_shows_interrupted_resumes_to_finished_and_lis
     app.number_input(key="train_epochs").set_value(epochs).run()
     app.button(key="train_start").click().run()
     assert not app.error, [error.value for error in app.error]
-    # A second tab sees the same training and is refused a second one.
+    # A second tab sees the same training and cannot start a second one.
     other = _open_train(tiny_csv, monkeypatch)
-    other.button(key="train_start").click().run()
-    assert any("already running" in error.value for error in other.error)
+    assert other.button(key="train_start").disabled
     _run_until(app, lambda page: bool(page.get("plotly_chart")))  # an epoch has ended, so a checkpoint exists
     os.kill(resources.training_slot().launch.process.pid, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -353,6 +377,8 @@ def test_a_training_runs_is_killed_shows_interrupted_resumes_to_finished_and_lis
     table = app.dataframe[0].value
     assert list(table["Status"]) == ["finished"] and table["Epochs"][0] == f"{epochs}/{epochs}"
     assert table["Architecture"][0] == "Embedding(100, 8) > SimpleRNN(8) > Dense(1)"
+    assert 1 < table["Test accuracy"][0] <= 100, "in percent"
+    assert json.loads(app.dataframe[0].proto.columns)["Test accuracy"]["type_config"]["format"] == "%.1f%%"
     titles = [chart.proto.spec for chart in app.get("plotly_chart")]
     assert any("Training and validation accuracy" in spec for spec in titles)
     assert any("Training and validation loss" in spec for spec in titles)

@@ -118,6 +118,38 @@ def test_the_progress_line_says_the_epoch_its_share_and_the_time_left():
     assert _snapshot(status="starting").progress_text.startswith("Starting")
 
 
+def test_after_the_last_epoch_the_progress_line_says_the_test_reviews_are_scored_and_the_bar_is_full():
+    testing = _snapshot(epochs_done=3, epoch=3, epoch_fraction=0.0, seconds_left_in_epoch=None)
+    assert testing.testing and testing.done_share == 1.0
+    assert testing.progress_text == "All 3 epochs done: saving the model and scoring the test reviews..."
+    assert not _snapshot().testing and _snapshot().done_share == 0.5
+    assert not _snapshot(status="finished", epochs_done=3).testing
+
+
+def test_a_run_that_ended_in_its_launch_shows_ended_while_the_process_writes_its_last_lines(tmp_path):
+    """The process outlives its run's end by its last writes: the page shows the ended run, not "Starting"; a resume
+    whose run still reads as it ended before the launch shows "starting"."""
+    import subprocess
+    import sys
+    import time
+
+    from core.training.process import RUN_FOLDER_PREFIX, Launch, current_training
+
+    store = RunStore(tmp_path / "runs")
+    run_dir = finished_run(store)
+    log = tmp_path / "train.log"
+    log.write_text(f"{RUN_FOLDER_PREFIX}{run_dir}\n")
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        ended = current_training(store, Launch(process, log, started=time.time() - 60))
+        assert ended.status == "finished" and ended.run is not None
+        resumed = current_training(store, Launch(process, log, started=time.time() + 60))
+        assert resumed.status == "starting"
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_the_outcome_names_the_best_epoch_by_its_rule(run_dir):
     runs.write_metrics(
         run_dir,

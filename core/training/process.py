@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from core.runs import store as runs
@@ -272,6 +273,16 @@ def _starting(epochs: int) -> JobSnapshot:
     return JobSnapshot("starting", None, 0, epochs, {}, 0, 0.0, None, None, None, None)
 
 
+def _ended_since(state: JobSnapshot, started: float) -> bool:
+    """The run of state ended after started (a time.time()), so in the launch that started then."""
+    finished = state.run.finished if state.run is not None else None
+    try:
+        # The record keeps whole seconds.
+        return finished is not None and datetime.fromisoformat(finished).timestamp() >= int(started)
+    except ValueError:
+        return False
+
+
 def current_training(store: RunStore, launch: Launch | None = None) -> JobSnapshot | None:
     """The training to show: the one running in store, whoever started it (another tab, the command line), else the
     latest launch of this caller as it ended; None when there is neither."""
@@ -285,7 +296,9 @@ def current_training(store: RunStore, launch: Launch | None = None) -> JobSnapsh
     if launch is None:
         return None
     if launch.alive:
-        # Loading data, taking up a resumed run (which still reads as it ended), or writing its last files.
+        if ours is not None and _ended_since(ours, launch.started):
+            return ours  # its run has ended: the process is only writing its last lines
+        # Loading data, or taking up a resumed run (which still reads as it ended before).
         return _starting(ours.epochs_total if ours is not None else 0)
     if ours is not None:
         return ours

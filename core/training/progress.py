@@ -33,10 +33,22 @@ class JobSnapshot:
         return self.status in ("starting", "running")
 
     @property
+    def testing(self) -> bool:
+        """Every epoch is done and the training scores the test reviews before it ends."""
+        return self.status == "running" and 0 < self.epochs_total <= self.epochs_done
+
+    @property
+    def done_share(self) -> float:
+        """What a progress bar shows, 0 to 1: the share of the current epoch's batches, full while testing."""
+        return 1.0 if self.testing else min(max(self.epoch_fraction, 0.0), 1.0)
+
+    @property
     def progress_text(self) -> str:
         """Where the training stands in one line for people: the epoch, its share done, the time left in it."""
         if self.status == "starting":
             return "Starting: loading TensorFlow and building the model..."
+        if self.testing:
+            return f"All {self.epochs_total} epochs done: saving the model and scoring the test reviews..."
         text = f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: {self.epoch_fraction:.0%} of its batches"
         if self.seconds_left_in_epoch is not None and self.epoch_fraction < 1.0:
             left = self.seconds_left_in_epoch

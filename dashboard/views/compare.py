@@ -94,10 +94,10 @@ table = pd.DataFrame(
             "Parameters": row.parameters,
             "Epochs": row.epochs_run,
             # compare.json's best_val_accuracy is the peak of any epoch; the best epoch is the lowest val loss.
-            PEAK_COLUMN: row.best_val_accuracy,
+            PEAK_COLUMN: widgets.as_percent(row.best_val_accuracy),
             "Peak epoch": row.best_val_epoch,
             BEST_EPOCH_COLUMN: getattr(best_epoch(row.history), "epoch", None),
-            "Test accuracy": row.test_accuracy,
+            "Test accuracy": widgets.as_percent(row.test_accuracy),
             "s/epoch": row.seconds_per_epoch,
             "Latency (ms)": row.latency_ms,
             "File (KiB)": None if row.file_bytes is None else row.file_bytes / 1024,
@@ -111,8 +111,8 @@ st.dataframe(
     hide_index=True,
     column_config={
         "Parameters": st.column_config.NumberColumn(format="localized"),
-        PEAK_COLUMN: st.column_config.NumberColumn(format="percent"),
-        "Test accuracy": st.column_config.NumberColumn(format="percent"),
+        PEAK_COLUMN: widgets.percent_column(),
+        "Test accuracy": widgets.percent_column(),
         "s/epoch": st.column_config.NumberColumn(format="%.1f"),
         "Latency (ms)": st.column_config.NumberColumn(format="%.3f"),
         "File (KiB)": st.column_config.NumberColumn(format="%.0f"),

@@ -22,9 +22,9 @@ def _table_row(run: RunInfo) -> dict:
         "Architecture": widgets.architecture_label(run.config.model) if run.config else "unknown",
         "Status": row.status,
         "Epochs": row.epochs,
-        PEAK_COLUMN: row.peak_val_accuracy,
+        PEAK_COLUMN: widgets.as_percent(row.peak_val_accuracy),
         BEST_EPOCH_COLUMN: row.best_epoch.epoch if row.best_epoch else None,
-        "Test accuracy": row.test_accuracy,
+        "Test accuracy": widgets.as_percent(row.test_accuracy),
         "Time (s)": row.seconds,
         "Reviews": row.reviews,
         "Problem": row.problem,
@@ -47,11 +47,9 @@ st.dataframe(
     table,
     hide_index=True,
     column_config={
-        PEAK_COLUMN: st.column_config.NumberColumn(
-            format="percent", help="The highest validation accuracy of any epoch"
-        ),
+        PEAK_COLUMN: widgets.percent_column("The highest validation accuracy of any epoch"),
         BEST_EPOCH_COLUMN: st.column_config.NumberColumn(help="The epoch early stopping watches and restores"),
-        "Test accuracy": st.column_config.NumberColumn(format="percent"),
+        "Test accuracy": widgets.percent_column(),
         "Time (s)": st.column_config.NumberColumn(format="%.0f"),
     },
 )

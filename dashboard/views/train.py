@@ -4,9 +4,8 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.training import current_training
 from core.data import DataError
-from core.training import JobSnapshot
+from core.training import JobSnapshot, current_training
 from core.runs import test_accuracy
 from dashboard import access, resources, run_actions, widgets
 
@@ -91,13 +90,16 @@ with epochs_column:
     epochs = st.number_input(
         "Epochs", min_value=1, max_value=1_000, step=1, key="train_epochs", help=f"Build says {settings.epochs}"
     )
+state = current_training(store, slot.launch)
+busy = state is not None and state.active
 with start_column:
     start = st.button(
         "Start training",
         key="train_start",
         type="primary",
         icon=":material/play_arrow:",
-        disabled=not access.can_write(),
+        disabled=not access.can_write() or busy,
+        help="One training at a time: this one starts when the running one ends" if busy else None,
     )
 # The source may be an uploaded file's name: shown literally.
 st.caption(
@@ -116,7 +118,7 @@ if start and access.require_write("starting a training"):
     except ValueError as error:
         # Another tab's or process's training, or a runs folder that cannot be written: one line, the page goes on.
         st.error(widgets.message(str(error)), icon=":material/block:")
-state = current_training(store, slot.launch)
+    state = current_training(store, slot.launch)
 if state is None:
     run_actions.message_ui()
     # A training killed (or a server restarted while it trained) leaves its run interrupted: say so, offer Resume.
@@ -125,7 +127,9 @@ if state is None:
         st.warning(widgets.escape_markdown(widgets.status_note(latest)), icon=":material/warning:")
         run_actions.resume_button_ui(latest, "train_resume_latest")
         st.page_link("views/runs.py", label="See it under Runs", icon=":material/history:")
-    st.info("No training yet on this server. Press Start training.", icon=":material/info:")
+    # In read-only mode the note at the top says who may train: no invitation beside a disabled button.
+    invitation = " Press Start training." if access.can_write() else ""
+    st.info(f"No training yet on this server.{invitation}", icon=":material/info:")
     st.stop()
 
 # The live part reruns alone every REFRESH_SECONDS while a training runs, reading its run folder; any tab, any process.
@@ -149,7 +153,7 @@ def live_training() -> None:
             )
         progress_column, stop_column = st.columns([5, 1], vertical_alignment="bottom")
         with progress_column:
-            st.progress(min(max(state.epoch_fraction, 0.0), 1.0), text=state.progress_text)
+            st.progress(state.done_share, text=state.progress_text)
         with stop_column:
             st.button(
                 "Stop",
