@@ -139,8 +139,9 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
     count = st.session_state[LAYER_COUNT_KEY]
     layers, valid = [], True
     for index in range(count):
+        # The cell's name ("SimpleRNN") and the labels fit from a 1,024 px window up.
         cell_column, units_column, dropout_column, recurrent_column, remove_column = st.columns(
-            [2, 2, 2, 2, 1], vertical_alignment="bottom"
+            [3, 2, 2, 3, 2.5], vertical_alignment="bottom"
         )
         with cell_column:
             cell = st.selectbox(
@@ -167,7 +168,6 @@ def recurrent_layers_ui() -> tuple[list[RecurrentLayerConfig], bool]:
                 on_click=_remove_layer,
                 args=(index,),
                 disabled=count <= 1,
-                icon=":material/delete:",
             )
         # Errors go right under the row, at its full width: the row's columns are too narrow to hold a sentence, and
         # an error in one of them would push the row's other fields out of line.
@@ -215,7 +215,7 @@ def model_config_ui() -> ModelConfig | None:
     errors |= not layers_valid
 
     st.markdown("**On top**")
-    first, second, third = st.columns(3)
+    first, second = st.columns(2)
     with first:
         hidden_dense_units = _int_input(
             "Hidden Dense units (0 for none)", "build_hidden_dense_units", 8, "An extra Dense(relu) before the output"
@@ -239,15 +239,22 @@ def model_config_ui() -> ModelConfig | None:
         # hidden_dense_units has its own message above; only the combination is reported here.
         if message and "last_return_sequences" in message:
             row.append(message)
-    with third:
-        mask_padding = st.toggle(
-            "Mask padding", key="build_mask_padding", help="Embedding(mask_zero=True): padded steps leave the state as it is"
-        )
+    errors |= _show_row_errors(row)
+
+    st.markdown("**Padding**")
+    first, second, third = st.columns(3, vertical_alignment="bottom")
+    with first:
         padding = st.selectbox("Padding side", PAD_SIDES, key="build_padding", help="Where pad ids go in a short review")
+    with second:
         truncating = st.selectbox(
             "Truncating side", PAD_SIDES, key="build_truncating", help="Which end of a long review is cut"
         )
-    errors |= _show_row_errors(row)
+    with third:
+        mask_padding = st.toggle(
+            "Mask padding",
+            key="build_mask_padding",
+            help="Embedding(mask_zero=True): padded steps leave the state as it is",
+        )
     if errors:
         return None
     try:

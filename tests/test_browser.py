@@ -262,7 +262,8 @@ def test_export_a_run_and_load_the_download_with_onnxruntime(server, page, tmp_p
         page.get_by_role("button", name="Export to ONNX").click()
         page.get_by_text("Exported in").wait_for(timeout=SLOW_STEP_MS)
         wait_idle(page)  # the buttons drawn before the export point at files the new run replaces
-        assert page.get_by_test_id("stMetric").filter(has_text="Native recurrent nodes").inner_text().endswith("1 RNN")
+        layers = page.get_by_test_id("stMetric").filter(has_text="Recurrent layers as native ops")
+        assert layers.inner_text().endswith("1 RNN")
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download model.onnx").click()
         onnx_file = tmp_path / "downloaded.onnx"

@@ -49,6 +49,21 @@ def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
     assert _metric(app, "Total parameters") == f"{320_000 + 16 * (32 + 16 + 1) + 17:,}"
 
 
+@pytest.mark.parametrize("preset", ["seed", "book-lstm", "seed-stacked"])
+def test_build_says_when_the_form_no_longer_holds_the_preset(preset):
+    from core.config import PRESET_DESCRIPTIONS
+
+    app = _open("build")
+    app.selectbox(key="build_preset").set_value(preset).run()
+    assert PRESET_DESCRIPTIONS[preset] in [caption.value for caption in app.caption]
+    app.number_input(key="build_layer_0_units").set_value(17).run()
+    notes = [caption.value for caption in app.caption]
+    assert any(note.startswith(f"Edited from {preset}: ") for note in notes)
+    assert PRESET_DESCRIPTIONS[preset] not in notes
+    app.button(key="build_reset").click().run()
+    assert PRESET_DESCRIPTIONS[preset] in [caption.value for caption in app.caption]
+
+
 def test_build_adds_and_removes_layers_and_keeps_the_config_for_train():
     app = _open("build")
     app.button(key="build_add_layer").click().run()

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -345,7 +346,12 @@ def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     assert not app.exception, app.exception
     assert not app.error, [error.value for error in app.error]
     assert "Exported in" in app.success[0].value
-    assert _metric(app, "Native recurrent nodes") == "1 RNN"
+    assert _metric(app, "Recurrent layers as native ops") == "1 RNN"
+    message = app.success[0].value
+    whole, converting = (float(value) for value in re.findall(r"([0-9.]+) s", message)[:2])
+    assert converting <= whole and "the rest loading TensorFlow" in message
+    captions = [caption.value for caption in app.caption]
+    assert any(re.match(r"Nodes as the graph holds them, \d+ RNN nodes for 1 layer: an If", text) for text in captions)
     assert _metric(app, "Generic loop nodes") == "0"
     assert float(_metric(app, "Parity (max difference)")) <= 1e-5
     labels = [button.proto.label for button in app.get("download_button")]
