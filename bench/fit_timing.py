@@ -24,8 +24,7 @@ def timed_fit(model_config, train_config, x, y, *, as_core: bool) -> list[float]
     import keras
 
     from core.model import build_model
-    from core.training import validation_start
-    from core.training import fit_data, steps_per_execution, uses_xla
+    from core.training import fit_data, steps_per_execution, uses_xla, validation_start
 
     ends: list[float] = []
 

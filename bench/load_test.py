@@ -98,8 +98,7 @@ class Page:
 def real_reviews(source: str, count: int, seed: int = 0) -> list[Review]:
     """count test reviews drawn at random, each with the result the page must show (explain, as the page)."""
     from core.data import read_reviews
-    from core.scoring import explain
-    from core.scoring import Predictor
+    from core.scoring import Predictor, explain
 
     texts = random.Random(seed).sample([review.text for review in read_reviews(source, "test")], count)
     predictor = Predictor.from_file(DEFAULT_MODEL)

@@ -95,8 +95,7 @@ def main() -> int:
             predictor.use_padding_skip = True
 
     # The file as export wrote it before the Scan path: every SimpleRNN layer on onnxruntime's RNN kernel.
-    from core.export import load_session
-    from core.export import BATCH_SCAN, CLEAN_ROWS, without
+    from core.export import BATCH_SCAN, CLEAN_ROWS, load_session, without
 
     proto = onnx.load(args.model)
     without(proto, [BATCH_SCAN.name, CLEAN_ROWS.name])

@@ -19,8 +19,7 @@ import pyarrow.parquet as pq
 from core.data import read_reviews
 from core.scoring import Predictor
 from core.export import model_path
-from core.scoring import import_ray, score_on_ray
-from core.scoring import predict_table, write_predictions
+from core.scoring import import_ray, predict_table, score_on_ray, write_predictions
 
 
 def _median_seconds(run, repeats: int) -> float:

@@ -98,8 +98,7 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
     run folder for a parent that follows it (the dashboard), and SIGTERM turned into Stop."""
     import time
 
-    from core.training import TrainingCallbacks
-    from core.training import ProgressFile
+    from core.training import ProgressFile, TrainingCallbacks
 
     progress_file = ProgressFile()
     epoch_started = [time.perf_counter()]
@@ -148,9 +147,7 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
 def train(args: argparse.Namespace) -> int:
     import threading
 
-    from core.training import outcome_lines, prepare_training
-    from core.training import train as train_model
-    from core.training import stop_on_terminate
+    from core.training import outcome_lines, prepare_training, stop_on_terminate, train as train_model
 
     progress = _ProgressLine(sys.stderr, 0)
     fitting = threading.Event()  # set once the run folder exists: SIGTERM then stops it instead of interrupting
@@ -230,8 +227,7 @@ def _print_report(report, scored_with: str, as_json: bool, threshold_given: bool
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import EvaluationCallbacks
-    from core.evaluation import evaluate as evaluate_model
+    from core.evaluation import EvaluationCallbacks, evaluate as evaluate_model
 
     result = evaluate_model(
         args.run_dir,
@@ -355,8 +351,7 @@ def quantize(args: argparse.Namespace) -> int:
 
 def _predict_table(args: argparse.Namespace) -> int:
     """predict --input FILE [--out FILE] [--engine ray]: a CSV or Parquet file in, scores out by --out's extension."""
-    from core.scoring import Predictor, model_path
-    from core.scoring import Written, file_format, predict_table, write_predictions
+    from core.scoring import Predictor, Written, file_format, json_line, model_path, predict_table, write_predictions
 
     if args.engine == "ray":
         from core.scoring import score_on_ray
@@ -383,7 +378,7 @@ def _predict_table(args: argparse.Namespace) -> int:
             rows = failed = 0
             for result in results:
                 rows, failed = rows + 1, failed + (result.prediction is None)
-                sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+                sys.stdout.write(json_line(result.to_dict()))
             if rows == 0:
                 raise ValueError(f"{source} has a header but no rows to classify")
             written = Written(rows, failed)
@@ -398,8 +393,7 @@ def predict(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from core.atomic import atomic_path
-    from core.scoring import predict_csv
-    from core.scoring import Predictor, model_path
+    from core.scoring import Predictor, json_line, model_path, predict_csv
 
     if args.input and (args.csv or args.texts):
         raise ValueError("give review texts, --csv FILE or --input FILE, one of them")
@@ -424,7 +418,7 @@ def predict(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} is a folder: give the path of the file to write, such as {out / 'predictions.jsonl'}")
     predictor = Predictor.from_file(model_path(args.model))
     # Text arguments are classified before --out is opened, so an empty review leaves no file behind.
-    lines = [json.dumps(item.to_dict()) for item in predictor.predict(args.texts)] if args.texts else None
+    lines = [json_line(item.to_dict()) for item in predictor.predict(args.texts)] if args.texts else None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
     failed = rows = 0
@@ -433,13 +427,13 @@ def predict(args: argparse.Namespace) -> int:
         stream = open(temporary, "w", encoding="utf-8") if temporary is not None else sys.stdout
         try:
             if lines is not None:
-                stream.writelines(line + "\n" for line in lines)
+                stream.writelines(lines)
             else:
                 for result in predict_csv(predictor, args.csv, text_column=args.text_column):
                     rows += 1
                     if result.prediction is None:
                         failed += 1
-                    stream.write(json.dumps(result.to_dict()) + "\n")
+                    stream.write(json_line(result.to_dict()))
                 if rows == 0:
                     raise ValueError(f"{args.csv} has a header but no rows to classify")
         finally:

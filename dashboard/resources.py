@@ -248,8 +248,7 @@ def _cached_graph_counts(path: str, modified_ns: int) -> tuple[dict[str, int], d
     # whether clean batches have their own path (core.export.passes.clean_rows).
     import onnx
 
-    from core.export import has_clean_rows_path
-    from core.export import op_counts, recurrent_layers
+    from core.export import has_clean_rows_path, op_counts, recurrent_layers
 
     proto = onnx.load(path, load_external_data=False)
     counts = dict(sorted(op_counts(proto).items(), key=lambda item: (-item[1], item[0])))

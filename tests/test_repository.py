@@ -166,6 +166,15 @@ def test_a_package_root_imports_nothing_until_a_name_is_used():
     assert before == [] and predictor_loaded and after == []
 
 
+def test_json_lines_are_written_in_one_place():
+    """Every JSON line of scores (predict's output, a .jsonl file) comes from core.scoring.table_io.json_line."""
+    written = re.compile(r"json\.dumps\([^\n]*\)\s*\+\s*\"\\n\"")
+    offenders = [
+        str(path.relative_to(ROOT)) for path in PRODUCT_FILES if written.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == ["core/scoring/table_io.py"]
+
+
 def test_core_inference_does_not_import_tensorflow_statically():
     assert not {"tensorflow", "keras", "tf2onnx"} & _imports(ROOT / "core" / "scoring" / "predictor.py")
 

@@ -12,6 +12,14 @@ __all__, __getattr__, __dir__ = public_names(
         "files": ("predict_csv",),
         "predictor": ("Prediction", "Predictor", "model_path"),
         "ray": ("import_ray", "score_on_ray"),
-        "table_io": ("Written", "file_format", "parquet_bytes", "predict_table", "score_table", "write_predictions"),
+        "table_io": (
+            "Written",
+            "file_format",
+            "json_line",
+            "parquet_bytes",
+            "predict_table",
+            "score_table",
+            "write_predictions",
+        ),
     },
 )

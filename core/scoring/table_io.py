@@ -200,12 +200,18 @@ def parquet_bytes(scored: ScoredCsv) -> bytes:
     return buffer.getvalue()
 
 
+def json_line(record: dict) -> str:
+    """One scored row as a line of JSON lines, the format `python -m core predict` prints and writes to a .jsonl file
+    (every writer of it goes through here)."""
+    return json.dumps(record) + "\n"
+
+
 class _JsonLines:
     def __init__(self, path: Path, labels) -> None:
         self.stream = open(path, "w", encoding="utf-8")
 
     def write(self, records: list[dict]) -> None:
-        self.stream.writelines(json.dumps(record) + "\n" for record in records)
+        self.stream.writelines(map(json_line, records))
 
     def close(self) -> None:
         self.stream.close()

@@ -6,8 +6,7 @@ of its own, so their code stays together here rather than in modules the page wo
 import streamlit as st
 
 from core.data import EXAMPLE_REVIEWS
-from core.scoring import Explanation, explain
-from core.scoring import parquet_bytes, score_table
+from core.scoring import Explanation, explain, parquet_bytes, score_table
 from dashboard import access, figures, resources, widgets
 
 REVIEW_KEY = "classify_review"

@@ -3,8 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from core.evaluation import comparable_problem, compare_runs, default_selection, single_review_latency_ms
-from core.evaluation import load_comparison
+from core.evaluation import (
+    comparable_problem,
+    compare_runs,
+    default_selection,
+    load_comparison,
+    single_review_latency_ms,
+)
 from core.errors import first_line
 from core.history import best_epoch
 from core.runs import BEST_EPOCH_COLUMN, PEAK_COLUMN

@@ -4,9 +4,16 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.data import DataError, describe_source
-from core.data import coverage, label_counts, length_summary, review_as_read, splits_of
-from core.data import OOV_TOKEN
+from core.data import (
+    DataError,
+    OOV_TOKEN,
+    coverage,
+    describe_source,
+    label_counts,
+    length_summary,
+    review_as_read,
+    splits_of,
+)
 from dashboard import access, resources, widgets
 
 # The session key holding why the CSV in the uploader was not put in use.

@@ -10,11 +10,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import cells
-from core.export import float_metadata, int8_path, quantize_file
-from core.export import file_notes, file_problem, generic_loops, io_rows, metadata_rows
+from core.export import (
+    file_notes,
+    file_problem,
+    float_metadata,
+    generic_loops,
+    int8_path,
+    io_rows,
+    metadata_rows,
+    quantize_file,
+)
 from core.evaluation import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
-from core.export import PARITY_TOLERANCE
-from core.export import text_path
+from core.export import PARITY_TOLERANCE, text_path
 from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"

@@ -3,8 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs import BEST_EPOCH_COLUMN, PEAK_COLUMN, config_differences, run_row, test_accuracy, training_seconds
-from core.runs import RunInfo
+from core.runs import (
+    BEST_EPOCH_COLUMN,
+    PEAK_COLUMN,
+    RunInfo,
+    config_differences,
+    run_row,
+    test_accuracy,
+    training_seconds,
+)
 from dashboard import access, resources, run_actions, run_figures, widgets
 
 CURVE_METRICS = {
