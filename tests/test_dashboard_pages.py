@@ -393,6 +393,7 @@ def test_a_training_runs_is_killed_shows_interrupted_resumes_to_finished_and_lis
     assert list(table["Status"]) == ["finished"] and table["Epochs"][0] == f"{epochs}/{epochs}"
     assert table["Architecture"][0] == "Embedding(100, 8) > SimpleRNN(8) > Dense(1)"
     assert 1 < table["Test accuracy"][0] <= 100, "in percent"
+    assert "Problem" not in table.columns, "no empty column when no run has a problem"
     assert json.loads(app.dataframe[0].proto.columns)["Test accuracy"]["type_config"]["format"] == "%.1f%%"
     titles = [chart.proto.spec for chart in app.get("plotly_chart")]
     assert any("Training and validation accuracy" in spec for spec in titles)

@@ -50,6 +50,8 @@ if not runs:
 
 by_id = {run.run_id: run for run in runs}
 table = pd.DataFrame([_table_row(run) for run in runs])
+if not table["Problem"].fillna("").astype(bool).any():
+    table = table.drop(columns="Problem")  # an empty column only pushes the others out of a 1,024 px window
 st.dataframe(
     table,
     hide_index=True,
