@@ -17,9 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.data import read_reviews
-from core.scoring import Predictor
-from core.export import model_path
-from core.scoring import import_ray, predict_table, score_on_ray, write_predictions
+from core.scoring import Predictor, import_ray, model_path, predict_table, score_on_ray, write_predictions
 
 
 def _median_seconds(run, repeats: int) -> float:

@@ -21,8 +21,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.runs import RunStore  # noqa: E402
-from core.training import validation_start  # noqa: E402
-from core.training import TrainingCallbacks, train, training_arrays, uses_xla  # noqa: E402
+from core.training import TrainingCallbacks, train, training_arrays, uses_xla, validation_start  # noqa: E402
 from fit_timing import epoch_seconds, forced_xla, seed_and_default, timed_fit  # noqa: E402
 
 GOALS = {"seed": 1.8, "default (masked)": 2.5}

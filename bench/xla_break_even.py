@@ -22,8 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.runs import RunStore  # noqa: E402
-from core.training import validation_start  # noqa: E402
-from core.training import TrainingCallbacks, train, uses_xla  # noqa: E402
+from core.training import TrainingCallbacks, train, uses_xla, validation_start  # noqa: E402
 from fit_timing import forced_xla, seed_and_default  # noqa: E402
 
 

@@ -19,7 +19,6 @@ __all__, __getattr__, __dir__ = public_names(
             "has_steps_switch",
             "label_names",
             "load_session",
-            "model_path",
             "positive",
             "text_path",
             "with_threshold",

@@ -10,7 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import cells
+from core.evaluation import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
 from core.export import (
+    PARITY_TOLERANCE,
     file_notes,
     file_problem,
     float_metadata,
@@ -19,9 +21,8 @@ from core.export import (
     io_rows,
     metadata_rows,
     quantize_file,
+    text_path,
 )
-from core.evaluation import NO_DATA_PAGE, compare_files, quantization_summary, reviews_to_score
-from core.export import PARITY_TOLERANCE, text_path
 from dashboard import access, resources, widgets
 
 LAST_EXPORT_KEY = "export_last"
