@@ -7,7 +7,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup setup-dev web web-if-npm run test test-fast bench lint default-model clean
+.PHONY: setup setup-dev web web-if-npm served-page run test test-fast bench lint default-model clean
 
 # The venv is rebuilt when requirements change: the stamp is older than the file.
 $(BIN)/.requirements: requirements.txt
@@ -31,11 +31,17 @@ web-if-npm:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory --silent web; \
 	else echo "npm not found: the static web page needs Node.js and npm (make web); the dashboard runs without it"; fi
 
+# The page the dashboard serves at app/static/page/index.html (dashboard/served_page.py): the shipped model's, written
+# once when onnxruntime-web is there; the Export page can put a run's in its place.
+served-page: setup web-if-npm
+	@if [ -d web/node_modules/onnxruntime-web ] && [ ! -f dashboard/static/page/index.html ]; then \
+	    $(BIN)/python -m core web-page --out dashboard/static/page >/dev/null && echo "web page: dashboard/static/page"; fi
+
 setup: $(BIN)/.requirements
 
 setup-dev: $(BIN)/.requirements-dev web
 
-run: setup web-if-npm
+run: setup web-if-npm served-page
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
 
 # Two test processes (pytest-xdist), each taking a whole test file at a time so that a module's fixtures (a trained

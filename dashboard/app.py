@@ -16,7 +16,8 @@ st.set_page_config(page_title="IMDB RNN lab", page_icon="🎬", layout="wide")
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 pages = [
-    st.Page(_VIEWS / "classify.py", title="Classify", icon=":material/rate_review:", url_path="predict", default=True),
+    # The default page lives at the root URL: Streamlit ignores a default page's url_path (/predict would not be found).
+    st.Page(_VIEWS / "classify.py", title="Classify", icon=":material/rate_review:", default=True),
     st.Page(_VIEWS / "build.py", title="Build", icon=":material/construction:", url_path="build"),
     st.Page(_VIEWS / "data.py", title="Data", icon=":material/dataset:", url_path="data"),
     st.Page(_VIEWS / "train.py", title="Train", icon=":material/model_training:", url_path="train"),
@@ -28,7 +29,8 @@ pages = [
 ]
 
 from core import paths  # noqa: E402
-from dashboard import access, resources, widgets  # noqa: E402
+# served_page: imported for the file types it gives the static files (.mjs, .wasm) before anyone asks for them.
+from dashboard import access, resources, served_page, widgets  # noqa: E402, F401
 
 with st.sidebar:
     st.caption("Embedding -> SimpleRNN -> Dense(sigmoid) on IMDB reviews, from *Deep Learning with Python*, 6.2.")

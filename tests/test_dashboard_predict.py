@@ -346,7 +346,7 @@ def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     assert not app.exception, app.exception
     assert not app.error, [error.value for error in app.error]
     assert "Exported in" in app.success[0].value
-    assert _metric(app, "Recurrent layers as native ops") == "1 RNN"
+    assert _metric(app, "Native recurrent ops") == "1 RNN"
     message = app.success[0].value
     whole, converting = (float(value) for value in re.findall(r"([0-9.]+) s", message)[:2])
     assert converting <= whole and "the rest loading TensorFlow" in message

@@ -20,6 +20,7 @@ __all__, __getattr__, __dir__ = public_names(
             "label_names",
             "load_session",
             "positive",
+            "read_model_file",
             "text_path",
             "with_threshold",
             "write_threshold",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data import EXAMPLE_REVIEWS
 from core.scoring import Explanation, explain, parquet_bytes, score_table
-from dashboard import access, figures, resources, widgets
+from dashboard import access, figures, resources, served_page, widgets
 
 REVIEW_KEY = "classify_review"
 RESULT_KEY = "classify_result"
@@ -204,6 +204,7 @@ facts[1].metric(
     "Sequence length", f"{predictor.metadata.sequence_length:,}", help="Ids the model reads, the start id included"
 )
 facts[2].metric("Vocabulary", f"{predictor.metadata.vocabulary.num_words:,}", help="num_words: ids below it are words")
+served_page.link_ui("classify")
 
 one_review, csv_file = st.tabs(["One review", "A CSV or Parquet file"])
 with one_review:

@@ -23,7 +23,7 @@ from core.export import (
     quantize_file,
     text_path,
 )
-from dashboard import access, resources, widgets
+from dashboard import access, resources, served_page, widgets
 
 LAST_EXPORT_KEY = "export_last"
 GENERIC_LOOPS = ("Loop", "Scan")
@@ -147,10 +147,10 @@ columns[1].metric(
     help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_TOLERANCE:.0e}.",
 )
 columns[2].metric(
-    "Recurrent layers as native ops",
+    "Native recurrent ops",
     ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none",
     border=True,
-    help="Recurrent layers by the ONNX op that runs them (RNN, LSTM, GRU), each counted once",
+    help="The recurrent layers by the ONNX op that runs each (RNN, LSTM, GRU), a layer counted once",
 )
 columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
 clean_rows = resources.onnx_has_clean_rows_path(onnx_path)
@@ -179,6 +179,8 @@ if text_file.is_file() and text_file.stat().st_mtime_ns >= onnx_path.stat().st_m
     )
 else:
     st.caption("No model.text.onnx from this export (it was made before the text file): press Export to ONNX again.")
+
+served_page.export_ui(run, onnx_path)
 
 # int8: onnxruntime's dynamic quantization of the embedding, written beside model.onnx and compared with it.
 st.subheader("int8 model")
