@@ -102,18 +102,10 @@ def as_percent(share: float | None) -> float | None:
 
 
 def run_problem(run, action: str) -> str | None:
-    """Why run cannot be used to `action` (export, look inside) as one polite line, or None when it can."""
-    if run.status == "running":
-        return f"Run {run.run_id} is still training: wait for it to end before you {action} it."
-    if run.broken:
-        return f"Run {run.run_id} cannot be used to {action}: {run.broken}. Train it again, or delete it on the Runs page."
-    if run.config is None or not run.has_model:
-        curves = "; its curves are on the Runs page" if run.epochs_done else ""
-        return (
-            f"Run {run.run_id} ended ({run.status}) after {run.epochs_done} epochs without saving its weights, "
-            f"so there is nothing to {action}{curves}."
-        )
-    return None
+    """Why run cannot be used to `action` (export, look inside) as one polite line (core's one rule), escaped for
+    markdown, or None."""
+    problem = run.why_unusable(action)
+    return message(problem) + "." if problem else None
 
 
 def status_note(run) -> str | None:
@@ -147,7 +139,7 @@ def usable_run_ui(runs: list, key: str, action: str, none_message: str):
     run = run_choice_ui(runs, key=key, action=action)
     problem = run_problem(run, action)
     if problem:
-        st.warning(escape_markdown(problem), icon=":material/block:")
+        st.warning(problem, icon=":material/block:")  # escaped by run_problem
         st.stop()
     note = status_note(run)
     if note:

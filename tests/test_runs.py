@@ -259,3 +259,60 @@ def test_mark_resumed_cuts_the_history_and_takes_the_run_up_in_this_process(tmp_
     assert runs.live_pid(run_dir) == os.getpid()
     runs.set_status(run_dir, "finished")
     assert runs.live_pid(run_dir) is None
+
+
+def _live_run(store: RunStore):
+    """A run whose training process is alive (this one), its files already there."""
+    run_dir = finished_run(store)
+    record = json.loads((run_dir / "run.json").read_text())
+    record.update(status="running", pid=os.getpid(), host=socket.gethostname(), finished=None)
+    (run_dir / "run.json").write_text(json.dumps(record))
+    return run_dir
+
+
+def _broken_run(store: RunStore):
+    run_dir = finished_run(store)
+    (run_dir / "model.keras").write_bytes(b"PK\x03\x04 cut short")
+    return run_dir
+
+
+def _run_without_weights(store: RunStore):
+    """A training whose process died after one epoch, before it saved any weights."""
+    run_dir = store.create(preset("seed"), VOCABULARY, DATA)
+    runs.write_history(run_dir, {"loss": [0.6], "accuracy": [0.7], "val_loss": [0.5], "val_accuracy": [0.8]})
+    record = json.loads((run_dir / "run.json").read_text())
+    record.update(pid=2**22 + 1)  # a pid no process has: read as interrupted
+    (run_dir / "run.json").write_text(json.dumps(record))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_live_run, "is still training: wait for it to end before you {action} it"),
+        (_broken_run, "cannot be used to {action}: model.keras"),
+        (_run_without_weights, "ended (interrupted) after 1 epoch without saving its weights, so there is nothing to"),
+    ],
+)
+def test_one_rule_says_whether_a_runs_model_can_be_used_and_every_use_says_it_alike(tmp_path, make, reason):
+    from core.evaluation import comparable_problem, evaluate
+    from core.export import export_run
+    from dashboard.widgets import run_problem
+
+    run_dir = make(RunStore(tmp_path))
+    run = read_run(run_dir)
+    uses = {"evaluate": lambda: evaluate(str(run_dir))}
+    if (run_dir / "model.keras").exists():  # without it, export says first that the folder is not a finished run
+        uses["export"] = lambda: export_run(run_dir)
+    for action, use in uses.items():
+        said = run.why_unusable(action)
+        assert said and said.startswith(f"run {run.run_id} ") and reason.format(action=action) in said, said
+        with pytest.raises(ValueError) as refused:
+            use()
+        assert str(refused.value) == said
+    # The pages say the same line, capitalized and escaped for markdown.
+    assert run_problem(run, "look inside").replace("\\", "") == f"R{run.why_unusable('look inside')[1:]}."
+    # Compare is stricter (finished or stopped runs only, and a classifier on top), never looser.
+    assert comparable_problem(run) is not None
+    if run.status == "finished":
+        assert comparable_problem(run) == run.why_unusable("compare")

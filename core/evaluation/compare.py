@@ -104,10 +104,9 @@ def comparable_problem(run: RunInfo) -> str | None:
     if run.status not in COMPARABLE_STATUSES:
         reason = run.error or "only finished or stopped runs can be compared"
         return f"run {run.run_id} is {run.status}: {reason}"
-    if run.broken:
-        return f"run {run.run_id} is broken: {run.broken}"
-    if run.config is None or not run.has_model:
-        return f"run {run.run_id} has no usable model.keras"
+    problem = run.why_unusable("compare")  # the rule every use of a run's model follows
+    if problem:
+        return problem
     if not run.config.model.is_classifier:
         return f"run {run.run_id} has no classifier on top"
     return None

@@ -145,8 +145,9 @@ def evaluate(
     else:
         from core.runs.store import read_vocabulary
 
-        if run.config is None or not run.has_model:
-            raise ValueError(f"run {run.run_id} cannot be evaluated: {run.broken or 'it has no model.keras'}")
+        problem = run.why_unusable("evaluate")  # the rule every use of a run's model follows
+        if problem:
+            raise ValueError(problem)
         vocabulary = read_vocabulary(run.path)
     # The run remembers where its reviews came from; data overrides it, IMDB_DATA stands in when it has none.
     from core import paths

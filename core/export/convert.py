@@ -32,7 +32,7 @@ from core.export.graph import ExportError, model_props, op_counts, recurrent_lay
 from core.export.passes.padding_skip import PaddingSkipError
 from core.export.passes.pass_list import AFTER_NATIVE_OPS, STEPS_SWITCH, PassInputs, apply_passes
 from core.data.reviews import LABELS
-from core.runs.store import CONFIG_FILE, METRICS_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
+from core.runs.store import CONFIG_FILE, MODEL_FILE, VOCABULARY_FILE, read_run, read_vocabulary
 from core.data.text import Vocabulary, pad_sequences
 
 # op_counts is re-exported: an export's caller compares a file's op counts with ExportResult.op_counts.
@@ -302,13 +302,11 @@ def export_run(
         if not (run_dir / name).is_file():
             raise ExportError(f"run {run_dir} has no {name}: only finished runs can be exported")
     run = read_run(run_dir)
-    # read_run tells a live training from a run whose process died while run.json still says "running".
-    if run.status == "running":
-        raise ExportError(f"run {run_dir} is still training: export it when it has finished")
-    if run.config is None:
-        raise ExportError(f"run {run_dir} cannot be exported: {run.broken}")
-    if run.metrics is None and (run_dir / METRICS_FILE).is_file():
-        raise ExportError(f"run {run_dir} cannot be exported: {METRICS_FILE} is corrupt")
+    # read_run tells a live training from a run whose process died while run.json still says "running"; the rule is the
+    # one every use of a run's model follows (still training, a broken part, no weights).
+    problem = run.why_unusable("export")
+    if problem:
+        raise ExportError(problem)
     try:
         vocabulary = read_vocabulary(run_dir)
     except ValueError as error:

@@ -98,6 +98,23 @@ class RunInfo:
         """True when model.keras is present and readable."""
         return model_problem(self.model_path) is None
 
+    def why_unusable(self, action: str) -> str | None:
+        """The one rule for using a run's trained model (export it, look inside it, compare it): why it cannot be used
+        to `action`, in one line, or None when its config and weights can be read and no training is writing them."""
+        name = f"run {self.run_id}"
+        if self.status == "running":
+            return f"{name} is still training: wait for it to end before you {action} it"
+        if self.broken:
+            return f"{name} cannot be used to {action}: {self.broken}; train it again, or delete it"
+        if self.config is None or not self.has_model:
+            epochs = f"{self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'}"
+            curves = "; its curves are kept" if self.epochs_done else ""
+            return (
+                f"{name} ended ({self.status}) after {epochs} without saving its weights, so there is nothing to "
+                f"{action}{curves}"
+            )
+        return None
+
     @property
     def recorded_source(self) -> str | None:
         """The data path this run was trained on, as recorded (None: Keras's download, or not recorded)."""
