@@ -60,9 +60,9 @@ LONGEST_FIRST = (
     "test_distribute.py",
     "test_ray_scoring.py",
     "test_browser_read_only.py",
-    "test_train.py",
-    "test_resume.py",
-    "test_reliability.py",
+    "test_trainer.py",
+    "test_resuming.py",
+    "test_odd_inputs_and_failures.py",
     "test_compare.py",
     "test_cli.py",
 )

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from core.data.text import INDEX_FROM, PAD_ID, RESERVED_WORD, Encoded, Vocabulary
 
-# How it matches core.data.text, step by step (tests/test_fast_text.py checks each claim over every code point):
+# How it matches core.data.text, step by step (tests/test_text_batch.py checks each claim over every code point):
 # - Reviews with a non-ASCII character are lower-cased by Python's own str.lower, one review at a time, after the
 #   curly apostrophes are straightened, exactly as core.data.text.normalize does; ASCII reviews are lower-cased by a byte
 #   table, which is the same thing for ASCII. So İ, final sigma and every Unicode-version question get Python's answer.

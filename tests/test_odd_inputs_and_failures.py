@@ -1,4 +1,5 @@
-"""Issue 5 for core and the CLI: odd reviews and files, two trainings, a full disk, load, property tests, the cache."""
+"""Odd inputs and failures through core and the CLI: odd reviews and files, two trainings, a full disk, load, property
+tests, the cache."""
 
 from __future__ import annotations
 

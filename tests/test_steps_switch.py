@@ -1,4 +1,4 @@
-"""A plain onnxruntime user on the shipped file (issue 12): the steps switch, its two paths, files made before it."""
+"""The steps switch, as a plain onnxruntime user meets it on the shipped file: its two paths, files made before it."""
 
 import json
 import os
