@@ -170,6 +170,10 @@ def test_the_dashboard_serves_the_page_and_it_classifies_in_the_browser(page, tm
         web.click("#classify-many")
         web.wait_for_function("document.querySelectorAll('#scores tbody tr').length === %d" % len(reviews))
         scores = [float(row.get_attribute("data-score")) for row in web.query_selector_all("#scores tbody tr")]
+        # Reported, not asserted: the page's own load (model and runtime from the dashboard) and time a review.
+        load_ms = float(web.get_attribute("#status", "data-load-ms"))
+        review_ms = float(web.get_attribute("#many-status", "data-ms-per-review"))
+        print(f"\nweb page from the dashboard: loaded in {load_ms:.0f} ms, {review_ms:.2f} ms a review")
         escapes = {path: _status(server.port, path) for path in ESCAPES}
     expected = _served_scores(served_page.FOLDER / "model.text.onnx", [" ".join(review.split()) for review in reviews])
     assert float(np.max(np.abs(np.array(scores) - expected))) <= TOLERANCE
