@@ -78,9 +78,9 @@ def confusion_figure(metrics: ThresholdMetrics, labels: tuple[str, str]) -> go.F
     )
     figure.update_layout(
         height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": 64, "b": 10},
         title="Confusion matrix",
-        xaxis={"title": "predicted", "tickangle": 0},
+        xaxis={"title": "predicted"},  # labels turn only when they would overlap
         yaxis={"title": "actual", "autorange": "reversed"},
     )
     return figure
@@ -100,7 +100,7 @@ def _curve_figure(x, y, point, title: str, x_title: str, y_title: str, diagonal:
     )
     figure.update_layout(
         height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": 64, "b": 10},  # a title of two lines: a third of a 1,024 px window is narrow
         title=title,
         xaxis={"title": x_title, "range": [0, 1]},
         yaxis={"title": y_title, "range": [0, 1.02]},
@@ -117,7 +117,8 @@ def roc_figure(curves: EvaluationCurves, at: ThresholdMetrics) -> go.Figure:
     """The ROC curve with its area in the title, the threshold's point marked, chance as the diagonal."""
     return _curve_figure(
         curves.false_positive_rate, curves.true_positive_rate, (at.false_positive_rate, at.recall),
-        f"ROC curve (AUC {_area(curves.roc_auc)})", "false-positive rate", "true-positive rate (recall)", diagonal=True,
+        f"ROC curve<br>AUC {_area(curves.roc_auc)}", "false-positive rate", "true-positive rate (recall)",
+        diagonal=True,
     )
 
 
@@ -125,7 +126,7 @@ def precision_recall_figure(curves: EvaluationCurves, at: ThresholdMetrics) -> g
     """The precision-recall curve with its average precision in the title, the threshold's point marked."""
     return _curve_figure(
         curves.recall, curves.precision, (at.recall, at.precision),
-        f"Precision-recall (AP {_area(curves.average_precision)})", "recall", "precision", diagonal=False,
+        f"Precision-recall<br>AP {_area(curves.average_precision)}", "recall", "precision", diagonal=False,
     )
 
 

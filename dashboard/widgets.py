@@ -90,6 +90,12 @@ def run_label(run) -> str:
     return " · ".join(parts)
 
 
+def metric_row():
+    """A row of metrics that wraps onto another line when the window is narrow: as wide as st.columns where there is
+    room (1,400 px), where st.columns would cut each value to "98.7..." (1,024 px, beside the sidebar)."""
+    return st.container(horizontal=True, wrap=True)
+
+
 def percent_column(help_text: str | None = None):
     """A table column of shares (0 to 1, given through as_percent) shown with one decimal, "52.1%", as every accuracy
     on the pages is: Streamlit's "percent" format drops trailing zeros, so "51%" stood beside "52.14%"."""

@@ -43,14 +43,14 @@ def _nothing_to_classify(explanation: Explanation) -> str | None:
 
 def _show_result(explanation: Explanation, predictor) -> None:
     prediction, read = explanation.prediction, explanation.words_read
-    top = st.columns(3)
-    top[0].metric("Positive probability", f"{prediction.score:.1%}", border=True)
-    top[1].metric("Label", prediction.label, border=True)
-    top[2].metric("Latency", f"{explanation.latency_ms:.1f} ms", border=True, help="predict() on the server")
-    counts = st.columns(3)
-    counts[0].metric("Tokens used", f"{read:,}", help="Words the model read (the start marker not counted)")
-    counts[1].metric("Unknown", f"{prediction.unknown_tokens:,}", help="Words outside the vocabulary, read as <unk>")
-    counts[2].metric(
+    top = widgets.metric_row()
+    top.metric("Positive probability", f"{prediction.score:.1%}", border=True)
+    top.metric("Label", prediction.label, border=True)
+    top.metric("Latency", f"{explanation.latency_ms:.1f} ms", border=True, help="predict() on the server")
+    counts = widgets.metric_row()
+    counts.metric("Tokens used", f"{read:,}", help="Words the model read (the start marker not counted)")
+    counts.metric("Unknown", f"{prediction.unknown_tokens:,}", help="Words outside the vocabulary, read as <unk>")
+    counts.metric(
         "Cut off",
         f"{explanation.words_cut:,}",
         help=f"Words beyond the sequence length of {explanation.sequence_length}",
@@ -198,12 +198,12 @@ access.read_only_note_ui()
 model_path, predictor = widgets.predictor_choice_ui("classify_model")
 # The model's facts as metrics: besides informing, this has the browser load the metric code before the first click.
 accuracy = (predictor.metadata.metrics or {}).get("test_accuracy")
-facts = st.columns(3)
-facts[0].metric("Model test accuracy", f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else "unknown")
-facts[1].metric(
+facts = widgets.metric_row()
+facts.metric("Model test accuracy", f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else "unknown")
+facts.metric(
     "Sequence length", f"{predictor.metadata.sequence_length:,}", help="Ids the model reads, the start id included"
 )
-facts[2].metric("Vocabulary", f"{predictor.metadata.vocabulary.num_words:,}", help="num_words: ids below it are words")
+facts.metric("Vocabulary", f"{predictor.metadata.vocabulary.num_words:,}", help="num_words: ids below it are words")
 served_page.link_ui("classify")
 
 one_review, csv_file = st.tabs(["One review", "A CSV or Parquet file"])

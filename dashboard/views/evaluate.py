@@ -75,9 +75,13 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         hide_index=True,
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},
     )
+    if len(shown) < wrong:
+        listed = f"the {len(shown):,} most confident are listed"
+    else:
+        listed = "it is listed" if wrong == 1 else "all are listed"
     st.caption(
-        f"{wrong:,} of {len(scores):,} test reviews are misclassified at {threshold:.3f}; "
-        f"the {len(shown):,} most confident are listed."
+        f"{wrong:,} of {len(scores):,} test reviews {'is' if wrong == 1 else 'are'} misclassified at {threshold:.3f}; "
+        f"{listed}."
     )
     if all(text is None for text in texts):
         st.info("These reviews come from Keras's imdb.npz, which holds token ids only: there is no text to show.")
@@ -88,10 +92,10 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         format_func=lambda rank: f"#{rank + 1}: a {truth[rank]} review scored {float(scores[shown[rank]]):.3f}",
         key="evaluate_mistake",
     )
-    columns = st.columns(3)
-    columns[0].metric("Positive probability", f"{float(scores[shown[choice]]):.1%}")
-    columns[1].metric("True label", truth[choice])
-    columns[2].metric("Predicted", predicted[choice])
+    facts = widgets.metric_row()
+    facts.metric("Positive probability", f"{float(scores[shown[choice]]):.1%}")
+    facts.metric("True label", truth[choice])
+    facts.metric("Predicted", predicted[choice])
     # Review text is user data: markdown-escaped, its <br /> tags turned into paragraph breaks first.
     with st.container(height=220, key="evaluate_review"):
         st.markdown("\n\n".join(widgets.escape_markdown(part) for part in paragraphs(texts[choice])))
@@ -125,21 +129,22 @@ def _evaluation(
     )
     sweep, file_threshold = curves.sweep, predictor.metadata.threshold
     at, file_at = sweep.at(threshold), sweep.at(file_threshold)
-    for column, name in zip(st.columns(4), ("Accuracy", "Precision", "Recall", "F1")):
+    scores_row = widgets.metric_row()
+    for name in ("Accuracy", "Precision", "Recall", "F1"):
         value = getattr(at, name.lower())
         change = value - getattr(file_at, name.lower())
         delta = f"{change:+.2%} vs the file's threshold" if abs(change) >= 5e-5 else None
-        column.metric(name, f"{value:.2%}", delta=delta, border=True)
-    summary = st.columns(4)
+        scores_row.metric(name, f"{value:.2%}", delta=delta, border=True)
+    summary = widgets.metric_row()
     auc, ap = curves.roc_auc, curves.average_precision
-    summary[0].metric("ROC AUC", "undefined" if auc is None else f"{auc:.4f}", help="Needs both classes")
-    summary[1].metric(
+    summary.metric("ROC AUC", "undefined" if auc is None else f"{auc:.4f}", help="Needs both classes")
+    summary.metric(
         "Average precision",
         "undefined" if ap is None else f"{ap:.4f}",
         help="scikit-learn's definition: precision at each threshold weighted by the recall it adds",
     )
-    summary[2].metric("Test reviews", f"{sweep.positives + sweep.negatives:,}")
-    summary[3].metric("Threshold in the file", f"{file_threshold:g}")
+    summary.metric("Test reviews", f"{sweep.positives + sweep.negatives:,}")
+    summary.metric("Threshold in the file", f"{file_threshold:g}")
 
     left, middle, right = st.columns(3)
     with left:

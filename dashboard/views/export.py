@@ -138,21 +138,21 @@ counts = resources.onnx_op_counts(onnx_path)
 recurrent = resources.onnx_recurrent_layers(onnx_path)
 loops = generic_loops(counts)
 parity = predictor.metadata.parity_max_abs_diff
-columns = st.columns(4)
-columns[0].metric("File size", f"{onnx_path.stat().st_size / 1024:,.1f} KiB", border=True)
-columns[1].metric(
+facts = widgets.metric_row()
+facts.metric("File size", f"{onnx_path.stat().st_size / 1024:,.1f} KiB", border=True)
+facts.metric(
     "Parity (max difference)",
     f"{parity:.1e}",
     border=True,
     help=f"Largest |Keras - onnxruntime| at export, on real reviews and random ids; the export fails above {PARITY_TOLERANCE:.0e}.",
 )
-columns[2].metric(
+facts.metric(
     "Native recurrent ops",
     ", ".join(f"{count} {name}" for name, count in recurrent.items()) or "none",
     border=True,
     help="The recurrent layers by the ONNX op that runs each (RNN, LSTM, GRU), a layer counted once",
 )
-columns[3].metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
+facts.metric("Generic loop nodes", f"{loops}", border=True, help="tf2onnx's Loop; a file from this version has none")
 clean_rows = resources.onnx_has_clean_rows_path(onnx_path)
 for note in file_notes(counts, predictor.metadata.padding_skip, predictor.metadata.sequence_length, clean_rows):
     st.caption(widgets.escape_markdown(note))

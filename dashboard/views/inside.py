@@ -80,14 +80,14 @@ if len(positions) > 1:
 else:
     step = 1
 
-columns = st.columns(4)
-columns[0].metric("Token at this step", tokens[step - 1], border=True)
-columns[1].metric("Token id", f"{int(trace.ids[positions[step - 1]])}", border=True)
+facts = widgets.metric_row()
+facts.metric("Token at this step", tokens[step - 1], border=True)
+facts.metric("Token id", f"{int(trace.ids[positions[step - 1]])}", border=True)
 if trace.steps is not None:
-    columns[2].metric(
+    facts.metric(
         "Probability so far", f"{trace.steps[step - 1]:.1%}", border=True, help="If the review ended at this step"
     )
-    columns[3].metric("Final probability (NumPy)", f"{trace.probability:.1%}", border=True)
+    facts.metric("Final probability (NumPy)", f"{trace.probability:.1%}", border=True)
 if trace.padding_steps:
     effect = "leave the state as it is (mask_padding)" if weights.mask_zero else "run through the loop too"
     st.caption(
@@ -107,9 +107,11 @@ terms = loop_terms(weights, trace, layer_index, step)
 if terms is not None:
     st.subheader("The loop at this step")
     st.dataframe(
-        {"unit": list(range(layer.units)), **{name: np.round(values, 5) for name, values in terms.items()}},
+        {"unit": list(range(layer.units)), **{name: np.asarray(values, dtype=float) for name, values in terms.items()}},
         hide_index=True,
         key="inside_loop",
+        # One precision for every term (rounded values showed as 1.751 beside 0.5773).
+        column_config={name: st.column_config.NumberColumn(format="%.4f") for name in terms},
     )
 else:
     st.caption(f"{cells.cell(layer.cell).label} layers use gates; the table of the plain tanh loop applies to SimpleRNN only.")

@@ -24,16 +24,17 @@ CURVE_METRICS = {
 
 def _table_row(run: RunInfo) -> dict:
     row = run_row(run)
+    # What tells runs apart first (the window may show only these at 1,024 px), the longer text last.
     return {
         "Run": row.run_id,
-        "Architecture": widgets.architecture_label(run.config.model) if run.config else "unknown",
         "Status": row.status,
-        "Epochs": row.epochs,
-        PEAK_COLUMN: widgets.as_percent(row.peak_val_accuracy),
-        BEST_EPOCH_COLUMN: row.best_epoch.epoch if row.best_epoch else None,
         "Test accuracy": widgets.as_percent(row.test_accuracy),
+        PEAK_COLUMN: widgets.as_percent(row.peak_val_accuracy),
+        "Epochs": row.epochs,
+        BEST_EPOCH_COLUMN: row.best_epoch.epoch if row.best_epoch else None,
         "Time (s)": row.seconds,
         "Reviews": row.reviews,
+        "Architecture": widgets.architecture_label(run.config.model) if run.config else "unknown",
         "Problem": row.problem,
     }
 
@@ -56,6 +57,8 @@ st.dataframe(
     table,
     hide_index=True,
     column_config={
+        # Pinned: scrolled sideways in a narrow window, each row still says which run it is.
+        "Run": st.column_config.TextColumn(pinned=True),
         PEAK_COLUMN: widgets.percent_column("The highest validation accuracy of any epoch"),
         BEST_EPOCH_COLUMN: st.column_config.NumberColumn(help="The epoch early stopping watches and restores"),
         "Test accuracy": widgets.percent_column(),
@@ -66,7 +69,7 @@ st.dataframe(
 # Overlaid curves of the chosen runs.
 st.subheader("Compare curves")
 with_history = [run.run_id for run in runs if run.epochs_done]
-chosen_column, metric_column = st.columns([3, 1])
+chosen_column, metric_column = st.columns([2, 1])
 with chosen_column:
     chosen = st.multiselect("Runs", with_history, default=with_history[:2], key="runs_compare")
 with metric_column:
