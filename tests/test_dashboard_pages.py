@@ -34,7 +34,7 @@ def test_build_shows_the_seed_parameter_counts(preset, total):
     app.selectbox(key="build_preset").set_value(preset).run()
     assert not app.exception
     assert _metric(app, "Total parameters") == total
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert f"{sum(int(cell.replace(',', '')) for cell in table['Parameters']):,}" == total
 
 

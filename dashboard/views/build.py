@@ -75,10 +75,12 @@ table = pd.DataFrame(
         "Type": [layer.type for layer in description.layers],
         "Output shape": [str(layer.output_shape).replace("None", "batch") for layer in description.layers],
         "Parameters": [f"{layer.params:,}" for layer in description.layers],
-        "Formula": [layer.formula for layer in description.layers],
+        # st.table reads its cells as markdown: V*d = 10000*32 would turn into italics.
+        "Formula": [widgets.escape_markdown(layer.formula) for layer in description.layers],
     }
 )
-st.dataframe(table, hide_index=True, key="build_summary_table")
+# A static table: a few rows whose text wraps (in a scrolling frame, a 1,024 px window cut the Formula column).
+st.table(table.set_index("Layer"))
 total_column, size_column = st.columns(2)
 total_column.metric("Total parameters", f"{description.total_params:,}")
 size_column.metric("Size (float32)", f"{description.size_bytes / 1e6:,.2f} MB")
