@@ -24,13 +24,21 @@ def history_figure(history: dict, metric: str, title: str, height: int = 320) ->
                 x=list(range(1, len(validation) + 1)), y=validation, mode="lines+markers", name=f"Validation {metric}"
             )
         )
+    epochs = max(len(training), len(validation), 1)
     best = best_epoch(history)
     if best is not None:
+        # The label reads away from the edge it is nearest: from the right half of the chart it runs leftwards.
+        side = "top left" if best.epoch >= (epochs + 1) / 2 else "top right"
         figure.add_vline(
-            x=best.epoch, line_dash="dot", line_color="gray", annotation_text=f"{BEST_EPOCH_LABEL}: {best.epoch}"
+            x=best.epoch,
+            line_dash="dot",
+            line_color="gray",
+            annotation_text=f"{BEST_EPOCH_LABEL}: {best.epoch}",
+            annotation_position=side,
         )
     figure.update_layout(title=title, xaxis_title="Epochs", yaxis_title=metric.capitalize(), height=height, **_LAYOUT)
-    figure.update_xaxes(rangemode="tozero", dtick=1 if len(training) <= 20 else None)
+    # The epochs run, and no more: the label's text stretched the automatic range to 13 epochs out of 3.
+    figure.update_xaxes(range=[0.5, epochs + 0.5], dtick=1 if epochs <= 20 else None)
     # Loss and accuracy are never negative; without this a single epoch's point is padded into negative values.
     figure.update_yaxes(rangemode="nonnegative")
     return figure
