@@ -62,35 +62,57 @@ def summary(args: argparse.Namespace) -> int:
 
 
 class _ProgressLine:
-    """The one-line progress bar `train` redraws on stderr (only on a terminal: logs get the epoch lines alone)."""
+    """The progress bar long commands draw on stderr (rich's: the share done, time spent and time left), only on a
+    terminal: logs, CI and the dashboard's child process get the plain lines alone. One bar at a time; a bar of another
+    kind (the next epoch, loading, rows) replaces it, and clear() erases it before a line is printed."""
 
     def __init__(self, stream, epochs: int) -> None:
         self.stream = stream
         self.epochs = epochs
         self.enabled = stream.isatty()
-        self.drawn_at = 0.0
+        self._progress = None  # rich.progress.Progress while a bar is shown
+        self._task = None
+        self._kind = None
 
-    def draw(self, text: str, force: bool = False) -> None:
-        import time
-
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.drawn_at < 0.1):
+    def _show(self, kind: str, description: str, completed: float, total: float | None) -> None:
+        if not self.enabled:
             return
-        self.drawn_at = now
-        self.stream.write("\r" + text[:100].ljust(100))
-        self.stream.flush()
+        if self._progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import TimeRemainingColumn
+
+            columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+            # Nothing redirected: with stdout piped to a file, rich would move what is printed meanwhile to stderr.
+            self._progress = Progress(
+                *columns,
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._progress.start()
+        if self._kind != kind:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(description, total=total)
+            self._kind = kind
+        self._progress.update(self._task, description=description, completed=completed, total=total)
 
     def batch(self, epoch: int, fraction: float) -> None:
-        filled = int(fraction * 30)
-        self.draw(f"epoch {epoch}/{self.epochs} [{'=' * filled}{'.' * (30 - filled)}] {fraction:4.0%}")
+        self._show(f"epoch {epoch}", f"epoch {epoch}/{self.epochs}", fraction, 1.0)
 
     def loading(self, fraction: float, message: str) -> None:
-        self.draw(f"loading data {fraction:4.0%} {message}")
+        self._show("loading", f"loading data: {message}", fraction, 1.0)
+
+    def rows(self, fraction: float, rows: int) -> None:
+        self._show("rows", f"{rows:,} rows scored", fraction, 1.0)
 
     def clear(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = self._task = self._kind = None
 
 
 def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, cancel):
@@ -141,7 +163,11 @@ def _resume(args: argparse.Namespace, progress: _ProgressLine, fitting, cancel) 
     run = read_run(args.resume) if Path(args.resume).is_dir() else None
     epochs[0] = progress.epochs = (run.epochs_planned or 0) if run else 0
     _import_tensorflow_quietly()
-    return resume(args.resume, callbacks, on_loading=progress.loading, on_data=print)
+    def data_line(line: str) -> None:
+        progress.clear()
+        print(line)
+
+    return resume(args.resume, callbacks, on_loading=progress.loading, on_data=data_line)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -276,7 +302,10 @@ def export(args: argparse.Namespace) -> int:
         check_web_folder(Path(args.web))
     if Path(args.run_dir).is_dir():
         _import_tensorflow_quietly()
-    result = export_run(args.run_dir, args.out, trajectory=args.trajectory)
+    # Each stage on stderr as it starts: loading TensorFlow, reading reviews and the parity check take seconds each.
+    result = export_run(
+        args.run_dir, args.out, trajectory=args.trajectory, on_stage=lambda text: _note(f"export: {text}...")
+    )
     native = ", ".join(f"{count} {op}" for op, count in result.recurrent_layers.items())
     print(f"recurrent ops: {native}; nodes: {sum(result.op_counts.values())}")
     print(f"parity: max |Keras - onnxruntime| = {result.parity_max_abs_diff:.2e} on {result.parity_inputs}")
@@ -371,17 +400,23 @@ def _predict_table(args: argparse.Namespace) -> int:
         if args.out is not None:
             file_format(args.out, "output")
         predictor = Predictor.from_file(model_path(args.model))
-        results = predict_table(predictor, source, text_column=args.text_column)
-        if args.out is not None:
-            written = write_predictions(results, args.out, predictor.metadata.labels, source)
-        else:
-            rows = failed = 0
-            for result in results:
-                rows, failed = rows + 1, failed + (result.prediction is None)
-                sys.stdout.write(json_line(result.to_dict()))
-            if rows == 0:
-                raise ValueError(f"{source} has a header but no rows to classify")
-            written = Written(rows, failed)
+        # Rows done on a terminal's stderr, the bar erased before the last lines: stdout holds the records alone.
+        progress = _ProgressLine(sys.stderr, 0)
+        progress.enabled = progress.enabled and (args.out is not None or not sys.stdout.isatty())  # else lines show it
+        results = predict_table(predictor, source, text_column=args.text_column, progress=progress.rows)
+        try:
+            if args.out is not None:
+                written = write_predictions(results, args.out, predictor.metadata.labels, source)
+            else:
+                rows = failed = 0
+                for result in results:
+                    rows, failed = rows + 1, failed + (result.prediction is None)
+                    sys.stdout.write(json_line(result.to_dict()))
+                if rows == 0:
+                    raise ValueError(f"{source} has a header but no rows to classify")
+                written = Written(rows, failed)
+        finally:
+            progress.clear()
     if written.failed:
         print(f"{written.failed:,} of {written.rows:,} rows had no review text (an error each)", file=sys.stderr)
     if args.out is not None:

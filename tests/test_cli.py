@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -319,3 +320,27 @@ def test_resume_refuses_a_missing_folder_and_other_settings_in_one_line(capsys, 
     assert_one_error_line(status, err, "no run folder at")
     status, _, err = run_cli(capsys, "train", "--resume", str(tmp_path), "--preset", "seed", "--limit", "5")
     assert_one_error_line(status, err, "drop --preset, --limit")
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr does in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_on_a_terminal_only_and_erases_itself():
+    from core.commands import _ProgressLine
+
+    terminal, log = _Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        bar = _ProgressLine(stream, 3)
+        for step in range(11):
+            bar.batch(1, step / 10)
+        bar.loading(0.5, "reading reviews")
+        bar.batch(2, 0.25)
+        bar.clear()
+    drawn = terminal.getvalue()
+    assert "epoch 1/3" in drawn and "epoch 2/3" in drawn and "loading data: reading reviews" in drawn
+    assert drawn.endswith("\x1b[2K"), "cleared: the last line erased before the epoch line is printed"
+    assert log.getvalue() == "", "a log or a pipe gets the epoch lines alone"

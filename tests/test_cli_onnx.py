@@ -39,9 +39,13 @@ def test_export_writes_the_file_and_prints_its_path_last(exported, capsys, monke
     assert status == 0 and (run_dir / "model.onnx").is_file()
     monkeypatch.delenv("IMDB_DATA", raising=False)
     out = tmp_path / "copy.onnx"
-    status, stdout, _ = _run(["export", str(run_dir), "--out", str(out)], capsys)
+    status, stdout, stderr = _run(["export", str(run_dir), "--out", str(out)], capsys)
     lines = stdout.strip().splitlines()
     assert status == 0 and lines[-1] == str(out) and out.is_file()
+    # Which stage it is in, on stderr as each starts; stdout keeps the results alone.
+    stages = [line for line in stderr.splitlines() if line.startswith("export: ")]
+    assert [stage.split()[1] for stage in stages] == ["loading", "reading", "converting", "checking", "making"], stderr
+    assert not any(line.startswith("export: ") for line in lines)
     assert any("1 RNN" in line for line in lines) and any("parity" in line for line in lines)
     assert any(line.startswith(f"text file (raw reviews in): {tmp_path / 'copy.text.onnx'}") for line in lines)
     assert not Predictor.from_file(out).has_trajectory and Predictor.from_run(run_dir).has_trajectory

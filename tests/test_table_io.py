@@ -2,7 +2,9 @@
 bad input is one error line and no output file."""
 
 import csv
+import io
 import json
+import sys
 import tracemalloc
 
 import numpy as np
@@ -225,3 +227,21 @@ def test_flag_mistakes_are_one_line(model_file, tmp_path, capsys):
         assert main(["predict", "--model", str(model_file), *arguments]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, (arguments, error)
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr does in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rows_done_show_on_a_terminal_and_the_output_is_unchanged(model_file, tmp_path, capsys, monkeypatch):
+    source = _csv(tmp_path / "in.csv", TEXTS)
+    out = tmp_path / "out.jsonl"
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["predict", "--model", str(model_file), "--input", str(source), "--out", str(out)]) == 0
+    drawn = terminal.getvalue()
+    assert "rows scored" in drawn and "100%" in drawn, drawn
+    assert capsys.readouterr().out.strip() == str(out) and len(out.read_text().splitlines()) == len(TEXTS)

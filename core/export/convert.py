@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,8 +172,10 @@ def export_model(
     parity_inputs: str = "",
     padding_skip: bool = True,
     steps_switch: bool = True,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Convert, check parity on parity_ids (else the example reviews) plus random ids, and write one .onnx file.
+    on_stage hears each stage as it starts, in a few words ("converting with tf2onnx").
 
     padding_skip=False writes the graph files had before the padding-free path: every row at full sequence_length,
     SimpleRNN layers as plain RNN nodes. steps_switch=False writes a trajectory file as it was before the steps switch:
@@ -187,6 +189,8 @@ def export_model(
             f"the vocabulary has {vocabulary.num_words:,} ids but the model {config.vocabulary_size:,}: "
             "they come from different runs"
         )
+    stage = on_stage or (lambda _: None)
+    stage("converting with tf2onnx and rewriting to native recurrent ops")
     proto = convert(model, config, trajectory=trajectory, padding_skip=padding_skip, steps_switch=steps_switch)
     if parity_ids is None:
         from core.data.examples import EXAMPLE_REVIEWS
@@ -200,6 +204,7 @@ def export_model(
         parity_inputs = parity_inputs or f"{len(EXAMPLE_REVIEWS)} example reviews"
     parity_inputs = f"{parity_inputs or f'{len(parity_ids)} given reviews'} and {RANDOM_PARITY_ROWS} random id rows"
     ids = np.concatenate([np.asarray(parity_ids, dtype=np.int32), parity.random_ids(config, RANDOM_PARITY_ROWS)])
+    stage(f"checking parity with Keras on {parity_inputs}")
     differences = parity.keras_differences(proto, model, config, ids, trajectory=trajectory)
     difference = differences[OUTPUT_NAME]
     steps_difference = differences.get(TRAJECTORY_NAME)
@@ -237,6 +242,7 @@ def export_model(
     out = Path(out)
     # Its companion that reads raw reviews (core.export.text_file), made and checked before either file is written.
     text_out = text_path(out)
+    stage("making and checking the text file (raw reviews in)")
     try:
         text_data, text_difference, _ = checked_text_file(proto, metadata, str(text_out))
     except ValueError as error:
@@ -288,8 +294,10 @@ def export_run(
     *,
     trajectory: bool = False,
     parity_reviews: Sequence[str] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export a run's model.keras to out (default RUN_DIR/model.onnx); parity_reviews replaces the checked texts."""
+    """Export a run's model.keras to out (default RUN_DIR/model.onnx); parity_reviews replaces the checked texts;
+    on_stage hears each stage as it starts (loading, reading reviews, converting, parity, the text file)."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         raise ExportError(f"{run_dir} is a file, not a run folder; `python -m core runs` lists the runs")
@@ -314,6 +322,8 @@ def export_run(
     experiment = run.config
     config = experiment.model
     _check_exportable(config)
+    stage = on_stage or (lambda _: None)
+    stage(f"loading TensorFlow and {run.model_path.name}")
     import keras  # after the checks: a mistyped folder fails in milliseconds, not after TensorFlow's start-up
 
     try:
@@ -330,6 +340,7 @@ def export_run(
         )
         real = (given, f"{len(texts)} given reviews")
     else:
+        stage("reading the run's test reviews for the parity check")
         real = _real_review_ids(run, vocabulary, config)
     parity_ids, parity_inputs = real if real is not None else (None, "")
     return export_model(
@@ -342,4 +353,5 @@ def export_run(
         trajectory=trajectory,
         parity_ids=parity_ids,
         parity_inputs=parity_inputs,
+        on_stage=on_stage,
     )

@@ -102,10 +102,16 @@ if export_clicked and access.require_write("exporting a run to ONNX"):
     from core.export import export_run
 
     clicked_at = time.perf_counter()
-    with st.spinner("Converting with tf2onnx, rewriting to native recurrent ops, checking parity with Keras..."):
+    # The stage it is in as the label: loading TensorFlow, reading reviews and the parity check take seconds each.
+    with st.status("Exporting...") as status:
         try:
-            result = export_run(run.path, trajectory=trajectory)
+            result = export_run(
+                run.path,
+                trajectory=trajectory,
+                on_stage=lambda text: status.update(label=widgets.message(text) + "..."),
+            )
         except ValueError as error:
+            status.update(label="The export failed", state="error")
             st.error(widgets.message(str(error)))
             st.stop()
     st.session_state[LAST_EXPORT_KEY] = {
