@@ -26,6 +26,7 @@ pages = [
     st.Page(_VIEWS / "compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page(_VIEWS / "export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page(_VIEWS / "inside.py", title="Inside the RNN", icon=":material/visibility:", url_path="inside"),
+    st.Page(_VIEWS / "words.py", title="Words", icon=":material/abc:", url_path="words"),
 ]
 
 from core import paths  # noqa: E402

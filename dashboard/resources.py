@@ -194,6 +194,25 @@ def _cached_predictor(path: str, modified_ns: int):
     return Predictor.from_file(path)
 
 
+# The whole vocabulary scored and the embedding read once a file (a few tenths of a second for the shipped model).
+@st.cache_resource(max_entries=4, show_spinner="Scoring every word of the vocabulary alone...")
+def _cached_words(path: str, modified_ns: int):
+    import onnx
+
+    from core.scoring import file_embedding, word_scores
+
+    predictor = _cached_predictor(path, modified_ns)
+    scores = word_scores(predictor)
+    table = file_embedding(onnx.load(path), predictor.metadata.vocabulary.num_words)
+    return scores, (None if table is None else table[scores.ids])
+
+
+def learned_words(path: str | Path):
+    """(WordScores, the embedding's rows of those words or None) of an exported file, shared until the file changes."""
+    path = Path(path)
+    return _cached_words(str(path.resolve()), _modified_ns(path))
+
+
 def predictor(path: str | Path):
     """The Predictor of an exported .onnx file, shared until the file changes; ModelFileError (a ValueError) if unusable."""
     path = Path(path)

@@ -84,7 +84,7 @@ def _infos(app: AppTest) -> str:
     return " ".join(info.value for info in app.info)
 
 
-@pytest.mark.parametrize("page", ["classify", "build", "data", "evaluate", "compare", "export", "inside"])
+@pytest.mark.parametrize("page", ["classify", "build", "data", "evaluate", "compare", "export", "inside", "words"])
 def test_each_page_says_what_read_only_mode_allows(read_only, page):
     app = _open(page)
     assert "Read-only mode: you can classify reviews" in _infos(app)

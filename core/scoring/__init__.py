@@ -12,6 +12,7 @@ __all__, __getattr__, __dir__ = public_names(
         "files": ("predict_csv",),
         "predictor": ("Prediction", "Predictor", "model_path"),
         "ray": ("import_ray", "score_on_ray"),
+        "words": ("WordScores", "file_embedding", "nearest_words", "word_map", "word_scores"),
         "table_io": (
             "Written",
             "file_format",
