@@ -387,9 +387,14 @@ def _predict_table(args: argparse.Namespace) -> int:
 
         if args.out is None:
             raise ValueError("--engine ray writes a Parquet file: give it with --out FILE.parquet")
-        written = score_on_ray(
-            model_path(args.model), args.input, args.out, text_column=args.text_column, address=args.address
-        )
+        import contextlib
+
+        # Ray prints its own system messages (a worker that died and was replaced) on the driver's stdout, where the
+        # command prints only the output's path: they go to stderr with the other notes.
+        with contextlib.redirect_stdout(sys.stderr):
+            written = score_on_ray(
+                model_path(args.model), args.input, args.out, text_column=args.text_column, address=args.address
+            )
     else:
         source = Path(args.input)
         if source.is_dir():

@@ -120,3 +120,15 @@ def choose(page, label: str, text: str) -> None:
     page.keyboard.type(text)
     page.get_by_role("option").filter(has_text=text).first.click()
     wait_idle(page)
+
+
+def open_page(page: str = "classify", timeout: float = 120):
+    """The dashboard in Streamlit's AppTest (no server, no browser), switched to views/<page>.py, run without an
+    exception: the pages' own tests start here."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(APP), default_timeout=timeout).run()
+    if page != "classify":
+        app.switch_page(f"views/{page}.py").run()
+    assert not app.exception, app.exception
+    return app

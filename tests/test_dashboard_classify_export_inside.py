@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import paths
 from core.data.examples import EXAMPLE_REVIEWS
 from core.data.text import tokenize
-from tests.browser_support import APP, plotly_values, tiny_exported_run
+from tests.browser_support import APP, open_page, plotly_values, tiny_exported_run
 from tests.float_checks import assert_close
 
 # A tiny model is trained and converted once for the module: seconds, not milliseconds.
@@ -38,14 +38,6 @@ def tiny_default(tiny_run, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(paths, "DEFAULT_MODEL", tiny_run / "model.onnx")
     return tiny_run
-
-
-def _open(page: str) -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
-    if page != "classify":
-        app.switch_page(f"views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
 
 
 def _plain(markdown: str) -> str:
@@ -71,7 +63,7 @@ def _no_html(app: AppTest) -> None:
 
 @pytest.mark.parametrize("page", ["classify", "export", "inside"])
 def test_page_renders_without_exception(tiny_default, page):
-    app = _open(page)
+    app = open_page(page)
     assert app.title[0].value
 
 
@@ -79,12 +71,12 @@ def test_page_renders_without_exception(tiny_default, page):
 def test_page_explains_when_there_is_no_model_or_run(tmp_path, monkeypatch, page):
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "no-runs"))
     monkeypatch.setattr(paths, "DEFAULT_MODEL", tmp_path / "missing.onnx")
-    app = _open(page)
+    app = open_page(page)
     assert app.info, "an empty runs folder gets a friendly note"
 
 
 def test_classify_an_example_in_one_click(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     assert app.selectbox(key="classify_model").value == "Shipped default model"
     app.button_group(key="classify_example").set_value("Warm and funny").run()
     assert not app.exception, app.exception
@@ -104,14 +96,14 @@ def test_classify_an_example_in_one_click(tiny_default):
 def test_the_review_and_its_button_are_one_form_so_a_click_is_one_rerun(tiny_default):
     """Outside a form a text area sends its text when it loses focus, and a browser's type-then-click cost two reruns;
     in one the text goes with the click (bench/load_test.py measures the browsers)."""
-    app = _open("classify")
+    app = open_page("classify")
     form = app.text_area(key="classify_review").proto.form_id
     assert form and app.button(key="classify_run").proto.form_id == form
     assert app.button(key="classify_run").proto.is_form_submitter
 
 
 def test_classify_separates_the_made_up_signal(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     positive = float(_metric(_classify(app, "superb wonderful great loved brilliant"), "Positive probability")[:-1])
     negative = float(_metric(_classify(app, "awful boring terrible waste dull"), "Positive probability")[:-1])
     assert positive > 50.0 > negative
@@ -121,7 +113,7 @@ def test_classify_with_the_shipped_default_model(tmp_path, monkeypatch):
     if not paths.DEFAULT_MODEL.is_file():
         pytest.fail(f"{paths.DEFAULT_MODEL} is missing: the default model is shipped with the project (make default-model)")
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "runs"))
-    app = _open("classify")
+    app = open_page("classify")
     assert app.selectbox(key="classify_model").value == "Shipped default model"
     app.button_group(key="classify_example").set_value("Warm and funny").run()
     assert _metric(app, "Label") == "positive"
@@ -130,7 +122,7 @@ def test_classify_with_the_shipped_default_model(tmp_path, monkeypatch):
 
 
 def test_empty_review_gets_a_message_not_an_exception(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     for text in ("", "   \n\t "):
         _classify(app, text)
         assert [warning.value for warning in app.warning] == [
@@ -142,7 +134,7 @@ def test_empty_review_gets_a_message_not_an_exception(tiny_default):
 
 
 def test_script_tags_are_shown_as_text_never_run(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     review = "<script>alert('owned')</script><b>great</b> <img src=x onerror=alert(1)> movie"
     _classify(app, review)
     assert app.text_area(key="classify_review").value == review
@@ -153,7 +145,7 @@ def test_script_tags_are_shown_as_text_never_run(tiny_default):
 
 
 def test_long_unknown_emoji_and_control_character_reviews(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     _classify(app, "great movie " * 500_000)  # about 6 MB of text
     assert _metric(app, "Tokens used") == "60" and int(_metric(app, "Cut off").replace(",", "")) == 1_000_000 - 60
     # No word the model knows: no label, as for an empty review (the score would be the prior, or <unk>'s alone).
@@ -196,7 +188,7 @@ def _external_data_model(tiny_run: Path) -> bytes:
 
 
 def test_bad_model_uploads_get_one_clear_message(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     app.selectbox(key="classify_model").set_value(UPLOAD).run()
     assert not app.exception and not app.error, "no message before a file is given"
     cases = [
@@ -225,7 +217,7 @@ def _upload_csv(app: AppTest, data: bytes, name: str = "reviews.csv") -> AppTest
 
 
 def test_batch_csv_table_and_download(tiny_default):
-    app = _open("classify")
+    app = open_page("classify")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "review"])
@@ -250,7 +242,7 @@ def test_batch_csv_table_and_download(tiny_default):
     ],
 )
 def test_bad_csvs_get_one_clear_message(tiny_default, data, expected):
-    app = _open("classify")
+    app = open_page("classify")
     _upload_csv(app, data, "mine.csv")
     message = _plain(app.error[0].value)
     assert len(app.error) == 1 and expected in message, [error.value for error in app.error]
@@ -263,7 +255,7 @@ def test_bad_csvs_get_one_clear_message(tiny_default, data, expected):
 
 
 def test_csv_with_a_header_and_no_rows_gets_a_warning(tiny_default):
-    app = _upload_csv(_open("classify"), b"text,label\n\n", "header-only.csv")
+    app = _upload_csv(open_page("classify"), b"text,label\n\n", "header-only.csv")
     assert [_plain(warning.value) for warning in app.warning] == ["header-only.csv has a header but no reviews."]
     assert not app.dataframe and not app.error
 
@@ -284,7 +276,7 @@ def test_batch_parquet_upload_scores_like_the_predictor_and_downloads_both_forma
     from core.scoring.predictor import Predictor
 
     texts = ["great superb wonderful", "awful boring", None, "loved it", "dull plot"]
-    app = _open("classify")
+    app = open_page("classify")
     app.file_uploader(key="classify_csv").set_value(
         ("mine.parquet", _parquet_upload({"id": list(range(5)), "text": texts}), "application/octet-stream")
     ).run()
@@ -323,7 +315,7 @@ def test_bad_parquet_uploads_get_one_clear_message(tiny_default, data, expected)
         data = _parquet_upload({"title": ["nice"], "stars": [5]})
     elif data == "numbers":
         data = _parquet_upload({"text": [1, 2]})
-    app = _open("classify")
+    app = open_page("classify")
     app.file_uploader(key="classify_csv").set_value(("mine.parquet", data, "application/octet-stream")).run()
     app.button(key="classify_csv_run").click().run()
     assert not app.exception, app.exception
@@ -335,12 +327,12 @@ def test_bad_parquet_uploads_get_one_clear_message(tiny_default, data, expected)
 
 
 def test_a_csv_upload_offers_the_csv_download_only(tiny_default):
-    app = _upload_csv(_open("classify"), b"text\ngreat\n")
+    app = _upload_csv(open_page("classify"), b"text\ngreat\n")
     assert [button.proto.label for button in app.get("download_button")] == ["Download predictions as CSV"]
 
 
 def test_export_shows_native_ops_parity_and_downloads(tiny_default):
-    app = _open("export")
+    app = open_page("export")
     app.toggle(key="export_trajectory").set_value(True)
     app.button(key="export_start").click().run()
     assert not app.exception, app.exception
@@ -376,7 +368,7 @@ def test_run_zip_holds_config_history_csv_and_both_models(tiny_default):
 
 
 def test_inside_moves_through_steps_and_matches_keras_and_onnxruntime(tiny_default):
-    app = _open("inside")
+    app = open_page("inside")
     app.selectbox(key="inside_review").set_value("My own review").run()
     app.text_area(key="inside_review_text").input("the plot was great and moving").run()
     assert _metric(app, "Token at this step") == "moving", "a new review starts at its last step"
@@ -395,7 +387,7 @@ def test_inside_moves_through_steps_and_matches_keras_and_onnxruntime(tiny_defau
 
 
 def test_inside_own_review_and_empty_review(tiny_default):
-    app = _open("inside")
+    app = open_page("inside")
     app.selectbox(key="inside_review").set_value("My own review").run()
     assert app.info and not app.exception
     app.text_area(key="inside_review_text").input("great").run()
@@ -441,7 +433,7 @@ def test_an_uploaded_model_with_an_endless_loop_costs_one_time_limit_and_the_pag
     from tests.hand_built_file import endless_loop_model
 
     monkeypatch.setattr(run_guard.WATCH, "seconds", 1.0)  # the same guard, a tenth of its time limit
-    app = _open("classify")
+    app = open_page("classify")
     app.selectbox(key="classify_model").set_value(UPLOAD).run()
     hostile = endless_loop_model().SerializeToString()
     app.file_uploader(key="classify_model_upload").set_value(("loop.onnx", hostile, "application/octet-stream")).run()

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core import paths
 from core.scoring.predictor import Predictor
 from core.data.text import tokenize
-from tests.browser_support import plotly_values
+from tests.browser_support import open_page, plotly_values
 from tests.hand_built_file import SEQUENCE_LENGTH, WORDS, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,13 +57,6 @@ def setup(tmp_path, monkeypatch) -> dict:
     return {"default": default, "run_model": run_model, "test": test}
 
 
-def _open() -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=60).run()
-    app.switch_page("views/evaluate.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def _metric(app: AppTest, label: str) -> str:
     return next(metric.value for metric in app.metric if metric.label == label)
 
@@ -84,7 +77,7 @@ def _expected(setup) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_metrics_match_the_models_predictions_and_the_slider_moves_the_confusion_matrix(setup):
-    app = _open()
+    app = open_page("evaluate")
     assert app.title[0].value == "Evaluate a model"
     assert app.slider(key="evaluate_threshold").value == pytest.approx(0.5), "the slider starts at the file's threshold"
     labels, scores = _expected(setup)
@@ -111,7 +104,7 @@ def test_metrics_match_the_models_predictions_and_the_slider_moves_the_confusion
 
 
 def test_the_mistakes_browser_lists_confident_mistakes_first_and_opens_one(setup):
-    app = _open()
+    app = open_page("evaluate")
     labels, scores = _expected(setup)
     table = app.dataframe[0].value
     wrong = (scores >= 0.5) != (labels == 1)
@@ -142,7 +135,7 @@ def test_saving_the_threshold_into_a_runs_file_and_a_copy_for_the_shipped_model(
     scored = []
     original = scored_split.score_split
     monkeypatch.setattr(scored_split, "score_split", lambda *args, **kwargs: scored.append(1) or original(*args, **kwargs))
-    app = _open()
+    app = open_page("evaluate")
     with pytest.raises(KeyError):
         app.button(key="evaluate_save")  # the shipped model is never changed in place
     downloads = [button.proto.label for button in app.get("download_button")]
@@ -160,11 +153,11 @@ def test_saving_the_threshold_into_a_runs_file_and_a_copy_for_the_shipped_model(
 
 def test_without_data_or_model_the_page_explains_in_one_line(setup, tmp_path, monkeypatch):
     monkeypatch.setenv("IMDB_DATA", str(tmp_path / "nowhere.tar.gz"))
-    app = _open()
+    app = open_page("evaluate")
     assert len(app.error) == 1 and "does not exist" in app.error[0].value and "\n" not in app.error[0].value
     monkeypatch.setattr(paths, "DEFAULT_MODEL", tmp_path / "missing.onnx")
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "no-runs"))
-    app = _open()
+    app = open_page("evaluate")
     assert app.info and "No model yet" in app.info[0].value and not app.error
 
 

@@ -4,16 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+
 from streamlit.testing.v1 import AppTest
 
+from tests.browser_support import open_page
+
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
-
-
-def _open(page: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=60).run()
-    app.switch_page(f"views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +26,7 @@ def _metric(app: AppTest, label: str) -> str:
     ("preset", "total"), [("seed-rnn", "322,080"), ("seed-stacked", "328,320"), ("seed", "322,113")]
 )
 def test_build_shows_the_seed_parameter_counts(preset, total):
-    app = _open("build")
+    app = open_page("build")
     app.selectbox(key="build_preset").set_value(preset).run()
     assert not app.exception
     assert _metric(app, "Total parameters") == total
@@ -39,7 +35,7 @@ def test_build_shows_the_seed_parameter_counts(preset, total):
 
 
 def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
-    app = _open("build")
+    app = open_page("build")
     app.number_input(key="build_layer_0_units").set_value(0).run()
     assert not app.exception
     assert [error.value for error in app.error] == ["Layer 1: units must be between 1 and 4,096, got 0"]
@@ -53,7 +49,7 @@ def test_build_explains_a_bad_value_next_to_the_field_and_keeps_working():
 def test_build_says_when_the_form_no_longer_holds_the_preset(preset):
     from core.config import PRESET_DESCRIPTIONS
 
-    app = _open("build")
+    app = open_page("build")
     app.selectbox(key="build_preset").set_value(preset).run()
     assert PRESET_DESCRIPTIONS[preset] in [caption.value for caption in app.caption]
     app.number_input(key="build_layer_0_units").set_value(17).run()
@@ -65,7 +61,7 @@ def test_build_says_when_the_form_no_longer_holds_the_preset(preset):
 
 
 def test_build_adds_and_removes_layers_and_keeps_the_config_for_train():
-    app = _open("build")
+    app = open_page("build")
     app.button(key="build_add_layer").click().run()
     assert _metric(app, "Total parameters") == f"{322_113 + 32 * (32 + 32 + 1):,}"
     assert len(app.session_state["experiment_config"].model.recurrent_layers) == 2
@@ -104,7 +100,7 @@ def tiny_csv(tmp_path_factory) -> Path:
 
 def test_data_shows_counts_lengths_and_a_review_for_a_tiny_source(tiny_csv, monkeypatch):
     monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
-    app = _open("data")
+    app = open_page("data")
     counts = app.dataframe[0].value.set_index("Split")
     assert counts.loc["train", "Total"] + counts.loc["test", "Total"] == 240
     assert counts.loc["test", "Total"] == 48, "a CSV without a split column holds out 20%"
@@ -120,7 +116,7 @@ def test_data_shows_counts_lengths_and_a_review_for_a_tiny_source(tiny_csv, monk
 
 def test_data_explains_a_missing_source_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("IMDB_DATA", str(tmp_path / "nowhere.tar.gz"))
-    app = _open("data")
+    app = open_page("data")
     assert len(app.error) == 1
     assert "does not exist" in app.error[0].value and "\n" not in app.error[0].value
     assert not app.dataframe
@@ -188,7 +184,7 @@ def test_runs_lists_a_broken_run_with_its_reason(tmp_path):
     (run / "config.json").write_text(json.dumps(PRESETS["seed"].to_dict()))
     (run / "run.json").write_text(json.dumps({"status": "finished", "created": "2026-01-01T00:00:00+00:00"}))
     (run / "history.json").write_text('{"loss": [0.6, 0.')
-    app = _open("runs")
+    app = open_page("runs")
     table = app.dataframe[0].value
     assert list(table["Run"]) == [run.name]
     assert "history.json is missing or corrupt" in table["Problem"][0]
@@ -223,7 +219,7 @@ def test_interrupted_and_broken_runs_are_shown_sensibly_and_refused_politely(tmp
     corrupt = _made_run(runs, "20260101-000001-seed-badhis", "cancelled", epochs=1, model=b"")
     (corrupt / "history.json").write_text('{"loss": [0.6, 0.')
 
-    app = _open("runs")
+    app = open_page("runs")
     table = app.dataframe[0].value.set_index("Run")
     assert table.loc[interrupted.name, "Status"] == "interrupted"
     assert table.loc[interrupted.name, "Epochs"] == "2/2"
@@ -236,7 +232,7 @@ def test_interrupted_and_broken_runs_are_shown_sensibly_and_refused_politely(tmp
     assert len(app.get("plotly_chart")) >= 2, "its curves are drawn"
 
     for page, action in (("export", "export"), ("inside", "look inside")):
-        app = _open(page)
+        app = open_page(page)
         for run, reason in (
             (interrupted, "without saving its weights"),
             (truncated, "model.keras is truncated or corrupt"),
@@ -261,7 +257,7 @@ def test_offline_keras_download_is_one_message_and_the_other_pages_work(monkeypa
 
     monkeypatch.delenv("IMDB_DATA", raising=False)
     monkeypatch.setattr(data, "_load_keras", offline)
-    app = _open("data")
+    app = open_page("data")
     assert len(app.error) == 1 and app.error[0].value.startswith("Cannot download Keras")
     assert app.get("file_uploader"), "a CSV can still be uploaded here"
     app.switch_page("views/train.py").run()
@@ -337,7 +333,7 @@ def test_start_training_is_off_while_a_training_runs_and_read_only_invites_no_st
 
 def test_a_bad_csv_upload_on_data_stays_explained_and_the_page_keeps_working(tiny_csv, monkeypatch):
     monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
-    app = _open("data")
+    app = open_page("data")
     app.file_uploader(key="data_upload").set_value(("mine [x](y).csv", b"title,stars\nnice,5\n", "text/csv")).run()
     assert not app.exception
     for _ in range(2):
@@ -440,7 +436,7 @@ def test_a_read_only_visitor_cannot_make_the_server_encode_the_reviews_with_anot
 
     monkeypatch.setenv("IMDB_DATA", str(tiny_csv))
     monkeypatch.setenv(access.READ_ONLY_VARIABLE, "1")
-    app = _open("build")
+    app = open_page("build")
     app.number_input(key="build_vocabulary_size").set_value(500).run()
     app.switch_page("views/data.py").run()
     assert not app.exception, app.exception

@@ -7,7 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from streamlit.testing.v1 import AppTest
+
+from tests.browser_support import open_page
 
 from browser_support import tiny_exported_run
 from dashboard import access
@@ -52,13 +55,6 @@ def _files(folder: Path) -> dict[str, str]:
     }
 
 
-def _open(page: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120).run()
-    app.switch_page(f"views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def _refusing_handlers(monkeypatch) -> list[str]:
     """Writes allowed for drawing, but every handler's require_write says no and records the action it guards.
 
@@ -86,7 +82,7 @@ def _infos(app: AppTest) -> str:
 
 @pytest.mark.parametrize("page", ["classify", "build", "data", "evaluate", "compare", "export", "inside", "words"])
 def test_each_page_says_what_read_only_mode_allows(read_only, page):
-    app = _open(page)
+    app = open_page(page)
     assert "Read-only mode: you can classify reviews" in _infos(app)
     assert any("Read-only" in str(markdown.value) for markdown in app.sidebar.markdown) or any(
         "Read-only" in element.value for element in [*app.sidebar.info, *app.sidebar.warning, *app.sidebar.caption]
@@ -94,7 +90,7 @@ def test_each_page_says_what_read_only_mode_allows(read_only, page):
 
 
 def test_a_visitor_classifies_one_review_and_cannot_upload_a_model(read_only):
-    app = _open("classify")
+    app = open_page("classify")
     assert UPLOAD_MODEL_OPTION not in app.selectbox(key="classify_model").options
     app.text_area(key="classify_review").set_value("A wonderful, moving film. Loved it.")  # a form: sent with the click
     app.button(key="classify_run").click().run()
@@ -107,7 +103,7 @@ def test_a_visitor_classifies_one_review_and_cannot_upload_a_model(read_only):
 def test_a_csv_batch_is_capped_and_stored_nowhere_whatever_its_name(read_only, tmp_path, monkeypatch, name):
     monkeypatch.setattr(access, "BATCH_ROW_CAP_READ_ONLY", 5)
     before = _files(read_only)
-    app = _open("classify")
+    app = open_page("classify")
     rows = "".join(f"review {index}: a great film\n" for index in range(12))
     app.file_uploader(key="classify_csv").set_value((name, f"text\n{rows}".encode(), "text/csv")).run()
     app.button(key="classify_csv_run").click().run()
@@ -122,7 +118,7 @@ def test_a_csv_batch_is_capped_and_stored_nowhere_whatever_its_name(read_only, t
 def test_a_file_name_with_a_nul_byte_is_refused_before_the_page_sees_it(read_only, tmp_path):
     from starlette.exceptions import HTTPException
 
-    app = _open("classify")
+    app = open_page("classify")
     # The upload endpoint refuses the name (dashboard/access.py guard_uploads), so the file never reaches the widget,
     # where Streamlit's uploader would raise on every rerun; nothing is stored. (AppTest sends a widget's file again
     # at every run; a browser sends it once: test_hostile_visitors.py checks the session goes on, on a real server.)
@@ -133,9 +129,9 @@ def test_a_file_name_with_a_nul_byte_is_refused_before_the_page_sees_it(read_onl
 
 
 def test_data_refuses_to_store_an_upload(read_only, tmp_path, monkeypatch):
-    assert _open("data").file_uploader(key="data_upload").disabled
+    assert open_page("data").file_uploader(key="data_upload").disabled
     asked = _refusing_handlers(monkeypatch)
-    app = _open("data")
+    app = open_page("data")
     upload = ("../../reviews.csv", b"text,label\ngreat film,1\nawful film,0\n", "text/csv")
     app.file_uploader(key="data_upload").set_value(upload).run()
     assert not app.exception
@@ -152,11 +148,11 @@ def _choose_run(app: AppTest, key: str, run_id: str) -> None:
 def test_export_and_quantize_are_refused_on_the_server(read_only, monkeypatch):
     before = _files(read_only)
     run_id = next(path.name for path in read_only.iterdir() if path.name != UNEXPORTED)
-    shown = _open("export")
+    shown = open_page("export")
     _choose_run(shown, "export_run", run_id)
     assert shown.button(key="export_start").disabled and shown.button(key="export_quantize").disabled
     asked = _refusing_handlers(monkeypatch)
-    app = _open("export")
+    app = open_page("export")
     _choose_run(app, "export_run", run_id)
     app.button(key="export_start").click().run()
     app.button(key="export_quantize").click().run()
@@ -168,11 +164,11 @@ def test_export_and_quantize_are_refused_on_the_server(read_only, monkeypatch):
 def test_compare_refuses_to_export_the_runs_it_lacks(read_only, monkeypatch):
     before = _files(read_only)
     every_run = sorted(path.name for path in read_only.iterdir())
-    shown = _open("compare")
+    shown = open_page("compare")
     shown.multiselect(key="compare_runs").set_value(every_run).run()
     assert shown.button(key="compare_export").disabled
     asked = _refusing_handlers(monkeypatch)
-    app = _open("compare")
+    app = open_page("compare")
     app.multiselect(key="compare_runs").set_value(every_run).run()
     app.button(key="compare_export").click().run()
     assert asked == ["exporting runs to ONNX"]
@@ -187,12 +183,12 @@ def _choose_exported_model(app: AppTest) -> None:
 
 def test_evaluate_offers_a_copy_never_a_save(read_only, monkeypatch):
     before = _files(read_only)
-    app = _open("evaluate")
+    app = open_page("evaluate")
     _choose_exported_model(app)
     assert not [button for button in app.button if button.key == "evaluate_save"]
     assert [button for button in app.get("download_button") if button.proto.id.endswith("evaluate_download")]
     asked = _refusing_handlers(monkeypatch)
-    app = _open("evaluate")
+    app = open_page("evaluate")
     _choose_exported_model(app)
     app.button(key="evaluate_save").click().run()
     assert asked == ["saving a threshold into the model file"]
@@ -201,7 +197,7 @@ def test_evaluate_offers_a_copy_never_a_save(read_only, monkeypatch):
 
 def test_the_password_gives_this_session_the_writes_back(read_only, monkeypatch):
     monkeypatch.setenv("IMDB_ADMIN_PASSWORD", PASSWORD)
-    app = _open("export")
+    app = open_page("export")
     assert app.button(key="export_start").disabled
     app.sidebar.text_input(key="admin_password").set_value("wrong guess").run()
     assert [error.value for error in app.sidebar.error] == ["Wrong password."]
@@ -223,15 +219,15 @@ def test_an_upload_name_never_becomes_a_path_on_any_page(tiny_runs, tmp_path, mo
     reviews = (tiny_runs.parent / "reviews.csv").read_bytes()
     model = next(tiny_runs.glob("*/model.onnx")).read_bytes()
 
-    data = _open("data")
+    data = open_page("data")
     data.file_uploader(key="data_upload").set_value((name, reviews, "text/csv")).run()
     assert not data.exception and data.session_state["data_source_name"] == name
-    classify = _open("classify")
+    classify = open_page("classify")
     classify.selectbox(key="classify_model").set_value(UPLOAD_MODEL_OPTION).run()
     onnx_name = name.removesuffix(".csv") + ".onnx"  # Streamlit's uploader checks the extension itself
     classify.file_uploader(key="classify_model_upload").set_value((onnx_name, model, "application/octet-stream")).run()
     assert not classify.exception and not classify.error
-    build = _open("build")
+    build = open_page("build")
     json_name = name.removesuffix(".csv") + ".json"
     build.file_uploader(key="build_config_file").set_value((json_name, b'{"model": {}}', "application/json")).run()
     assert not build.exception
@@ -268,9 +264,9 @@ def test_start_and_stop_are_refused_on_the_server(read_only, monkeypatch):
     from dashboard import run_actions
 
     before = _files(read_only)
-    assert _open("train").button(key="train_start").disabled
+    assert open_page("train").button(key="train_start").disabled
     asked = _refusing_handlers(monkeypatch)
-    app = _open("train")
+    app = open_page("train")
     app.button(key="train_start").click().run()
     assert not app.exception and asked == ["starting a training"]
     # Stop is a callback: it checks can_write itself, and a read-only session's click sends no signal.

@@ -17,7 +17,13 @@ from core.export.model_file import STEPS_SWITCH_NAME, session_options
 from core.export.passes.text_front import TEXT_INPUT_NAME
 from core.export.web_page import BUNDLE_FILES, write_web_page
 from dashboard import served_page
-from tests.browser_support import APP, dashboard_environment, running_server, screenshot_on_failure, tiny_exported_run
+from tests.browser_support import (
+    dashboard_environment,
+    open_page,
+    running_server,
+    screenshot_on_failure,
+    tiny_exported_run,
+)
 
 TOLERANCE = 1e-5  # |onnxruntime-web - onnxruntime|: two builds of the same kernels
 
@@ -38,23 +44,15 @@ def dashboard(tiny_run, tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def _open(page: str) -> AppTest:
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
-    if page != "classify":
-        app.switch_page(f"views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
-
-
 def _links(app: AppTest) -> dict[str, str]:
     return {element.proto.label: element.proto.url for element in app.get("link_button")}
 
 
 @pytest.mark.slow
 def test_export_serves_the_runs_page_and_classify_links_to_it(dashboard):
-    app = _open("classify")
+    app = open_page("classify")
     assert "Classify in your own browser" not in _links(app), "no page is served yet: no link"
-    app = _open("export")
+    app = open_page("export")
     assert any("serves no page yet" in caption.value for caption in app.caption)
     app.button(key="export_web_page").click().run()
     assert not app.exception and not app.error, [error.value for error in app.error]
@@ -67,7 +65,7 @@ def test_export_serves_the_runs_page_and_classify_links_to_it(dashboard):
     with zipfile.ZipFile(io.BytesIO(served_page.page_zip())) as archive:
         assert sorted(archive.namelist()) == sorted(f"web-page/{name}" for name in BUNDLE_FILES)
 
-    app = _open("classify")
+    app = open_page("classify")
     assert _links(app)["Classify in your own browser"] == served_page.URL
     named = "The page's model: Embedding(200, 8) > SimpleRNN(8) > Dense(1)"
     assert any(named in caption.value.replace("\\", "") for caption in app.caption)  # markdown escaped
@@ -77,7 +75,7 @@ def test_export_serves_the_runs_page_and_classify_links_to_it(dashboard):
 def test_another_models_page_is_named_and_replaced_only_by_a_click(dashboard, tiny_run):
     write_web_page(paths.PROJECT_ROOT / "models" / "imdb_simplernn.onnx", dashboard)
     before = (dashboard / "model.text.onnx").read_bytes()
-    app = _open("export")
+    app = open_page("export")
     named = "serves the page of another model (Embedding(10000, 32)"
     assert any(named in caption.value.replace("\\", "") for caption in app.caption)
     assert (dashboard / "model.text.onnx").read_bytes() == before
@@ -89,7 +87,7 @@ def test_another_models_page_is_named_and_replaced_only_by_a_click(dashboard, ti
 @pytest.mark.slow
 def test_a_read_only_visitor_cannot_replace_the_page(dashboard, monkeypatch):
     monkeypatch.setenv("IMDB_READ_ONLY", "1")
-    app = _open("export")
+    app = open_page("export")
     assert app.button(key="export_web_page").disabled
     assert not dashboard.exists()
 
@@ -102,7 +100,7 @@ def test_without_onnxruntime_web_the_page_says_in_one_line_what_to_run(dashboard
     empty.mkdir()
     (empty / "package.json").write_text('{"dependencies": {"onnxruntime-web": "1.30.0"}}')
     monkeypatch.setattr(web_page, "WEB_DIR", empty)
-    app = _open("export")
+    app = open_page("export")
     app.button(key="export_web_page").click().run()
     (error,) = app.error
     assert "make web" in error.value and "\n" not in error.value.strip()

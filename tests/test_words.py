@@ -4,13 +4,12 @@ file, nearest words by cosine, the 2-D map; on a hand-built file, the shipped mo
 import numpy as np
 import onnx
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core import paths
 from core.export.quantize import quantize_file
 from core.scoring.predictor import Predictor
 from core.scoring.words import file_embedding, nearest_words, word_map, word_scores
-from tests.browser_support import APP
+from tests.browser_support import open_page
 from tests.float_checks import assert_close
 from tests.hand_built_file import VOCABULARY, WORDS, build_model, tiny_weights
 
@@ -78,14 +77,11 @@ def test_an_int8_copy_scores_its_words_but_has_no_float_embedding(tmp_path):
     assert len(word_scores(Predictor.from_file(int8)).words) == 9_996
 
 
-def _open_words(monkeypatch, tmp_path, model) -> AppTest:
+def _open_words(monkeypatch, tmp_path, model):
     monkeypatch.setenv("IMDB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("IMDB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(paths, "DEFAULT_MODEL", model)
-    app = AppTest.from_file(str(APP), default_timeout=120).run()
-    app.switch_page("views/words.py").run()
-    assert not app.exception, app.exception
-    return app
+    return open_page("words")
 
 
 def test_the_words_page_shows_both_ends_a_word_its_neighbours_and_the_map(hand_built, monkeypatch, tmp_path):
