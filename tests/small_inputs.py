@@ -125,3 +125,10 @@ def randomized(model, seed: int = 3):
     generator = np.random.default_rng(seed)
     model.set_weights([generator.normal(0, 0.4, w.shape).astype("float32") for w in model.get_weights()])
     return model
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as stderr does in an interactive shell."""
+
+    def isatty(self) -> bool:
+        return True

@@ -20,7 +20,7 @@ from core.config import ExperimentConfig
 from core.data.load import load_dataset
 from core.runs.store import DIED_MESSAGE, RunStore, read_run
 from core.training.trainer import train
-from tests.small_inputs import TINY_CONFIG, build_archive
+from tests.small_inputs import TINY_CONFIG, Terminal, build_archive
 
 PROJECT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
@@ -322,17 +322,10 @@ def test_resume_refuses_a_missing_folder_and_other_settings_in_one_line(capsys, 
     assert_one_error_line(status, err, "drop --preset, --limit")
 
 
-class _Terminal(io.StringIO):
-    """A stream that says it is a terminal, as stderr does in an interactive shell."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def test_the_progress_bar_draws_on_a_terminal_only_and_erases_itself():
     from core.commands import _ProgressLine
 
-    terminal, log = _Terminal(), io.StringIO()
+    terminal, log = Terminal(), io.StringIO()
     for stream in (terminal, log):
         bar = _ProgressLine(stream, 3)
         for step in range(11):

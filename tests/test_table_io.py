@@ -2,7 +2,6 @@
 bad input is one error line and no output file."""
 
 import csv
-import io
 import json
 import sys
 import tracemalloc
@@ -20,6 +19,7 @@ from core.scoring.predictor import Predictor
 from core.scoring.table_io import output_schema, parquet_bytes, predict_parquet, score_table, write_predictions
 from tests.float_checks import assert_close, assert_same_records
 from tests.hand_built_file import build_model
+from tests.small_inputs import Terminal
 
 TEXTS = ["good movie", "   ", "awful boring plot", "great " * 100, "a, \"quoted\"\nreview", "émouvant 素晴らしい"]
 
@@ -229,17 +229,10 @@ def test_flag_mistakes_are_one_line(model_file, tmp_path, capsys):
         assert error.count("\n") == 1 and message in error, (arguments, error)
 
 
-class _Terminal(io.StringIO):
-    """A stream that says it is a terminal, as stderr does in an interactive shell."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def test_rows_done_show_on_a_terminal_and_the_output_is_unchanged(model_file, tmp_path, capsys, monkeypatch):
     source = _csv(tmp_path / "in.csv", TEXTS)
     out = tmp_path / "out.jsonl"
-    terminal = _Terminal()
+    terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["predict", "--model", str(model_file), "--input", str(source), "--out", str(out)]) == 0
     drawn = terminal.getvalue()

@@ -75,10 +75,8 @@ def _mistakes_ui(predictor, scored: dict, source: str | None, threshold: float) 
         hide_index=True,
         column_config={"score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.3f")},
     )
-    if len(shown) < wrong:
-        listed = f"the {len(shown):,} most confident are listed"
-    else:
-        listed = "it is listed" if wrong == 1 else "all are listed"
+    every = "it is listed" if wrong == 1 else "all are listed"
+    listed = f"the {len(shown):,} most confident are listed" if len(shown) < wrong else every
     st.caption(
         f"{wrong:,} of {len(scores):,} test reviews {'is' if wrong == 1 else 'are'} misclassified at {threshold:.3f}; "
         f"{listed}."

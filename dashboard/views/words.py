@@ -23,26 +23,17 @@ st.caption(
     "positive: a word's score is how far it moves that."
 )
 
-positive, negative = st.columns(2)
-with positive:
-    st.subheader("Most positive")
-    st.dataframe(
-        {"word": [word for word, _ in scores.most(SHOWN)], "positive": [score for _, score in scores.most(SHOWN)]},
-        hide_index=True,
-        key="words_positive",
-        height=36 * (SHOWN + 1),
-        column_config={"positive": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
-    )
-with negative:
-    st.subheader("Most negative")
-    most_negative = scores.most(SHOWN, positive=False)
-    st.dataframe(
-        {"word": [word for word, _ in most_negative], "positive": [score for _, score in most_negative]},
-        hide_index=True,
-        key="words_negative",
-        height=36 * (SHOWN + 1),
-        column_config={"positive": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
-    )
+for column, title, positive in zip(st.columns(2), ("Most positive", "Most negative"), (True, False)):
+    ranked = scores.most(SHOWN, positive=positive)
+    with column:
+        st.subheader(title)
+        st.dataframe(
+            {"word": [word for word, _ in ranked], "positive": [score for _, score in ranked]},
+            hide_index=True,
+            key="words_positive" if positive else "words_negative",
+            height=36 * (SHOWN + 1),
+            column_config={"positive": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")},
+        )
 
 st.subheader("Your word")
 word = st.text_input("A word", value="good", max_chars=40, key="words_word").strip().lower()
