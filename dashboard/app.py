@@ -27,6 +27,7 @@ pages = [
     st.Page(_VIEWS / "export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page(_VIEWS / "inside.py", title="Inside the RNN", icon=":material/visibility:", url_path="inside"),
     st.Page(_VIEWS / "words.py", title="Words", icon=":material/abc:", url_path="words"),
+    st.Page(_VIEWS / "memory.py", title="Memory", icon=":material/timeline:", url_path="memory"),
 ]
 
 from core import paths  # noqa: E402

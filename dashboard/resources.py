@@ -247,6 +247,36 @@ def run_weights(run_dir: str | Path):
     return _cached_weights(str(path.resolve()), _modified_ns(path))
 
 
+# Two phrases at up to 512 distances each: one onnxruntime call (30 ms for the shipped model) or the NumPy loop on a
+# run's weights (a few tenths of a second); kept per file and texts, so moving between pages costs nothing.
+@st.cache_data(max_entries=32, show_spinner="Placing the phrases at every distance...")
+def _cached_memory(path: str, modified_ns: int, positive: str, negative: str, filler: str):
+    from core.model import reference_probabilities
+    from core.runs import read_vocabulary
+    from core.scoring import Probe, memory_curve
+
+    probe = Probe(positive, negative, filler)
+    if path.endswith(".onnx"):
+        model = _cached_predictor(path, modified_ns)
+        metadata = model.metadata
+        return memory_curve(model.probabilities, metadata.vocabulary, metadata.sequence_length, probe)
+    run_dir = Path(path).parent
+    weights = _cached_weights(path, modified_ns)
+    sequence_length = read_run(run_dir).config.model.sequence_length
+
+    def score(rows):
+        return reference_probabilities(weights, rows)
+
+    return memory_curve(score, read_vocabulary(run_dir), sequence_length, probe)
+
+
+def memory_curve(path: str | Path, probe):
+    """The memory probe (core.scoring.memory) of an exported .onnx file, or of a run's model.keras through the NumPy
+    loop; ValueError for a file or run that cannot be read, or texts the probe cannot use."""
+    path = Path(path)
+    return _cached_memory(str(path.resolve()), _modified_ns(path), probe.positive, probe.negative, probe.filler)
+
+
 # The one place the Inside page imports TensorFlow, and only when asked to compare with Keras.
 @st.cache_resource(max_entries=2, show_spinner="Loading TensorFlow and the Keras model (a few seconds the first time)...")
 def _cached_keras_model(path: str, modified_ns: int):

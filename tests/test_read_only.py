@@ -80,7 +80,9 @@ def _infos(app: AppTest) -> str:
     return " ".join(info.value for info in app.info)
 
 
-@pytest.mark.parametrize("page", ["classify", "build", "data", "evaluate", "compare", "export", "inside", "words"])
+@pytest.mark.parametrize(
+    "page", ["classify", "build", "data", "evaluate", "compare", "export", "inside", "words", "memory"]
+)
 def test_each_page_says_what_read_only_mode_allows(read_only, page):
     app = open_page(page)
     assert "Read-only mode: you can classify reviews" in _infos(app)

@@ -10,6 +10,7 @@ __all__, __getattr__, __dir__ = public_names(
     {
         "build": ("build_model", "describe"),
         "keras_archive": ("read_model_weights",),
+        "numpy_loop": ("reference_probabilities",),
         "trace": ("compare_implementations", "loop_terms", "trace_review"),
     },
 )

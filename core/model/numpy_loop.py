@@ -149,3 +149,14 @@ def run_reference(weights: ModelWeights, ids) -> ReferenceOutput:
     last = weights.recurrent[-1]
     outputs = values if last.return_sequences else values[:, -1]
     return ReferenceOutput(head_probability(weights, values[:, -1]), tuple(states), outputs)
+
+
+def reference_probabilities(weights: ModelWeights, ids, batch_size: int = 64) -> np.ndarray:
+    """run_reference's positive probabilities for many rows, batch_size rows at a time: the float64 states of a few
+    hundred long rows at once would take hundreds of megabytes."""
+    ids = np.asarray(ids)
+    if weights.output is None:
+        raise ValueError("this model has no output layer: it gives no probability")
+    starts = range(0, len(ids), batch_size)
+    parts = [run_reference(weights, ids[start : start + batch_size]).probability for start in starts]
+    return np.concatenate(parts) if parts else np.zeros(0)

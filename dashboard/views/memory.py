@@ -1,0 +1,130 @@
+"""Memory page: how far back a model remembers. A positive and a negative phrase placed d words before the end of
+neutral filler, scored at every distance, one colour per model (core.scoring.memory), so the learner sees a SimpleRNN
+forget where an LSTM or a GRU keeps the phrase."""
+
+import plotly.colors
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import cells, paths
+from core.scoring import Probe
+from dashboard import access, resources, widgets
+
+DEFAULT_PROBE = Probe()
+COLOURS = plotly.colors.qualitative.Plotly
+
+st.title("How far back does it remember?")
+access.read_only_note_ui()
+st.caption(
+    "The book ends section 6.2 on the SimpleRNN's weakness: what it read long ago fades from its state. Here a "
+    "strongly positive phrase, and then a negative one, is placed d words before the end of neutral filler and the "
+    "model scores each review, for every d its window holds."
+)
+
+
+def _sources() -> tuple[dict[str, object], list[str]]:
+    # Label -> what to probe: a run's exported file when it has one (the same scores as its weights, and faster), else
+    # the run's model.keras through the NumPy loop; the shipped model's file last. And the labels chosen at first: the
+    # newest run of each architecture's cells (the seed, book-lstm and book-gru side by side), else the shipped model.
+    sources, default, cells_seen = {}, [], set()
+    for run in resources.list_runs():
+        if run.why_unusable("probe") is not None:
+            continue
+        model = run.config.model
+        exported = run.path / "model.onnx"
+        layers = " > ".join(f"{cells.cell(layer.cell).label}({layer.units})" for layer in model.recurrent_layers)
+        label = f"{run.run_id} · {layers}"
+        sources[label] = exported if exported.is_file() else run.path / "model.keras"
+        kinds = tuple(layer.cell for layer in model.recurrent_layers)
+        if kinds not in cells_seen and len(default) < 3:
+            cells_seen.add(kinds)
+            default.append(label)
+    if paths.DEFAULT_MODEL.is_file():
+        sources[resources.DEFAULT_MODEL_LABEL] = paths.DEFAULT_MODEL
+    return sources, default or list(sources)[:1]
+
+
+sources, default = _sources()
+if not sources:
+    st.info("No model yet: train a run on the Train page (the seed, then book-lstm and book-gru) and come back.")
+    st.stop()
+chosen = st.multiselect("Models", list(sources), default=default, key="memory_models")
+with st.expander("The probe's texts (written for this project)"):
+    probe = Probe(
+        positive=st.text_input("Positive phrase", DEFAULT_PROBE.positive, max_chars=200, key="memory_positive"),
+        negative=st.text_input("Negative phrase", DEFAULT_PROBE.negative, max_chars=200, key="memory_negative"),
+        filler=st.text_area("Neutral filler (repeated to fill the window)", DEFAULT_PROBE.filler, max_chars=1_000,
+                            key="memory_filler"),
+    )
+if not chosen:
+    st.info("Pick at least one model to probe.")
+    st.stop()
+
+curves = {}
+for label in chosen:
+    try:
+        curves[label] = resources.memory_curve(sources[label], probe)
+    except ValueError as error:
+        st.error(widgets.message(f"{label}: {error}"))
+if not curves:
+    st.stop()
+
+figure = go.Figure()
+for index, (label, curve) in enumerate(curves.items()):
+    colour = COLOURS[index % len(COLOURS)]
+    for values, phrase, dash in ((curve.positive, "positive", "solid"), (curve.negative, "negative", "dash")):
+        figure.add_trace(
+            go.Scatter(
+                x=curve.distances,
+                y=values,
+                mode="lines",
+                name=f"{label}: {phrase}",
+                legendgroup=label,
+                line={"color": colour, "dash": dash, "width": 2},
+                hovertemplate=f"{phrase} phrase %{{x}} words before the end: %{{y:.1%}}<extra></extra>",
+            )
+        )
+figure.update_layout(
+    height=440,
+    margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    xaxis={"title": {"text": "words between the phrase and the end of the review"}},
+    yaxis={"title": {"text": "positive probability"}, "range": [0, 1], "tickformat": ".0%"},
+    legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+)
+st.plotly_chart(figure, key="memory_chart")
+
+rows = []
+for label, curve in curves.items():
+    half = curve.half_distance()
+    rows.append({
+        "model": label,
+        "gap at the end": curve.gap[0],
+        "half gone after": "not within the window" if half is None else f"{half:,} word{'' if half == 1 else 's'}",
+        "gap at the farthest": curve.gap[-1],
+        "filler alone": widgets.as_percent(curve.filler_only),
+    })
+st.dataframe(
+    rows,
+    hide_index=True,
+    key="memory_table",
+    column_config={
+        "gap at the end": st.column_config.NumberColumn(
+            format="%.3f", help="positive minus negative probability with the phrases as the last words"
+        ),
+        "half gone after": st.column_config.TextColumn(
+            help="the first distance at which the gap between the two phrases is half what it is at the end"
+        ),
+        "gap at the farthest": st.column_config.NumberColumn(format="%.3f"),
+        "filler alone": widgets.percent_column("the filler with no phrase: where a forgotten phrase leaves the model"),
+    },
+)
+unknown = max(curve.unknown_words for curve in curves.values())
+if unknown:
+    st.caption(f"{unknown} word{'s' if unknown > 1 else ''} of the texts are outside a vocabulary: read as <unk>.")
+st.caption(
+    "What to look for: with the phrase as the last words, the two lines stand far apart. Moving the phrase back, a "
+    "SimpleRNN's lines close in on the filler alone within tens of words: each step multiplies what it kept by its "
+    "recurrent weights and squashes it through tanh, so an early signal fades (the vanishing-gradient problem, seen "
+    "from the front). An LSTM or GRU can keep the lines apart much farther: its gates let the state carry a phrase "
+    "across steps nearly unchanged."
+)
