@@ -20,6 +20,10 @@ import numpy as np
 # One step of a cell for a batch of rows: (x_part, state, carry, recurrent_kernel, recurrent_bias) -> (state, carry).
 # x_part is x_t @ kernel + input bias, every gate; recurrent_bias is None unless the bias has two rows.
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+# The same step run backwards: (x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry) ->
+# (grad_x_part, grad_state, grad_carry), from the gradients on the step's new state and carry to those on its x_part
+# and its previous state and carry. It recomputes the step's gates from its inputs (cheap, and nothing to keep).
+StepBackward = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
@@ -40,6 +44,32 @@ def _lstm_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
     return output_gate * np.tanh(carry), carry
 
 
+def _simple_rnn_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
+    new_state = np.tanh(x_part + state @ recurrent_kernel)
+    grad_sum = grad_state * (1.0 - new_state**2)  # tanh' = 1 - tanh^2
+    return grad_sum, grad_sum @ recurrent_kernel.T, grad_carry
+
+
+def _lstm_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
+    units = state.shape[-1]
+    z = x_part + state @ recurrent_kernel
+    input_gate, forget_gate = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
+    candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
+    squashed = np.tanh(forget_gate * carry + input_gate * candidate)
+    # state = o * tanh(carry_t): the carry gets the gradient from the future and through the output gate.
+    grad_new_carry = grad_carry + grad_state * output_gate * (1.0 - squashed**2)
+    grad_z = np.concatenate(
+        [
+            grad_new_carry * candidate * input_gate * (1.0 - input_gate),
+            grad_new_carry * carry * forget_gate * (1.0 - forget_gate),
+            grad_new_carry * input_gate * (1.0 - candidate**2),
+            grad_state * squashed * output_gate * (1.0 - output_gate),
+        ],
+        axis=-1,
+    )
+    return grad_z, grad_z @ recurrent_kernel.T, grad_new_carry * forget_gate
+
+
 def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
     units = state.shape[-1]
     if recurrent_bias is not None:
@@ -55,6 +85,23 @@ def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
         reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units:])
         candidate = np.tanh(x_part[:, 2 * units :] + (reset * state) @ recurrent_kernel[:, 2 * units :])
     return update * state + (1.0 - update) * candidate, carry
+
+
+def _gru_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
+    units = state.shape[-1]
+    if recurrent_bias is None:
+        raise ValueError("the NumPy backward pass handles only GRU layers with reset_after=True")
+    h_part = state @ recurrent_kernel + recurrent_bias
+    update = sigmoid(x_part[:, :units] + h_part[:, :units])
+    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
+    candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
+    # state_t = z * state + (1 - z) * candidate, candidate = tanh(x_h + r * (U_h state + b_h)).
+    grad_candidate_sum = grad_state * (1.0 - update) * (1.0 - candidate**2)
+    grad_update = grad_state * (state - candidate) * update * (1.0 - update)
+    grad_reset = grad_candidate_sum * h_part[:, 2 * units :] * reset * (1.0 - reset)
+    grad_x_part = np.concatenate([grad_update, grad_reset, grad_candidate_sum], axis=-1)
+    grad_h_part = np.concatenate([grad_update, grad_reset, grad_candidate_sum * reset], axis=-1)
+    return grad_x_part, grad_state * update + grad_h_part @ recurrent_kernel.T, grad_carry
 
 
 def _reorder(matrix: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
@@ -75,6 +122,7 @@ class Cell:
     onnx_gates: tuple[str, ...]  # the same gates in the ONNX op's order
     bias_rows: int  # 1, or 2 when Keras keeps an input and a recurrent bias (GRU reset_after)
     step: Step  # the NumPy step, Keras layout, float64
+    backward: StepBackward  # the step run backwards (backpropagation through time, core.model.backward)
     activations: tuple[str, ...]  # the ONNX op's default activations: the ones step computes
     has_carry: bool = False  # a second state (LSTM's c): the ONNX op's initial_c input and Y_c output
     # ONNX attribute set to 1 when the Keras bias has two rows (the recurrent bias inside the reset gate).
@@ -162,6 +210,7 @@ SIMPLE_RNN = Cell(
     onnx_gates=("h",),
     bias_rows=1,
     step=_simple_rnn_step,
+    backward=_simple_rnn_backward,
     activations=("Tanh",),
     export_attributes={"activations": ["Tanh"]},
     quantization_note=_NO_QUANTIZER.format(op="RNN"),
@@ -176,6 +225,7 @@ LSTM = Cell(
     onnx_gates=("i", "o", "f", "c"),
     bias_rows=1,
     step=_lstm_step,
+    backward=_lstm_backward,
     activations=("Sigmoid", "Tanh", "Tanh"),
     has_carry=True,
     native_from_tf2onnx=True,
@@ -195,6 +245,7 @@ GRU = Cell(
     onnx_gates=("z", "r", "h"),
     bias_rows=2,
     step=_gru_step,
+    backward=_gru_backward,
     activations=("Sigmoid", "Tanh"),
     reset_after_attribute="linear_before_reset",
     reference_settings={"reset_after": True},

@@ -277,6 +277,44 @@ def memory_curve(path: str | Path, probe):
     return _cached_memory(str(path.resolve()), _modified_ns(path), probe.positive, probe.negative, probe.filler)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_loop(path: str, modified_ns: int):
+    from core.runs import read_vocabulary
+
+    if path.endswith(".onnx"):
+        from core.export import numpy_weights, read_model_file
+
+        _, proto, metadata = read_model_file(path)
+        return numpy_weights(proto, metadata.config.model), metadata.vocabulary, metadata.config.model
+    run_dir = Path(path).parent
+    return _cached_weights(path, modified_ns), read_vocabulary(run_dir), read_run(run_dir).config.model
+
+
+# One review forward and backward through the NumPy loop: milliseconds for 500 steps; kept per model and text.
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_gradients(path: str, modified_ns: int, text: str):
+    from core.model import probability_gradients, trace_review
+
+    weights, vocabulary, model = _cached_loop(path, modified_ns)
+    trace = trace_review(weights, vocabulary, model, text)
+    gradients = probability_gradients(weights, trace.ids)
+    return {
+        "tokens": trace.tokens,
+        "probability": gradients.probability,
+        "state": gradients.state_norms(0)[trace.positions],
+        "input": gradients.input_norms()[trace.positions],
+    }
+
+
+def review_gradients(path: str | Path, text: str) -> dict:
+    """One review's gradients by backpropagation through time in NumPy (core.model.backward), at the review's own
+    steps (the start marker, then the words read): tokens, probability, and the size of the gradient on the first
+    layer's state ("state") and on the word vector ("input") at each; for an exported file (weights read from it)
+    or a run's model.keras. ValueError when the weights cannot be read (an int8 copy)."""
+    path = Path(path)
+    return _cached_gradients(str(path.resolve()), _modified_ns(path), text)
+
+
 # The one place the Inside page imports TensorFlow, and only when asked to compare with Keras.
 @st.cache_resource(max_entries=2, show_spinner="Loading TensorFlow and the Keras model (a few seconds the first time)...")
 def _cached_keras_model(path: str, modified_ns: int):

@@ -159,7 +159,8 @@ def review_choice_ui(examples: list, key: str, default_index: int = 0) -> str:
     titles = [title for title, _ in examples]
     choice = st.selectbox("Review", [*titles, own], index=default_index, key=key)
     if choice == own:
-        return st.text_area("Your review", key=f"{key}_text", height=120) or ""
+        # Far more than any model reads (its window is sequence_length words), and bounded: a shared server.
+        return st.text_area("Your review", key=f"{key}_text", height=120, max_chars=100_000) or ""
     return dict(examples)[choice]
 
 

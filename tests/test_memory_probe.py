@@ -11,6 +11,10 @@ import pytest
 
 from core import paths
 from core.data.text import RESERVED_WORD, Vocabulary
+from core.data import EXAMPLE_REVIEWS
+from core.export import numpy_weights, read_model_file
+from core.export.quantize import quantize_file
+from core.model.backward import fall_to_half, probability_gradients
 from core.model.numpy_loop import DenseWeights, ModelWeights, RecurrentWeights, reference_probabilities
 from core.scoring.memory import MAX_DISTANCES, Probe, memory_curve, probe_distances, probe_rows
 from core.scoring.predictor import Predictor
@@ -135,6 +139,15 @@ def test_the_memory_page_draws_a_file_and_a_runs_numpy_loop_alike(two_sources, m
     assert_close(plotly_values(figure["data"][0]["y"]), plotly_values(figure["data"][2]["y"]))
     assert_close(table["gap at the end"].iloc[0], table["gap at the end"].iloc[1])
     assert table["half gone after"].iloc[0] == table["half gone after"].iloc[1]
+    # The loop run backwards: the file's weights (read from the .onnx) and model.keras's give the same gradients.
+    backward = app.dataframe[1].value
+    assert list(backward["model"]) == [exported, unexported]
+    for column in ("positive", "at the last word", "at the first word"):
+        assert_close(backward[column].iloc[0], backward[column].iloc[1], err_msg=column)
+    assert len(app.get("plotly_chart")) == 2
+    app.radio(key="memory_gradient_of").set_value("input").run()
+    words = app.dataframe[1].value
+    assert not app.exception and words["at the last word"].iloc[0] != backward["at the last word"].iloc[0]
     app.text_area(key="memory_filler").input("... !!!").run()
     assert "the filler has no words" in app.error[0].value and not app.exception
     app.text_area(key="memory_filler").input("the plot").run()
@@ -153,5 +166,31 @@ def test_the_memory_page_probes_the_shipped_model_when_there_is_no_run(monkeypat
     table = app.dataframe[0].value
     assert table["half gone after"].iloc[0] == f"{curve.half_distance():,} words"
     assert_close(table["gap at the end"].iloc[0], curve.gap[0])
+    backward = app.dataframe[1].value
+    title, text = EXAMPLE_REVIEWS[0]
+    assert app.selectbox(key="memory_review").value == title
+    assert_close(backward["positive"].iloc[0], 100 * predictor.predict(text)[0].score)
+    app.selectbox(key="memory_review").set_value("My own review").run()
+    assert "Type a review above" in app.info[-1].value
     app.multiselect(key="memory_models").set_value([]).run()
     assert "Pick at least one model" in app.info[-1].value
+
+
+def test_the_shipped_files_weights_run_in_the_numpy_loop_and_an_int8_copy_is_refused(tmp_path):
+    _, proto, metadata = read_model_file(paths.DEFAULT_MODEL)
+    weights = numpy_weights(proto, metadata.config.model)
+    predictor = Predictor.from_file(paths.DEFAULT_MODEL)
+    texts = [text for _, text in EXAMPLE_REVIEWS]
+    ids = predictor.pad([metadata.vocabulary.encode(text).ids for text in texts])
+    assert_close(reference_probabilities(weights, ids), predictor.probabilities(ids))
+    gradients = probability_gradients(weights, ids[0])
+    assert gradients.probability == pytest.approx(float(predictor.probabilities(ids[:1])[0]), abs=1e-5)
+    int8 = quantize_file(paths.DEFAULT_MODEL, tmp_path / "model.int8.onnx").path
+    with pytest.raises(ValueError, match="quantized"):
+        numpy_weights(onnx.load(int8), metadata.config.model)
+
+
+def test_fall_to_half_reads_from_the_end():
+    assert fall_to_half([4.0, 3.0, 2.0, 1.0]) == 2
+    assert fall_to_half([4.0, 3.0, 2.5]) is None
+    assert fall_to_half([0.0, 1.0]) is None and fall_to_half([]) is None

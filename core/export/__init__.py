@@ -26,7 +26,7 @@ __all__, __getattr__, __dir__ = public_names(
             "write_threshold",
         ),
         "passes.clean_rows": ("has_clean_rows_path",),
-        "passes.native_ops": ("keras_weights",),
+        "passes.native_ops": ("keras_weights", "numpy_weights"),
         "passes.pass_list": ("BATCH_SCAN", "CLEAN_ROWS", "STEPS_SWITCH", "without"),
         "quantize": ("float_metadata", "int8_path", "quantize_file"),
         "text_file": ("write_text_file",),

@@ -8,6 +8,7 @@ from core.lazy import public_names
 __all__, __getattr__, __dir__ = public_names(
     __name__,
     {
+        "backward": ("Gradients", "fall_to_half", "probability_gradients"),
         "build": ("build_model", "describe"),
         "keras_archive": ("read_model_weights",),
         "numpy_loop": ("reference_probabilities",),

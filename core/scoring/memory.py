@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.text import Vocabulary
+from core.model.backward import fall_to_half
 
 # Written for this project (no review copied): plain, neutral sentences of common words, and two short verdicts.
 FILLER = (
@@ -58,11 +59,8 @@ class MemoryCurve:
     def half_distance(self) -> int | None:
         """The first scored distance at which the gap has fallen to half its value with the phrases at the end, or None
         when it never does within the window (or the phrases make no difference to begin with)."""
-        gap = self.gap
-        if not len(gap) or gap[0] <= 0:
-            return None
-        fallen = np.flatnonzero(gap <= gap[0] / 2)
-        return int(self.distances[fallen[0]]) if len(fallen) else None
+        index = fall_to_half(self.gap)
+        return None if index is None else int(self.distances[index])
 
 
 def _words(vocabulary: Vocabulary, text: str) -> list[int]:

@@ -2,16 +2,20 @@
 neutral filler, scored at every distance, one colour per model (core.scoring.memory), so the learner sees a SimpleRNN
 forget where an LSTM or a GRU keeps the phrase."""
 
+import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
 from core import cells, paths
+from core.data import EXAMPLE_REVIEWS
+from core.model import fall_to_half
 from core.scoring import Probe
 from dashboard import access, resources, widgets
 
 DEFAULT_PROBE = Probe()
 COLOURS = plotly.colors.qualitative.Plotly
+GRADIENT_OF = {"state": "the state after each word", "input": "each word's vector"}
 
 st.title("How far back does it remember?")
 access.read_only_note_ui()
@@ -128,3 +132,76 @@ st.caption(
     "from the front). An LSTM or GRU can keep the lines apart much farther: its gates let the state carry a phrase "
     "across steps nearly unchanged."
 )
+
+st.header("The loop run backwards")
+st.caption(
+    "The same question from the other side, for one review: how much the final probability depends on what the loop "
+    "held after each word. Backpropagation through time, by hand in NumPy over the model's own weights (checked "
+    "against TensorFlow's GradientTape): the size of the gradient on the first layer's state after each word, or on "
+    "the word's vector, on a log scale. Training changes the weights along these gradients, so where they vanish the "
+    "model cannot learn to use the word."
+)
+text = widgets.review_choice_ui(EXAMPLE_REVIEWS, key="memory_review")
+of = st.radio(
+    "Gradient on",
+    list(GRADIENT_OF),
+    format_func=GRADIENT_OF.get,
+    horizontal=True,
+    key="memory_gradient_of",
+)
+if not text.strip():
+    st.info("Type a review above to run the loop backwards over it.")
+    st.stop()
+
+backward = go.Figure()
+rows = []
+for index, label in enumerate(curves):
+    try:
+        gradients = resources.review_gradients(sources[label], text)
+    except ValueError as error:
+        st.warning(widgets.message(f"{label}: {error}"))
+        continue
+    sizes = gradients[of][::-1]  # from the last word back
+    tokens = gradients["tokens"][::-1]
+    backward.add_trace(
+        go.Scatter(
+            x=np.arange(len(sizes)),
+            y=sizes,
+            mode="lines+markers",
+            name=label,
+            line={"color": COLOURS[index % len(COLOURS)], "width": 2},
+            marker={"size": 4},
+            customdata=np.asarray(tokens, dtype=object),
+            hovertemplate="%{customdata}, %{x} words before the end: %{y:.2e}<extra></extra>",
+        )
+    )
+    half = fall_to_half(sizes)
+    rows.append({
+        "model": label,
+        "positive": widgets.as_percent(gradients["probability"]),
+        "at the last word": float(sizes[0]),
+        "at the first word": float(sizes[-1]),
+        "half gone after": "not within the review" if half is None else f"{half:,} word{'' if half == 1 else 's'}",
+    })
+if rows:
+    backward.update_layout(
+        height=400,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": {"text": "words before the end of the review (0 = the last word)"}},
+        yaxis={"title": {"text": "size of the gradient"}, "type": "log", "exponentformat": "power"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+    )
+    st.plotly_chart(backward, key="memory_gradient_chart")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        key="memory_gradient_table",
+        column_config={
+            "positive": widgets.percent_column("the model's probability for this review"),
+            "at the last word": st.column_config.NumberColumn(format="%.2e"),
+            "at the first word": st.column_config.NumberColumn(format="%.2e", help="the start marker"),
+            "half gone after": st.column_config.TextColumn(
+                help="how many words back the gradient is half its size at the last word"
+            ),
+        },
+    )

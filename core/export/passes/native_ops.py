@@ -268,3 +268,26 @@ def keras_weights(proto, config: ModelConfig) -> list[np.ndarray]:
         if written_by.get(tensor) is not None and written_by[tensor].op_type == "Relu":
             tensor = written_by[tensor].input[0]
     return [np.asarray(weight, dtype=np.float32) for weight in weights + head]
+
+
+def numpy_weights(proto, config: ModelConfig):
+    """The weights of an exported file as core.model's NumPy loop takes them (ModelWeights), read by keras_weights:
+    so the loop, its backward pass and the pages that show them work on a file alone (the shipped model, an upload).
+    ValueError for a file whose weights are not all float (an int8 copy)."""
+    from onnx import TensorProto
+
+    from core.model.numpy_loop import DenseWeights, RecurrentWeights, model_weights
+
+    if any(tensor.data_type in (TensorProto.UINT8, TensorProto.INT8) for tensor in proto.graph.initializer):
+        raise ValueError("this file keeps its weights quantized (an int8 copy): read its float file instead")
+    arrays = keras_weights(proto, config)
+    embedding, rest = arrays[0], arrays[1:]
+    layers = config.recurrent_layers
+    recurrent = []
+    for index, spec in enumerate(layers):
+        kernel, recurrent_kernel, bias = rest[3 * index : 3 * index + 3]
+        recurrent.append(RecurrentWeights(spec.cell, kernel, recurrent_kernel, bias, index < len(layers) - 1))
+    head = rest[3 * len(layers) :]
+    activations = ["relu"] * (config.hidden_dense_units > 0) + ["sigmoid"]
+    dense = [DenseWeights(head[2 * index], head[2 * index + 1], name) for index, name in enumerate(activations)]
+    return model_weights(embedding, config.mask_padding, recurrent, dense, source="the file")
