@@ -24,6 +24,9 @@ Step = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "np.ndarray | N
 # (grad_x_part, grad_state, grad_carry), from the gradients on the step's new state and carry to those on its x_part
 # and its previous state and carry. It recomputes the step's gates from its inputs (cheap, and nothing to keep).
 StepBackward = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
+# The same step, every named value it computes on the way ({"input gate": ..., "carry": ..., "state": ...}), for the
+# pages that show a gated cell at work: the same arguments as Step, each value (batch, units).
+StepTerms = Callable[..., dict[str, np.ndarray]]
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
@@ -42,6 +45,45 @@ def _lstm_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
     candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
     carry = forget_gate * carry + input_gate * candidate
     return output_gate * np.tanh(carry), carry
+
+
+def _simple_rnn_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    recurrent = state @ recurrent_kernel
+    return {"W x_t + b": x_part, "U state_(t-1)": recurrent, "state": np.tanh(x_part + recurrent)}
+
+
+def _lstm_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    units = state.shape[-1]
+    z = x_part + state @ recurrent_kernel
+    input_gate, forget_gate = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
+    candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
+    new_carry = forget_gate * carry + input_gate * candidate
+    return {
+        "input gate": input_gate,
+        "forget gate": forget_gate,
+        "candidate": candidate,
+        "output gate": output_gate,
+        "carry before": carry,
+        "carry": new_carry,
+        "state": output_gate * np.tanh(new_carry),
+    }
+
+
+def _gru_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    units = state.shape[-1]
+    if recurrent_bias is None:
+        raise ValueError("the gate view handles only GRU layers with reset_after=True")
+    h_part = state @ recurrent_kernel + recurrent_bias
+    update = sigmoid(x_part[:, :units] + h_part[:, :units])
+    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
+    candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
+    return {
+        "update gate": update,
+        "reset gate": reset,
+        "candidate": candidate,
+        "state before": state,
+        "state": update * state + (1.0 - update) * candidate,
+    }
 
 
 def _simple_rnn_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
@@ -123,6 +165,9 @@ class Cell:
     bias_rows: int  # 1, or 2 when Keras keeps an input and a recurrent bias (GRU reset_after)
     step: Step  # the NumPy step, Keras layout, float64
     backward: StepBackward  # the step run backwards (backpropagation through time, core.model.backward)
+    step_terms: StepTerms  # the step with every value it computes named (the Inside page's gate view)
+    gate_names: tuple[str, ...]  # the terms that are gates (0 to 1), in the order the equations use them
+    equations: str  # the step as the pages write it, in Keras's own names
     activations: tuple[str, ...]  # the ONNX op's default activations: the ones step computes
     has_carry: bool = False  # a second state (LSTM's c): the ONNX op's initial_c input and Y_c output
     # ONNX attribute set to 1 when the Keras bias has two rows (the recurrent bias inside the reset gate).
@@ -211,6 +256,9 @@ SIMPLE_RNN = Cell(
     bias_rows=1,
     step=_simple_rnn_step,
     backward=_simple_rnn_backward,
+    step_terms=_simple_rnn_terms,
+    gate_names=(),
+    equations="state_t = tanh(W x_t + U state_(t-1) + b)",
     activations=("Tanh",),
     export_attributes={"activations": ["Tanh"]},
     quantization_note=_NO_QUANTIZER.format(op="RNN"),
@@ -226,6 +274,14 @@ LSTM = Cell(
     bias_rows=1,
     step=_lstm_step,
     backward=_lstm_backward,
+    step_terms=_lstm_terms,
+    gate_names=("input gate", "forget gate", "output gate"),
+    equations="""input gate   i = sigmoid(W_i x_t + U_i state_(t-1) + b_i)
+forget gate  f = sigmoid(W_f x_t + U_f state_(t-1) + b_f)
+candidate    g = tanh(W_c x_t + U_c state_(t-1) + b_c)
+output gate  o = sigmoid(W_o x_t + U_o state_(t-1) + b_o)
+carry_t = f * carry_(t-1) + i * g
+state_t = o * tanh(carry_t)""",
     activations=("Sigmoid", "Tanh", "Tanh"),
     has_carry=True,
     native_from_tf2onnx=True,
@@ -246,6 +302,12 @@ GRU = Cell(
     bias_rows=2,
     step=_gru_step,
     backward=_gru_backward,
+    step_terms=_gru_terms,
+    gate_names=("update gate", "reset gate"),
+    equations="""update gate  z = sigmoid(W_z x_t + U_z state_(t-1) + b_z + rb_z)
+reset gate   r = sigmoid(W_r x_t + U_r state_(t-1) + b_r + rb_r)
+candidate    h = tanh(W_h x_t + b_h + r * (U_h state_(t-1) + rb_h))
+state_t = z * state_(t-1) + (1 - z) * h""",
     activations=("Sigmoid", "Tanh"),
     reset_after_attribute="linear_before_reset",
     reference_settings={"reset_after": True},

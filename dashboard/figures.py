@@ -146,20 +146,30 @@ def state_figure(state: np.ndarray) -> go.Figure:
     return figure
 
 
-def states_heatmap(states: np.ndarray, tokens: Sequence[str], step: int) -> go.Figure:
-    """Every state over the review's steps (units down, steps across), the chosen step marked."""
+def states_heatmap(
+    states: np.ndarray,
+    tokens: Sequence[str],
+    step: int,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    colorscale: str = "RdBu",
+    height: int = 340,
+) -> go.Figure:
+    """Every state over the review's steps (units down, steps across), the chosen step marked; a gate's values (0 to
+    1) or an LSTM's carry (unbounded) with their own range and colours."""
     figure = go.Figure(
         go.Heatmap(
             z=states.T,
             x=list(range(1, len(tokens) + 1)),
-            zmin=-1,
-            zmax=1,
-            colorscale="RdBu",
+            zmin=value_range[0],
+            zmax=value_range[1],
+            colorscale=colorscale,
             # Plotly reads a few HTML tags in hover text; escaped, markers like <unk> show as they are.
             customdata=np.tile(np.array([html.escape(token) for token in tokens], dtype=object), (states.shape[1], 1)),
             hovertemplate="step %{x} (%{customdata}), unit %{y}: %{z:.3f}<extra></extra>",
         )
     )
     figure.add_vline(x=step, line_color="#111827", line_width=2)
-    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="step", yaxis_title="unit")
+    figure.update_layout(
+        height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="step", yaxis_title="unit"
+    )
     return figure

@@ -63,12 +63,19 @@ def test_the_loop_terms_add_up_to_the_state():
         terms = loop_terms(weights, trace, 0, step)
         np.testing.assert_allclose(terms["sum"], terms["W x_t"] + terms["U state_(t-1)"] + terms["b"])
         np.testing.assert_allclose(terms["tanh(sum)"], terms["state_t (loop)"], atol=1e-6)
-    # A gated layer (here LSTM-shaped: four gates side by side) is not the seed's loop.
+    # A gated layer (here LSTM-shaped: four gates side by side) shows its gates, candidate, carry and state instead.
     layer = weights.recurrent[0]
     gated = replace(
-        layer, cell="lstm", kernel=np.tile(layer.kernel, 4), recurrent_kernel=np.tile(layer.recurrent_kernel, 4)
+        layer,
+        cell="lstm",
+        kernel=np.tile(layer.kernel, 4),
+        recurrent_kernel=np.tile(layer.recurrent_kernel, 4),
+        bias=np.tile(layer.bias, 4),
     )
-    assert loop_terms(replace(weights, recurrent=(gated,)), trace, 0, 1) is None
+    terms = loop_terms(replace(weights, recurrent=(gated,)), trace, 0, 1)
+    assert list(terms) == ["input gate", "forget gate", "candidate", "output gate", "carry before", "carry", "state"]
+    np.testing.assert_allclose(terms["carry"], terms["forget gate"] * terms["carry before"] + terms["input gate"]
+                               * terms["candidate"])
 
 
 def test_the_head_at_every_step_with_and_without_a_hidden_layer():

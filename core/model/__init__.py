@@ -12,6 +12,6 @@ __all__, __getattr__, __dir__ = public_names(
         "build": ("build_model", "describe"),
         "keras_archive": ("read_model_weights",),
         "numpy_loop": ("reference_probabilities",),
-        "trace": ("compare_implementations", "loop_terms", "trace_review"),
+        "trace": ("compare_implementations", "layer_terms", "loop_terms", "trace_review"),
     },
 )

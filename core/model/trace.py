@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core import cells
 from core.config import ModelConfig
 from core.model.numpy_loop import ModelWeights, head_probability, run_reference
 from core.data.text import Vocabulary, pad_sequences
@@ -55,12 +56,13 @@ def trace_review(weights: ModelWeights, vocabulary: Vocabulary, model: ModelConf
     )
 
 
-def loop_terms(weights: ModelWeights, trace: ReviewTrace, layer_index: int, step: int) -> dict[str, np.ndarray] | None:
-    """One iteration of the seed's loop, state_t = tanh(W x_t + U state_(t-1) + b), at the review's step (1-based)
-    in one layer, term by term; None for a gated layer, which that loop does not describe."""
+def loop_terms(weights: ModelWeights, trace: ReviewTrace, layer_index: int, step: int) -> dict[str, np.ndarray]:
+    """One iteration of the loop at the review's step (1-based) in one layer, term by term: for a SimpleRNN the seed's
+    loop, state_t = tanh(W x_t + U state_(t-1) + b); for a gated cell its gates, candidate, carry and state
+    (layer_terms at that step)."""
     layer = weights.recurrent[layer_index]
-    if layer.kernel.shape[-1] != layer.units:
-        return None
+    if cells.cell(layer.cell).gate_names:
+        return {name: values[step - 1] for name, values in layer_terms(weights, trace, layer_index).items()}
     position = trace.positions[step - 1]
     states = trace.states[layer_index]
     inputs = weights.embedding[trace.ids[position]] if layer_index == 0 else trace.states[layer_index - 1][position]
@@ -77,6 +79,32 @@ def loop_terms(weights: ModelWeights, trace: ReviewTrace, layer_index: int, step
         "tanh(sum)": np.tanh(total),
         "state_t (loop)": states[position],
     }
+
+
+def layer_terms(weights: ModelWeights, trace: ReviewTrace, layer_index: int) -> dict[str, np.ndarray]:
+    """Every value one layer's step computes (its core.cells entry's terms: for a gated cell its gates, candidate and,
+    for an LSTM, carry), at each of the review's steps: name -> (len(positions), units). The layer is run again over
+    the trace's inputs, padding steps included, as the forward pass ran it."""
+    layer = weights.recurrent[layer_index]
+    cell = cells.cell(layer.cell)
+    inputs = weights.embedding[trace.ids] if layer_index == 0 else trace.states[layer_index - 1]
+    bias = layer.bias.astype(np.float64)
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
+    projected = inputs.astype(np.float64) @ layer.kernel.astype(np.float64) + input_bias
+    recurrent_kernel = layer.recurrent_kernel.astype(np.float64)
+    shown = set(trace.positions.tolist())
+    state = np.zeros((1, layer.units))
+    carry = np.zeros((1, layer.units))
+    recorded: dict[str, list[np.ndarray]] = {}
+    for step, token_id in enumerate(trace.ids):
+        if weights.mask_zero and token_id == 0:
+            continue  # a masked padding step leaves the state and carry as they are, and is not shown
+        terms = cell.step_terms(projected[step : step + 1], state, carry, recurrent_kernel, recurrent_bias)
+        state, carry = terms["state"], terms.get("carry", carry)
+        if step in shown:
+            for name, values in terms.items():
+                recorded.setdefault(name, []).append(values[0])
+    return {name: np.stack(values) for name, values in recorded.items()}
 
 
 @dataclass(frozen=True)

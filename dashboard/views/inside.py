@@ -8,12 +8,24 @@ import streamlit as st
 from core import cells
 from core.data import EXAMPLE_REVIEWS
 from core.runs import read_vocabulary
-from core.model import compare_implementations, loop_terms, trace_review
+from core.model import compare_implementations, layer_terms, loop_terms, trace_review
 from dashboard import access, figures, resources, widgets
 
 STEP_KEY = "inside_step"
 STEP_FOR_KEY = "inside_step_review"
 COMPARISON_KEY = "inside_comparison"
+
+GATE_NOTES = {
+    "lstm": (
+        "Each step, the forget gate says how much of the carry to keep, the input gate how much of the candidate to "
+        "write into it, the output gate how much of the carry to show as the state. A forget gate near 1 carries what "
+        "it holds across many steps: the path a SimpleRNN lacks."
+    ),
+    "gru": (
+        "Each step, the update gate says how much of the old state to keep (1 keeps it all), the reset gate how much "
+        "of it the candidate may read. An update gate near 1 carries the state across many steps."
+    ),
+}
 
 SEED_PSEUDOCODE = """state_t = 0  # the state at t
 for input_t in input_sequence:
@@ -103,18 +115,35 @@ with heatmap_column:
     st.subheader("All states over time")
     st.plotly_chart(figures.states_heatmap(shown, tokens, step), key="inside_heatmap")
 
+cell = cells.cell(layer.cell)
+if cell.gate_names:
+    # A gated cell: its gates (0 shuts, 1 lets through) and, for an LSTM, the carry, over the same steps.
+    gated = layer_terms(weights, trace, layer_index)
+    st.subheader(f"The {cell.label}'s gates over time")
+    st.caption(GATE_NOTES[cell.name])
+    named = [*cell.gate_names, *(["carry"] if cell.has_carry else [])]
+    for column, name in zip(st.columns(len(named)), named):
+        values = gated[name]
+        bound = max(float(np.abs(values).max()), 1e-6)
+        value_range, colours = ((0.0, 1.0), "Viridis") if name in cell.gate_names else ((-bound, bound), "RdBu")
+        with column:
+            st.markdown(f"**{name.capitalize()}**")
+            st.plotly_chart(
+                figures.states_heatmap(values, tokens, step, value_range, colours, height=260),
+                key=f"inside_{name.replace(' ', '_')}",
+            )
+
 terms = loop_terms(weights, trace, layer_index, step)
-if terms is not None:
-    st.subheader("The loop at this step")
-    st.dataframe(
-        {"unit": list(range(layer.units)), **{name: np.asarray(values, dtype=float) for name, values in terms.items()}},
-        hide_index=True,
-        key="inside_loop",
-        # One precision for every term (rounded values showed as 1.751 beside 0.5773).
-        column_config={name: st.column_config.NumberColumn(format="%.4f") for name in terms},
-    )
-else:
-    st.caption(f"{cells.cell(layer.cell).label} layers use gates; the table of the plain tanh loop applies to SimpleRNN only.")
+st.subheader("The loop at this step" if not cell.gate_names else f"The {cell.label} cell at this step")
+if cell.gate_names:
+    st.code(cell.equations, language=None)
+st.dataframe(
+    {"unit": list(range(layer.units)), **{name: np.asarray(values, dtype=float) for name, values in terms.items()}},
+    hide_index=True,
+    key="inside_loop",
+    # One precision for every term (rounded values showed as 1.751 beside 0.5773).
+    column_config={name: st.column_config.NumberColumn(format="%.4f") for name in terms},
+)
 
 st.subheader("NumPy beside Keras and onnxruntime")
 if st.button("Compare with Keras and onnxruntime", key="inside_compare", icon=":material/compare_arrows:"):
