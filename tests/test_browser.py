@@ -336,6 +336,45 @@ def test_compare_page_renders_without_errors(server, page):
         assert page.get_by_test_id("stException").count() == 0
 
 
+# Every trace's y values of every chart drawn on the page, as plotly holds them after decoding.
+CHART_VALUES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .map(plot => (plot._fullData || []).map(trace => Array.from(trace.y || [])))"""
+
+
+def test_the_memory_page_draws_the_probe_and_the_loop_run_backwards(server, page):
+    from core.export import numpy_weights, read_model_file
+    from core.model import probability_gradients, trace_review
+    from core.scoring import Predictor, memory_curve
+
+    runs = Path(server.environment["IMDB_RUNS"]).iterdir()
+    run = next(path for path in runs if path.name not in (INTERRUPTED_RUN, TRUNCATED_RUN))
+    _, proto, metadata = read_model_file(run / "model.onnx")
+    predictor = Predictor.from_file(run / "model.onnx")
+    curve = memory_curve(predictor.probabilities, metadata.vocabulary, metadata.sequence_length)
+    weights = numpy_weights(proto, metadata.config.model)
+    with screenshot_on_failure(page, "memory"):
+        page.goto(f"{server.url}/memory")
+        page.get_by_role("heading", name="The loop run backwards").wait_for(timeout=SLOW_STEP_MS)
+        page.wait_for_function(f"({CHART_VALUES})().length === 2", timeout=SLOW_STEP_MS)
+        wait_idle(page)
+        probe, backward = page.evaluate(CHART_VALUES)
+        assert page.get_by_test_id("stException").count() == 0
+        # The probe's two lines are the file's scores at every distance, as onnxruntime gives them here.
+        np.testing.assert_allclose(probe[0], curve.positive, atol=1e-5)
+        np.testing.assert_allclose(probe[1], curve.negative, atol=1e-5)
+        trace = trace_review(weights, metadata.vocabulary, metadata.config.model, EXAMPLE_REVIEWS[0][1])
+        gradients = probability_gradients(weights, trace.ids)
+        np.testing.assert_allclose(backward[0], gradients.state_norms(0)[trace.positions][::-1], rtol=1e-6)
+        page.get_by_text("each word's vector", exact=True).click()
+        page.wait_for_function(
+            f"(() => {{ const values = ({CHART_VALUES})(); return values.length === 2 && values[1].length === 1 "
+            f"&& values[1][0][0] !== {backward[0][0]!r}; }})()",
+            timeout=SLOW_STEP_MS,
+        )
+        words = page.evaluate(CHART_VALUES)[1][0]
+        np.testing.assert_allclose(words, gradients.input_norms()[trace.positions][::-1], rtol=1e-6)
+
+
 def _page_timings(browser, server, words: list[str]) -> tuple[list[float], list[float]]:
     """First loads of the Classify page in fresh sessions (s) and Classify click-to-result times (ms), later clicks."""
     loads, clicks = [], []
