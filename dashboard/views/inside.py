@@ -122,7 +122,9 @@ if cell.gate_names:
     st.subheader(f"The {cell.label}'s gates over time")
     st.caption(GATE_NOTES[cell.name])
     named = [*cell.gate_names, *(["carry"] if cell.has_carry else [])]
-    for column, name in zip(st.columns(len(named)), named):
+    # Two a row: four side by side left each heatmap too narrow to read its steps at 1,400 px.
+    columns = [column for _ in range(0, len(named), 2) for column in st.columns(2)]
+    for column, name in zip(columns, named):
         values = gated[name]
         bound = max(float(np.abs(values).max()), 1e-6)
         value_range, colours = ((0.0, 1.0), "Viridis") if name in cell.gate_names else ((-bound, bound), "RdBu")
