@@ -124,7 +124,8 @@ def gated_runs(tmp_path_factory) -> Path:
     from core.training.trainer import train
 
     root = tmp_path_factory.mktemp("gated")
-    dataset = load_dataset(write_reviews_csv(root / "reviews.csv", reviews=200), num_words=200, cache_dir=root / "cache")
+    reviews = write_reviews_csv(root / "reviews.csv", reviews=200)
+    dataset = load_dataset(reviews, num_words=200, cache_dir=root / "cache")
     model = ModelConfig(
         vocabulary_size=200,
         sequence_length=40,
@@ -149,7 +150,8 @@ def test_the_inside_page_shows_each_gated_layers_gates_and_its_step(gated_runs, 
     assert not app.exception, app.exception
     assert [code.value for code in app.code][-1] == cells.LSTM.equations
     table = app.dataframe[0].value
-    assert_close(table["carry"], table["forget gate"] * table["carry before"] + table["input gate"] * table["candidate"])
+    kept, written = table["forget gate"] * table["carry before"], table["input gate"] * table["candidate"]
+    assert_close(table["carry"], kept + written)
     assert_close(table["state"], table["output gate"] * np.tanh(table["carry"]))
     assert len(app.get("plotly_chart")) == 2 + 4, "state, all states, three gates and the carry"
     assert any("forget gate says how much of the carry to keep" in caption.value for caption in app.caption)

@@ -1,0 +1,95 @@
+"""Training an unmasked model on batches cut to their longest review, exactly (the masked model's length buckets, for
+the book's own seed).
+
+Every row of a pre-padded batch begins with pad ids, so after k pad steps every row, in every layer, holds the same
+state: it depends on the weights only. A batch cut to width W can start every row from the state after
+sequence_length - W pad steps, run once for one row, and its loss and gradients are those of the full rows: autodiff
+carries them back through the shared pad chain into the embedding's pad row and the recurrent weights. The export uses
+the same idea for scoring (core.export.passes.padding_skip); this is it for training.
+
+PadStartModel wraps a build_model model and owns no weights of its own: it calls the model's layers, so what it trains
+is the model. Only pre-padding without a mask or dropout qualifies (starts_from_pads): post-padding puts the pads after
+each review, a mask makes them change nothing (plain cutting is already exact), and dropout would draw other masks for
+the one pad row than for each row's own pads.
+"""
+
+from __future__ import annotations
+
+from core.config import ModelConfig
+
+
+def starts_from_pads(model: ModelConfig) -> bool:
+    """Whether cut batches of this model can start from the pad chain's state exactly (pre-padding, no mask, no
+    dropout)."""
+    no_dropout = all(not layer.dropout and not layer.recurrent_dropout for layer in model.recurrent_layers)
+    return model.padding == "pre" and not model.mask_padding and no_dropout and not model.last_return_sequences
+
+
+def pad_start_model(model, sequence_length: int):
+    """A keras.Model that computes what model computes on full pre-padded rows, from rows cut to any width W <=
+    sequence_length (their last W columns): each recurrent layer starts from the state its pad steps would have left."""
+    import keras
+    import tensorflow as tf
+
+    embedding = model.layers[0]
+    recurrent = [layer for layer in model.layers if hasattr(layer, "cell")]
+    head = [layer for layer in model.layers[1:] if not hasattr(layer, "cell")]
+
+    def initial_states(layer, batch: int):
+        return [tf.zeros((batch, size)) for size in _state_sizes(layer.cell)]
+
+    class PadStartModel(keras.Model):
+        """model on cut rows: the pad chain's states, then the cut rows from them (see the module's docstring)."""
+
+        def __init__(self):
+            super().__init__(name=f"{model.name}_pad_start")
+            self.inner = model  # the only layer tracked: the weights are model's, in model's order
+
+        def pad_states(self, pad_steps: int) -> list[list]:
+            """Each recurrent layer's states after pad_steps pad ids (a scalar tensor), for one row: a
+            tf.while_loop over the steps, one compiled step whatever the count."""
+            pad_vector = embedding(tf.zeros((1, 1), tf.int32))[:, 0]
+            flat = [state for layer in recurrent for state in initial_states(layer, 1)]
+
+            def step(index, *states):
+                states, values, new_states, at = list(states), pad_vector, [], 0
+                for layer in recurrent:
+                    count = len(_state_sizes(layer.cell))
+                    values, layer_states = layer.cell.call(values, states[at : at + count], training=False)
+                    new_states += list(layer_states) if isinstance(layer_states, (list, tuple)) else [layer_states]
+                    at += count
+                return (index + 1, *new_states)
+
+            # XLA differentiates a while loop only with a known bound on its steps.
+            _, *flat = tf.while_loop(
+                lambda index, *_: index < pad_steps,
+                step,
+                (tf.constant(0), *flat),
+                maximum_iterations=sequence_length,
+            )
+            grouped, at = [], 0
+            for layer in recurrent:
+                count = len(_state_sizes(layer.cell))
+                grouped.append(flat[at : at + count])
+                at += count
+            return grouped
+
+        def call(self, ids, training=False):
+            # A tensor, not a number: Keras traces its train step for any width; the loop then runs 0 times on
+            # uncut rows, leaving the zero states the model starts from anyway.
+            pad_steps = sequence_length - tf.shape(ids)[1]
+            values = embedding(ids)
+            batch = tf.shape(ids)[0]
+            starts = [[tf.tile(state, [batch, 1]) for state in states] for states in self.pad_states(pad_steps)]
+            for layer, start in zip(recurrent, starts):
+                values = layer(values, initial_state=start, training=training)
+            for layer in head:
+                values = layer(values, training=training)
+            return values
+
+    return PadStartModel()
+
+
+def _state_sizes(cell) -> list[int]:
+    sizes = cell.state_size
+    return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]

@@ -1,0 +1,116 @@
+"""core.training.pad_start: a pre-padded unmasked batch cut to its longest review, each layer started from the pad
+chain's state, gives the full rows' probabilities, loss and gradients to float rounding, and a few optimizer steps on
+cut batches end where full rows end: SimpleRNN, LSTM, GRU and a stacked model with a hidden Dense layer."""
+
+import numpy as np
+import pytest
+
+from core.config import ModelConfig, RecurrentLayerConfig
+from core.model.build import build_model
+from core.training.pad_start import pad_start_model, starts_from_pads
+from tests.float_checks import assert_close
+
+# Loading TensorFlow and building Keras models: seconds, not milliseconds.
+pytestmark = pytest.mark.slow
+
+STEPS = 40
+
+
+def _config(*layers, **settings) -> ModelConfig:
+    return ModelConfig(
+        vocabulary_size=50,
+        sequence_length=STEPS,
+        embedding_dim=6,
+        recurrent_layers=tuple(RecurrentLayerConfig(cell=cell, units=units) for cell, units in layers),
+        **settings,
+    )
+
+
+CASES = {
+    "simple_rnn": _config(("simple_rnn", 8)),
+    "lstm": _config(("lstm", 6)),
+    "gru": _config(("gru", 6)),
+    "stacked_with_hidden_dense": _config(("gru", 5), ("lstm", 4), ("simple_rnn", 6), hidden_dense_units=4),
+}
+
+
+def _batch(seed: int, rows: int = 16, longest: int = 17):
+    """Pre-padded rows of 3 to longest ids (the start id first) and their labels."""
+    generator = np.random.default_rng(seed)
+    ids = np.zeros((rows, STEPS), np.int32)
+    for row, length in enumerate(generator.integers(3, longest + 1, rows)):
+        ids[row, STEPS - length] = 1
+        ids[row, STEPS - length + 1 :] = generator.integers(4, 50, length - 1)
+    return ids, generator.integers(0, 2, (rows, 1)).astype(np.float32)
+
+
+def _model(config: ModelConfig):
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = build_model(config)
+    # Weights away from Glorot's small start, so the pad chain's state is far from zero.
+    generator = np.random.default_rng(11)
+    model.set_weights([generator.normal(0, 0.5, weight.shape).astype(np.float32) for weight in model.get_weights()])
+    return model
+
+
+def _loss_and_gradients(model, ids, labels):
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        probabilities = model(ids, training=True)
+        loss = keras.losses.binary_crossentropy(labels, probabilities)
+        loss = tf.reduce_mean(loss)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    return np.asarray(probabilities), float(loss), [np.asarray(tf.convert_to_tensor(g)) for g in gradients]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_cut_batch_has_the_full_rows_loss_and_gradients(name):
+    config = CASES[name]
+    assert starts_from_pads(config)
+    model = _model(config)
+    cut = pad_start_model(model, STEPS)
+    assert [variable.path for variable in cut.trainable_variables] == [v.path for v in model.trainable_variables]
+    ids, labels = _batch(1)
+    full_probabilities, full_loss, full_gradients = _loss_and_gradients(model, ids, labels)
+    for width in (17, 25, STEPS):  # the longest review, a bucket above it, and no cut at all
+        probabilities, loss, gradients = _loss_and_gradients(cut, ids[:, STEPS - width :], labels)
+        assert_close(probabilities, full_probabilities, err_msg=f"width {width}")
+        assert loss == pytest.approx(full_loss, rel=1e-5)
+        for variable, got, expected in zip(model.trainable_variables, gradients, full_gradients, strict=True):
+            assert_close(got, expected, rtol=1e-4, atol=1e-6, err_msg=f"width {width}: {variable.path}")
+    # The pad row's embedding gets a gradient through the chain: the pads are not free.
+    assert np.abs(full_gradients[0][0]).max() > 1e-4
+
+
+def test_steps_of_training_on_cut_batches_end_where_full_rows_end():
+    import keras
+
+    config = CASES["stacked_with_hidden_dense"]
+    full, cut_inner = _model(config), _model(config)
+    cut = pad_start_model(cut_inner, STEPS)
+    initial = full.get_weights()
+    # Plain SGD: each update is the gradient scaled, so the two trainings part only by float rounding. (RMSprop divides
+    # by the gradient's running size: a weight whose gradient is zero in exact arithmetic gets +-lr from a rounding
+    # error of 1e-12, in either training alike, and the weights part by the learning rate.)
+    for model in (full, cut):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy", jit_compile=False)
+    for seed in range(6):
+        ids, labels = _batch(seed + 10, longest=5 + 5 * seed)
+        width = int((ids != 0).any(axis=0)[::-1].argmin()) or STEPS
+        full.train_on_batch(ids, labels)
+        cut.train_on_batch(ids[:, STEPS - width :], labels)
+    for start, before, after in zip(initial, full.get_weights(), cut_inner.get_weights(), strict=True):
+        assert_close(after, before, rtol=1e-4, atol=1e-5)
+        assert np.abs(before - start).max() > 1e-3, "six steps moved every weight"
+
+
+def test_only_unmasked_pre_padded_models_without_dropout_qualify():
+    assert not starts_from_pads(_config(("simple_rnn", 4), padding="post"))
+    assert not starts_from_pads(_config(("simple_rnn", 4), mask_padding=True))
+    assert not starts_from_pads(
+        ModelConfig(recurrent_layers=(RecurrentLayerConfig(cell="lstm", units=4, recurrent_dropout=0.2),))
+    )
