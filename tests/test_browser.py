@@ -344,7 +344,7 @@ CHART_VALUES = """() => [...document.querySelectorAll('[data-testid="stPlotlyCha
 def test_the_memory_page_draws_the_probe_and_the_loop_run_backwards(server, page):
     from core.export import numpy_weights, read_model_file
     from core.model import probability_gradients, trace_review
-    from core.scoring import Predictor, memory_curve
+    from core.scoring import Predictor, Probe, memory_curve, probe_review
 
     runs = Path(server.environment["IMDB_RUNS"]).iterdir()
     run = next(path for path in runs if path.name not in (INTERRUPTED_RUN, TRUNCATED_RUN))
@@ -362,7 +362,8 @@ def test_the_memory_page_draws_the_probe_and_the_loop_run_backwards(server, page
         # The probe's two lines are the file's scores at every distance, as onnxruntime gives them here.
         np.testing.assert_allclose(probe[0], curve.positive, atol=1e-5)
         np.testing.assert_allclose(probe[1], curve.negative, atol=1e-5)
-        trace = trace_review(weights, metadata.vocabulary, metadata.config.model, EXAMPLE_REVIEWS[0][1])
+        long_review = probe_review(Probe(), int(curve.distances[-1]))  # the page's first review
+        trace = trace_review(weights, metadata.vocabulary, metadata.config.model, long_review)
         gradients = probability_gradients(weights, trace.ids)
         np.testing.assert_allclose(backward[0], gradients.state_norms(0)[trace.positions][::-1], rtol=1e-6)
         page.get_by_text("each word's vector", exact=True).click()

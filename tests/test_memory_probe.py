@@ -16,7 +16,7 @@ from core.export import numpy_weights, read_model_file
 from core.export.quantize import quantize_file
 from core.model.backward import fall_to_half, probability_gradients
 from core.model.numpy_loop import DenseWeights, ModelWeights, RecurrentWeights, reference_probabilities
-from core.scoring.memory import MAX_DISTANCES, Probe, memory_curve, probe_distances, probe_rows
+from core.scoring.memory import MAX_DISTANCES, Probe, memory_curve, probe_distances, probe_review, probe_rows
 from core.scoring.predictor import Predictor
 from dashboard.resources import DEFAULT_MODEL_LABEL
 from tests.browser_support import open_page, plotly_values, tiny_exported_run
@@ -166,10 +166,14 @@ def test_the_memory_page_probes_the_shipped_model_when_there_is_no_run(monkeypat
     table = app.dataframe[0].value
     assert table["half gone after"].iloc[0] == f"{curve.half_distance():,} words"
     assert_close(table["gap at the end"].iloc[0], curve.gap[0])
-    backward = app.dataframe[1].value
+    # The loop run backwards starts on a long review: the positive phrase, then filler to the end of the window.
+    long_review = probe_review(Probe(), int(curve.distances[-1]))
+    assert app.selectbox(key="memory_review").value.startswith("Long: the positive phrase")
+    assert not predictor.predict(long_review)[0].truncated and predictor.predict(long_review)[0].tokens > 400
+    assert_close(app.dataframe[1].value["positive"].iloc[0], 100 * predictor.predict(long_review)[0].score)
     title, text = EXAMPLE_REVIEWS[0]
-    assert app.selectbox(key="memory_review").value == title
-    assert_close(backward["positive"].iloc[0], 100 * predictor.predict(text)[0].score)
+    app.selectbox(key="memory_review").set_value(title).run()
+    assert_close(app.dataframe[1].value["positive"].iloc[0], 100 * predictor.predict(text)[0].score)
     app.selectbox(key="memory_review").set_value("My own review").run()
     assert "Type a review above" in app.info[-1].value
     app.multiselect(key="memory_models").set_value([]).run()

@@ -10,7 +10,7 @@ __all__, __getattr__, __dir__ = public_names(
     {
         "explanation": ("Explanation", "baseline", "explain", "first_words", "paragraphs", "trajectory"),
         "files": ("predict_csv",),
-        "memory": ("MemoryCurve", "Probe", "memory_curve"),
+        "memory": ("MemoryCurve", "Probe", "memory_curve", "probe_review"),
         "predictor": ("Prediction", "Predictor", "model_path"),
         "ray": ("import_ray", "score_on_ray"),
         "words": ("WordScores", "file_embedding", "nearest_words", "word_map", "word_scores"),

@@ -63,6 +63,15 @@ class MemoryCurve:
         return None if index is None else int(self.distances[index])
 
 
+def probe_review(probe: Probe, words: int) -> str:
+    """A long review made of the probe's texts: the positive phrase, then the filler repeated to words words in all,
+    so that what the model makes of its first words shows across the whole window."""
+    filler = probe.filler.split()
+    if not filler:
+        return probe.positive
+    return " ".join([probe.positive, *np.resize(np.asarray(filler, dtype=object), max(words, 0)).tolist()])
+
+
 def _words(vocabulary: Vocabulary, text: str) -> list[int]:
     return vocabulary.encode(text).ids[1:]  # without the start id
 

@@ -10,7 +10,7 @@ import streamlit as st
 from core import cells, paths
 from core.data import EXAMPLE_REVIEWS
 from core.model import fall_to_half
-from core.scoring import Probe
+from core.scoring import Probe, probe_review
 from dashboard import access, resources, widgets
 
 DEFAULT_PROBE = Probe()
@@ -139,9 +139,14 @@ st.caption(
     "held after each word. Backpropagation through time, by hand in NumPy over the model's own weights (checked "
     "against TensorFlow's GradientTape): the size of the gradient on the first layer's state after each word, or on "
     "the word's vector, on a log scale. Training changes the weights along these gradients, so where they vanish the "
-    "model cannot learn to use the word."
+    "model cannot learn to use the word. An LSTM keeps its memory in its carry rather than its state: compare cells on "
+    "the word vectors."
 )
-text = widgets.review_choice_ui(EXAMPLE_REVIEWS, key="memory_review")
+# First a long review (the short examples end before a SimpleRNN's gradient has had room to vanish): the phrase, then
+# as much filler as the probe put after it at its farthest, so that no chosen model's window cuts the phrase off.
+filler_words = min(int(curve.distances[-1]) for curve in curves.values())
+long_review = (f"Long: the positive phrase, then {filler_words} words of filler", probe_review(probe, filler_words))
+text = widgets.review_choice_ui([long_review, *EXAMPLE_REVIEWS], key="memory_review")
 of = st.radio(
     "Gradient on",
     list(GRADIENT_OF),
