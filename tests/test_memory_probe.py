@@ -10,13 +10,25 @@ import onnx
 import pytest
 
 from core import paths
-from core.data.text import RESERVED_WORD, Vocabulary
 from core.data import EXAMPLE_REVIEWS
+from core.data.text import RESERVED_WORD, Vocabulary
 from core.export import numpy_weights, read_model_file
 from core.export.quantize import quantize_file
 from core.model.backward import fall_to_half, probability_gradients
-from core.model.numpy_loop import DenseWeights, ModelWeights, RecurrentWeights, reference_probabilities
-from core.scoring.memory import MAX_DISTANCES, Probe, memory_curve, probe_distances, probe_review, probe_rows
+from core.model.numpy_loop import (
+    DenseWeights,
+    ModelWeights,
+    RecurrentWeights,
+    reference_probabilities,
+)
+from core.scoring.memory import (
+    MAX_DISTANCES,
+    Probe,
+    memory_curve,
+    probe_distances,
+    probe_review,
+    probe_rows,
+)
 from core.scoring.predictor import Predictor
 from dashboard.resources import DEFAULT_MODEL_LABEL
 from tests.browser_support import open_page, plotly_values, tiny_exported_run
