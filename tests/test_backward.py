@@ -6,9 +6,9 @@ import pytest
 
 from core.config import ModelConfig, RecurrentLayerConfig
 from core.model.backward import probability_gradients
-from core.model.build import build_model
 from core.model.numpy_loop import extract_weights
 from tests.float_checks import assert_close
+from tests.keras_models import random_model
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -37,14 +37,6 @@ CASES = {
         ("lstm", 4), ("gru", 3), ("simple_rnn", 4), hidden_dense_units=3, mask_padding=True
     ),
 }
-
-
-def _model(config: ModelConfig, seed: int = 3):
-    """The Keras model with weights large enough that every gate and tanh works away from its linear middle."""
-    model = build_model(config)
-    generator = np.random.default_rng(seed)
-    model.set_weights([generator.normal(0, 0.6, weight.shape).astype(np.float32) for weight in model.get_weights()])
-    return model
 
 
 def _tape_gradients(model, ids, masked: bool):
@@ -85,7 +77,7 @@ def _tape_gradients(model, ids, masked: bool):
 @pytest.mark.parametrize("name", list(CASES))
 def test_numpy_backpropagation_through_time_equals_gradient_tape(name):
     config = CASES[name]
-    model = _model(config)
+    model = random_model(config)
     probability, state_gradients, input_gradients = _tape_gradients(model, IDS, config.mask_padding)
     # The hand-written loop is the model: it gives Keras's own probability.
     assert probability == pytest.approx(float(model(IDS[None], training=False)[0, 0]), abs=1e-6)
@@ -103,11 +95,11 @@ def test_numpy_backpropagation_through_time_equals_gradient_tape(name):
 
 
 def test_odd_inputs_get_one_line():
-    weights = extract_weights(_model(CASES["simple_rnn"]))
+    weights = extract_weights(random_model(CASES["simple_rnn"]))
     with pytest.raises(ValueError, match="one review"):
         probability_gradients(weights, IDS[None])
     with pytest.raises(ValueError, match=r"lie in \[0, 30\)"):
         probability_gradients(weights, np.array([1, 30]))
-    headless = extract_weights(_model(_config(("simple_rnn", 4), output_layer=False)))
+    headless = extract_weights(random_model(_config(("simple_rnn", 4), output_layer=False)))
     with pytest.raises(ValueError, match="no output layer"):
         probability_gradients(headless, IDS)

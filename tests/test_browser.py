@@ -133,7 +133,7 @@ def test_no_page_fetches_anything_from_outside_the_server(server, page):
     paths_in_app = [
         ("", True) if "default=True" in page else (re.search(r'url_path="([^"]+)"', page)[1], False) for page in pages
     ]
-    assert len(paths_in_app) == 10 and sum(default for _, default in paths_in_app) == 1, paths_in_app
+    assert len(paths_in_app) == 11 and sum(default for _, default in paths_in_app) == 1, paths_in_app
     outside = []
     page.on("request", lambda request: outside.append(request.url) if _leaves_the_machine(request.url) else None)
     with screenshot_on_failure(page, "no-outside-requests"):

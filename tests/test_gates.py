@@ -14,7 +14,7 @@ from core.model.numpy_loop import extract_weights
 from core.model.trace import layer_terms, loop_terms, trace_review
 from tests.browser_support import open_page, write_reviews_csv
 from tests.float_checks import assert_close
-from tests.test_backward import _model
+from tests.keras_models import random_model
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def _keras_terms(layer, inputs: np.ndarray, shown: list[int], skip: list[bool]) 
 )
 def test_gates_equal_what_kerass_own_cells_compute(layers, masked):
     config = _config(layers, masked)
-    model = _model(config)
+    model = random_model(config)
     weights = extract_weights(model)
     trace = trace_review(weights, VOCABULARY, config, TEXT)
     shown = trace.positions.tolist()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from core.config import ModelConfig, RecurrentLayerConfig
-from core.model.build import build_model
 from core.training.pad_start import pad_start_model, starts_from_pads
 from tests.float_checks import assert_close
+from tests.keras_models import random_model
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -44,17 +44,6 @@ def _batch(seed: int, rows: int = 16, longest: int = 17):
     return ids, generator.integers(0, 2, (rows, 1)).astype(np.float32)
 
 
-def _model(config: ModelConfig):
-    import keras
-
-    keras.utils.set_random_seed(5)
-    model = build_model(config)
-    # Weights away from Glorot's small start, so the pad chain's state is far from zero.
-    generator = np.random.default_rng(11)
-    model.set_weights([generator.normal(0, 0.5, weight.shape).astype(np.float32) for weight in model.get_weights()])
-    return model
-
-
 def _loss_and_gradients(model, ids, labels):
     import keras
     import tensorflow as tf
@@ -71,7 +60,7 @@ def _loss_and_gradients(model, ids, labels):
 def test_a_cut_batch_has_the_full_rows_loss_and_gradients(name):
     config = CASES[name]
     assert starts_from_pads(config)
-    model = _model(config)
+    model = random_model(config, seed=11, scale=0.5)
     cut = pad_start_model(model, STEPS)
     assert [variable.path for variable in cut.trainable_variables] == [v.path for v in model.trainable_variables]
     ids, labels = _batch(1)
@@ -90,7 +79,7 @@ def test_steps_of_training_on_cut_batches_end_where_full_rows_end():
     import keras
 
     config = CASES["stacked_with_hidden_dense"]
-    full, cut_inner = _model(config), _model(config)
+    full, cut_inner = (random_model(config, seed=11, scale=0.5) for _ in range(2))
     cut = pad_start_model(cut_inner, STEPS)
     initial = full.get_weights()
     # Plain SGD: each update is the gradient scaled, so the two trainings part only by float rounding. (RMSprop divides
