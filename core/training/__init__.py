@@ -8,7 +8,8 @@ from core.lazy import public_names
 __all__, __getattr__, __dir__ = public_names(
     __name__,
     {
-        "batching": ("validation_start",),
+        "batching": ("STEPS_PER_EXECUTION", "ReviewBatches", "validation_start"),
+        "pad_start": ("pad_start_model", "starts_from_pads"),
         "process": ("LaunchSlot", "ProgressFile", "current_training", "stop_on_terminate", "stop_training"),
         "progress": ("JobSnapshot",),
         "resuming": ("resume",),
