@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 from dataclasses import replace
@@ -486,3 +487,17 @@ def test_a_training_compiled_with_xla_learns_what_tensorflow_kernels_learn(tmp_p
     # Rounding differences grow with every step at a learning rate of 0.01: 2e-4 relative after three epochs here.
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert compiled.history[key] == pytest.approx(plain.history[key], rel=1e-3, abs=1e-5), key
+
+
+def test_the_compilation_cache_goes_under_the_cache_folder_unless_one_is_named(tmp_path, monkeypatch):
+    """XLA's persistent compilation cache (a second training of the same shape skips most of its compiling): set
+    through TensorFlow's own flag, beside any other flags, never over a folder the user named."""
+    from core.training.trainer import XLA_CACHE_FLAG, use_compilation_cache
+
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    use_compilation_cache(tmp_path / "xla")
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {XLA_CACHE_FLAG}={tmp_path / 'xla'}"
+    assert (tmp_path / "xla").is_dir()
+    monkeypatch.setenv("TF_XLA_FLAGS", f"{XLA_CACHE_FLAG}=/somewhere/else")
+    use_compilation_cache(tmp_path / "other")
+    assert os.environ["TF_XLA_FLAGS"] == f"{XLA_CACHE_FLAG}=/somewhere/else" and not (tmp_path / "other").exists()
