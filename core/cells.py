@@ -33,25 +33,23 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
 
-def _simple_rnn_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
-    # The seed's loop: state_t = tanh(W x_t + b + U state_(t-1)).
-    return np.tanh(x_part + state @ recurrent_kernel), carry
-
-
-def _lstm_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
-    units = state.shape[-1]
-    z = x_part + state @ recurrent_kernel
-    input_gate, forget_gate = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
-    candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
-    carry = forget_gate * carry + input_gate * candidate
-    return output_gate * np.tanh(carry), carry
-
-
 def _simple_rnn_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    # The seed's loop: state_t = tanh(W x_t + b + U state_(t-1)).
     recurrent = state @ recurrent_kernel
     return {"W x_t + b": x_part, "U state_(t-1)": recurrent, "state": np.tanh(x_part + recurrent)}
 
 
+def _simple_rnn_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    return np.tanh(x_part + state @ recurrent_kernel), carry
+
+
+def _simple_rnn_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
+    new_state = np.tanh(x_part + state @ recurrent_kernel)
+    grad_sum = grad_state * (1.0 - new_state**2)  # tanh' = 1 - tanh^2
+    return grad_sum, grad_sum @ recurrent_kernel.T, grad_carry
+
+
+# The gated cells' steps, forwards and backwards, read their gates from their terms: one place computes them.
 def _lstm_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
     units = state.shape[-1]
     z = x_part + state @ recurrent_kernel
@@ -69,35 +67,16 @@ def _lstm_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
     }
 
 
-def _gru_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
-    units = state.shape[-1]
-    if recurrent_bias is None:
-        raise ValueError("the gate view handles only GRU layers with reset_after=True")
-    h_part = state @ recurrent_kernel + recurrent_bias
-    update = sigmoid(x_part[:, :units] + h_part[:, :units])
-    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
-    candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
-    return {
-        "update gate": update,
-        "reset gate": reset,
-        "candidate": candidate,
-        "state before": state,
-        "state": update * state + (1.0 - update) * candidate,
-    }
-
-
-def _simple_rnn_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
-    new_state = np.tanh(x_part + state @ recurrent_kernel)
-    grad_sum = grad_state * (1.0 - new_state**2)  # tanh' = 1 - tanh^2
-    return grad_sum, grad_sum @ recurrent_kernel.T, grad_carry
+def _lstm_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+    terms = _lstm_terms(x_part, state, carry, recurrent_kernel, recurrent_bias)
+    return terms["state"], terms["carry"]
 
 
 def _lstm_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
-    units = state.shape[-1]
-    z = x_part + state @ recurrent_kernel
-    input_gate, forget_gate = sigmoid(z[:, :units]), sigmoid(z[:, units : 2 * units])
-    candidate, output_gate = np.tanh(z[:, 2 * units : 3 * units]), sigmoid(z[:, 3 * units :])
-    squashed = np.tanh(forget_gate * carry + input_gate * candidate)
+    terms = _lstm_terms(x_part, state, carry, recurrent_kernel, recurrent_bias)
+    input_gate, forget_gate = terms["input gate"], terms["forget gate"]
+    candidate, output_gate = terms["candidate"], terms["output gate"]
+    squashed = np.tanh(terms["carry"])
     # state = o * tanh(carry_t): the carry gets the gradient from the future and through the output gate.
     grad_new_carry = grad_carry + grad_state * output_gate * (1.0 - squashed**2)
     grad_z = np.concatenate(
@@ -112,35 +91,49 @@ def _lstm_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_
     return grad_z, grad_z @ recurrent_kernel.T, grad_new_carry * forget_gate
 
 
-def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
+def _gru_recurrent_part(state, recurrent_kernel, recurrent_bias) -> np.ndarray:
+    # Keras 3's GRU (reset_after, ONNX's linear_before_reset=1): the reset gate scales U h + recurrent bias.
+    if recurrent_bias is None:
+        raise ValueError("the gate view and the backward pass handle only GRU layers with reset_after=True")
+    return state @ recurrent_kernel + recurrent_bias
+
+
+def _gru_terms(x_part, state, carry, recurrent_kernel, recurrent_bias):
     units = state.shape[-1]
+    h_part = _gru_recurrent_part(state, recurrent_kernel, recurrent_bias)
+    update = sigmoid(x_part[:, :units] + h_part[:, :units])
+    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
+    candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
+    return {
+        "update gate": update,
+        "reset gate": reset,
+        "candidate": candidate,
+        "state before": state,
+        "state": update * state + (1.0 - update) * candidate,
+    }
+
+
+def _gru_step(x_part, state, carry, recurrent_kernel, recurrent_bias):
     if recurrent_bias is not None:
-        # Keras 3's GRU (reset_after, ONNX's linear_before_reset=1): the reset gate scales U h + recurrent bias.
-        h_part = state @ recurrent_kernel + recurrent_bias
-        update = sigmoid(x_part[:, :units] + h_part[:, :units])
-        reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
-        candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
-    else:
-        # The reset gate applied to the state before the recurrent matmul (Keras reset_after=False).
-        h_part = state @ recurrent_kernel[:, : 2 * units]
-        update = sigmoid(x_part[:, :units] + h_part[:, :units])
-        reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units:])
-        candidate = np.tanh(x_part[:, 2 * units :] + (reset * state) @ recurrent_kernel[:, 2 * units :])
+        return _gru_terms(x_part, state, carry, recurrent_kernel, recurrent_bias)["state"], carry
+    # The reset gate applied to the state before the recurrent matmul (Keras reset_after=False).
+    units = state.shape[-1]
+    h_part = state @ recurrent_kernel[:, : 2 * units]
+    update = sigmoid(x_part[:, :units] + h_part[:, :units])
+    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units:])
+    candidate = np.tanh(x_part[:, 2 * units :] + (reset * state) @ recurrent_kernel[:, 2 * units :])
     return update * state + (1.0 - update) * candidate, carry
 
 
 def _gru_backward(x_part, state, carry, recurrent_kernel, recurrent_bias, grad_state, grad_carry):
     units = state.shape[-1]
-    if recurrent_bias is None:
-        raise ValueError("the NumPy backward pass handles only GRU layers with reset_after=True")
-    h_part = state @ recurrent_kernel + recurrent_bias
-    update = sigmoid(x_part[:, :units] + h_part[:, :units])
-    reset = sigmoid(x_part[:, units : 2 * units] + h_part[:, units : 2 * units])
-    candidate = np.tanh(x_part[:, 2 * units :] + reset * h_part[:, 2 * units :])
+    terms = _gru_terms(x_part, state, carry, recurrent_kernel, recurrent_bias)
+    update, reset, candidate = terms["update gate"], terms["reset gate"], terms["candidate"]
+    recurrent_candidate = _gru_recurrent_part(state, recurrent_kernel, recurrent_bias)[:, 2 * units :]
     # state_t = z * state + (1 - z) * candidate, candidate = tanh(x_h + r * (U_h state + b_h)).
     grad_candidate_sum = grad_state * (1.0 - update) * (1.0 - candidate**2)
     grad_update = grad_state * (state - candidate) * update * (1.0 - update)
-    grad_reset = grad_candidate_sum * h_part[:, 2 * units :] * reset * (1.0 - reset)
+    grad_reset = grad_candidate_sum * recurrent_candidate * reset * (1.0 - reset)
     grad_x_part = np.concatenate([grad_update, grad_reset, grad_candidate_sum], axis=-1)
     grad_h_part = np.concatenate([grad_update, grad_reset, grad_candidate_sum * reset], axis=-1)
     return grad_x_part, grad_state * update + grad_h_part @ recurrent_kernel.T, grad_carry

@@ -4,11 +4,11 @@ cells, for SimpleRNN, LSTM, GRU, a masked model and a stacked one with a hidden 
 import numpy as np
 import pytest
 
-from core.config import ModelConfig, RecurrentLayerConfig
+from core.config import ModelConfig
 from core.model.backward import probability_gradients
 from core.model.numpy_loop import extract_weights
 from tests.float_checks import assert_close
-from tests.keras_models import random_model
+from tests.keras_models import random_model, small_config
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -19,13 +19,7 @@ IDS = np.array([0, 0, 0, 0, 1, 5, 9, 12, 7, 22, 5, 17, 3, 28])
 
 
 def _config(*layers, **settings) -> ModelConfig:
-    return ModelConfig(
-        vocabulary_size=30,
-        sequence_length=STEPS,
-        embedding_dim=5,
-        recurrent_layers=tuple(RecurrentLayerConfig(cell=cell, units=units) for cell, units in layers),
-        **settings,
-    )
+    return small_config(layers, 30, STEPS, 5, **settings)
 
 
 CASES = {

@@ -14,7 +14,7 @@ from core.model.numpy_loop import extract_weights
 from core.model.trace import layer_terms, loop_terms, trace_review
 from tests.browser_support import open_page, write_reviews_csv
 from tests.float_checks import assert_close
-from tests.keras_models import random_model
+from tests.keras_models import random_model, small_config
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -30,13 +30,7 @@ KERAS_CALLS = {
 
 
 def _config(cells_and_units, mask_padding: bool) -> ModelConfig:
-    return ModelConfig(
-        vocabulary_size=VOCABULARY.num_words,
-        sequence_length=15,
-        embedding_dim=5,
-        recurrent_layers=tuple(RecurrentLayerConfig(cell=cell, units=units) for cell, units in cells_and_units),
-        mask_padding=mask_padding,
-    )
+    return small_config(cells_and_units, VOCABULARY.num_words, 15, 5, mask_padding=mask_padding)
 
 
 def _keras_terms(layer, inputs: np.ndarray, shown: list[int], skip: list[bool]) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 from core.config import ModelConfig, RecurrentLayerConfig
 from core.training.pad_start import pad_start_model, starts_from_pads
 from tests.float_checks import assert_close
-from tests.keras_models import random_model
+from tests.keras_models import random_model, small_config
 
 # Loading TensorFlow and building Keras models: seconds, not milliseconds.
 pytestmark = pytest.mark.slow
@@ -17,13 +17,7 @@ STEPS = 40
 
 
 def _config(*layers, **settings) -> ModelConfig:
-    return ModelConfig(
-        vocabulary_size=50,
-        sequence_length=STEPS,
-        embedding_dim=6,
-        recurrent_layers=tuple(RecurrentLayerConfig(cell=cell, units=units) for cell, units in layers),
-        **settings,
-    )
+    return small_config(layers, 50, STEPS, 6, **settings)
 
 
 CASES = {
