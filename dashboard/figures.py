@@ -1,4 +1,5 @@
-"""The plotly figures of the Classify, Evaluate and Inside-the-RNN pages: each takes plain values, returns a figure."""
+"""The plotly figures of the Classify, Evaluate, Inside-the-RNN and Memory pages: each takes plain values, returns a
+figure."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 
 from core.evaluation import EvaluationCurves, ThresholdMetrics
@@ -171,5 +173,65 @@ def states_heatmap(
     figure.add_vline(x=step, line_color="#111827", line_width=2)
     figure.update_layout(
         height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="step", yaxis_title="unit"
+    )
+    return figure
+
+
+# The Memory page's two charts give each model the same colour.
+MODEL_COLOURS = plotly.colors.qualitative.Plotly
+
+
+def memory_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> go.Figure:
+    """The memory probe, model label -> (distances, positive, negative probabilities): a colour a model, the positive
+    phrase's line solid and the negative's dashed."""
+    figure = go.Figure()
+    for index, (label, (distances, positive, negative)) in enumerate(curves.items()):
+        colour = MODEL_COLOURS[index % len(MODEL_COLOURS)]
+        for values, phrase, dash in ((positive, "positive", "solid"), (negative, "negative", "dash")):
+            figure.add_trace(
+                go.Scatter(
+                    x=distances,
+                    y=values,
+                    mode="lines",
+                    name=f"{label}: {phrase}",
+                    legendgroup=label,
+                    line={"color": colour, "dash": dash, "width": 2},
+                    hovertemplate=f"{phrase} phrase %{{x}} words before the end: %{{y:.1%}}<extra></extra>",
+                )
+            )
+    figure.update_layout(
+        height=440,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": {"text": "words between the phrase and the end of the review"}},
+        yaxis={"title": {"text": "positive probability"}, "range": [0, 1], "tickformat": ".0%"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+    )
+    return figure
+
+
+def gradient_figure(lines: dict[str, tuple[np.ndarray, Sequence[str]]]) -> go.Figure:
+    """The loop run backwards, model label -> (gradient sizes, tokens), both from the last word back: a line a model
+    on a log scale, in memory_figure's colours."""
+    figure = go.Figure()
+    for index, (label, (sizes, tokens)) in enumerate(lines.items()):
+        figure.add_trace(
+            go.Scatter(
+                x=np.arange(len(sizes)),
+                y=sizes,
+                mode="lines+markers",
+                name=label,
+                line={"color": MODEL_COLOURS[index % len(MODEL_COLOURS)], "width": 2},
+                marker={"size": 4},
+                # Escaped like the heatmap's: plotly reads a few HTML tags in hover text.
+                customdata=np.array([html.escape(token) for token in tokens], dtype=object),
+                hovertemplate="%{customdata}, %{x} words before the end: %{y:.2e}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        height=400,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": {"text": "words before the end of the review (0 = the last word)"}},
+        yaxis={"title": {"text": "size of the gradient"}, "type": "log", "exponentformat": "power"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
     )
     return figure

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import cells
-from core.model.numpy_loop import ModelWeights, RecurrentWeights
+from core.model.numpy_loop import ModelWeights, RecurrentWeights, project, run_layer
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,19 +48,11 @@ def fall_to_half(values) -> int | None:
 def _forward(layer: RecurrentWeights, inputs: np.ndarray, keep: np.ndarray | None):
     """One layer over one review, (steps, inputs) -> what the backward pass reads: the inputs' projection, and the
     state and carry before each step (steps + 1 rows: zeros first)."""
-    cell = cells.cell(layer.cell)
-    steps = len(inputs)
-    bias = layer.bias.astype(np.float64)
-    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
-    projected = inputs @ layer.kernel.astype(np.float64) + input_bias
-    recurrent_kernel = layer.recurrent_kernel.astype(np.float64)
-    states = np.zeros((steps + 1, layer.units))
-    carries = np.zeros((steps + 1, layer.units))
-    for step in range(steps):
-        state, carry = states[step : step + 1], carries[step : step + 1]
-        if keep is None or keep[step]:
-            state, carry = cell.step(projected[step : step + 1], state, carry, recurrent_kernel, recurrent_bias)
-        states[step + 1], carries[step + 1] = state[0], carry[0]
+    projected, recurrent_kernel, recurrent_bias = project(layer, inputs)
+    after, carries_after = run_layer(layer, inputs[np.newaxis], None if keep is None else keep[np.newaxis])
+    zeros = np.zeros((1, layer.units))
+    states = np.concatenate([zeros, after[0]])
+    carries = zeros.repeat(len(states), axis=0) if carries_after is None else np.concatenate([zeros, carries_after[0]])
     return projected, states, carries, recurrent_kernel, recurrent_bias
 
 

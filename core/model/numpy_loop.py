@@ -88,6 +88,16 @@ def extract_weights(model) -> ModelWeights:
     return model_weights(embedding, mask_zero, recurrent, dense)
 
 
+def project(layer: RecurrentWeights, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """What every step of the layer takes, in float64: W x_t + input bias for all steps at once (only U state_(t-1)
+    has to wait for the previous step), the recurrent kernel, and the recurrent bias (None unless the bias has two
+    rows)."""
+    bias = layer.bias.astype(np.float64)
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
+    projected = inputs.astype(np.float64) @ layer.kernel.astype(np.float64) + input_bias
+    return projected, layer.recurrent_kernel.astype(np.float64), recurrent_bias
+
+
 def run_layer(
     layer: RecurrentWeights, inputs: np.ndarray, keep: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -96,12 +106,7 @@ def run_layer(
     cell = cells.cell(layer.cell)
     batch, steps, _ = inputs.shape
     units = layer.units
-    kernel = layer.kernel.astype(np.float64)
-    recurrent_kernel = layer.recurrent_kernel.astype(np.float64)
-    bias = layer.bias.astype(np.float64)
-    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
-    # W x_t + b for every step at once: only U state_(t-1) has to wait for the previous step.
-    projected = inputs.astype(np.float64) @ kernel + input_bias
+    projected, recurrent_kernel, recurrent_bias = project(layer, inputs)
     state = np.zeros((batch, units))
     carry = np.zeros((batch, units))
     states = np.empty((batch, steps, units))

@@ -10,7 +10,7 @@ import numpy as np
 
 from core import cells
 from core.config import ModelConfig
-from core.model.numpy_loop import ModelWeights, head_probability, run_reference
+from core.model.numpy_loop import ModelWeights, head_probability, project, run_reference
 from core.data.text import Vocabulary, pad_sequences
 
 if TYPE_CHECKING:
@@ -88,10 +88,7 @@ def layer_terms(weights: ModelWeights, trace: ReviewTrace, layer_index: int) -> 
     layer = weights.recurrent[layer_index]
     cell = cells.cell(layer.cell)
     inputs = weights.embedding[trace.ids] if layer_index == 0 else trace.states[layer_index - 1]
-    bias = layer.bias.astype(np.float64)
-    input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, None)
-    projected = inputs.astype(np.float64) @ layer.kernel.astype(np.float64) + input_bias
-    recurrent_kernel = layer.recurrent_kernel.astype(np.float64)
+    projected, recurrent_kernel, recurrent_bias = project(layer, inputs)
     shown = set(trace.positions.tolist())
     state = np.zeros((1, layer.units))
     carry = np.zeros((1, layer.units))

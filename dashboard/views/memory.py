@@ -2,19 +2,15 @@
 neutral filler, scored at every distance, one colour per model (core.scoring.memory), so the learner sees a SimpleRNN
 forget where an LSTM or a GRU keeps the phrase."""
 
-import numpy as np
-import plotly.colors
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import cells, paths
 from core.data import EXAMPLE_REVIEWS
 from core.model import fall_to_half
 from core.scoring import Probe, probe_review
-from dashboard import access, resources, widgets
+from dashboard import access, figures, resources, widgets
 
 DEFAULT_PROBE = Probe()
-COLOURS = plotly.colors.qualitative.Plotly
 GRADIENT_OF = {"state": "the state after each word", "input": "each word's vector"}
 
 st.title("How far back does it remember?")
@@ -24,6 +20,10 @@ st.caption(
     "strongly positive phrase, and then a negative one, is placed d words before the end of neutral filler and the "
     "model scores each review, for every d its window holds."
 )
+
+
+def _words_back(count: int | None, never: str) -> str:
+    return never if count is None else f"{count:,} word{'' if count == 1 else 's'}"
 
 
 def _sources() -> tuple[dict[str, object], list[str]]:
@@ -73,28 +73,8 @@ for label in chosen:
 if not curves:
     st.stop()
 
-figure = go.Figure()
-for index, (label, curve) in enumerate(curves.items()):
-    colour = COLOURS[index % len(COLOURS)]
-    for values, phrase, dash in ((curve.positive, "positive", "solid"), (curve.negative, "negative", "dash")):
-        figure.add_trace(
-            go.Scatter(
-                x=curve.distances,
-                y=values,
-                mode="lines",
-                name=f"{label}: {phrase}",
-                legendgroup=label,
-                line={"color": colour, "dash": dash, "width": 2},
-                hovertemplate=f"{phrase} phrase %{{x}} words before the end: %{{y:.1%}}<extra></extra>",
-            )
-        )
-figure.update_layout(
-    height=440,
-    margin={"l": 10, "r": 10, "t": 10, "b": 10},
-    xaxis={"title": {"text": "words between the phrase and the end of the review"}},
-    yaxis={"title": {"text": "positive probability"}, "range": [0, 1], "tickformat": ".0%"},
-    legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
-)
+probe_lines = {label: (curve.distances, curve.positive, curve.negative) for label, curve in curves.items()}
+figure = figures.memory_figure(probe_lines)
 st.plotly_chart(figure, key="memory_chart")
 
 rows = []
@@ -103,7 +83,7 @@ for label, curve in curves.items():
     rows.append({
         "model": label,
         "gap at the end": curve.gap[0],
-        "half gone after": "not within the window" if half is None else f"{half:,} word{'' if half == 1 else 's'}",
+        "half gone after": _words_back(half, "not within the window"),
         "gap at the farthest": curve.gap[-1],
         "filler alone": widgets.as_percent(curve.filler_only),
     })
@@ -158,45 +138,24 @@ if not text.strip():
     st.info("Type a review above to run the loop backwards over it.")
     st.stop()
 
-backward = go.Figure()
-rows = []
-for index, label in enumerate(curves):
+lines, rows = {}, []
+for label in curves:
     try:
         gradients = resources.review_gradients(sources[label], text)
     except ValueError as error:
         st.warning(widgets.message(f"{label}: {error}"))
         continue
     sizes = gradients[of][::-1]  # from the last word back
-    tokens = gradients["tokens"][::-1]
-    backward.add_trace(
-        go.Scatter(
-            x=np.arange(len(sizes)),
-            y=sizes,
-            mode="lines+markers",
-            name=label,
-            line={"color": COLOURS[index % len(COLOURS)], "width": 2},
-            marker={"size": 4},
-            customdata=np.asarray(tokens, dtype=object),
-            hovertemplate="%{customdata}, %{x} words before the end: %{y:.2e}<extra></extra>",
-        )
-    )
-    half = fall_to_half(sizes)
+    lines[label] = (sizes, gradients["tokens"][::-1])
     rows.append({
         "model": label,
         "positive": widgets.as_percent(gradients["probability"]),
         "at the last word": float(sizes[0]),
         "at the first word": float(sizes[-1]),
-        "half gone after": "not within the review" if half is None else f"{half:,} word{'' if half == 1 else 's'}",
+        "half gone after": _words_back(fall_to_half(sizes), "not within the review"),
     })
 if rows:
-    backward.update_layout(
-        height=400,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis={"title": {"text": "words before the end of the review (0 = the last word)"}},
-        yaxis={"title": {"text": "size of the gradient"}, "type": "log", "exponentformat": "power"},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
-    )
-    st.plotly_chart(backward, key="memory_gradient_chart")
+    st.plotly_chart(figures.gradient_figure(lines), key="memory_gradient_chart")
     st.dataframe(
         rows,
         hide_index=True,
