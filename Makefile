@@ -62,6 +62,7 @@ lint: setup-dev
 bench: setup-dev
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/pad_start_speed.py
+	$(BIN)/python bench/first_epoch.py
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python bench/xla_break_even.py
 	$(BIN)/python -m core bench

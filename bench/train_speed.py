@@ -1,7 +1,8 @@
 """Epoch time of core.training.trainer against a plain model.fit on padded arrays, for the seed and the shipped
 default model.
 
-Goals (issue 11): the seed at least 1.8x faster than plain fit, the masked default at least 2.5x. One run, same data,
+Goals: the seed at least 2.5x faster than plain fit (issue 19: batches cut to their longest review, started from the
+pad chain's state; issue 11 asked 1.8x of full rows), the masked default at least 2.5x (issue 11). One run, same data,
 median epoch with the first (tracing, compiling) left out; plain and core alternate to share the machine's noise.
 """
 
@@ -24,7 +25,7 @@ from core.runs import RunStore  # noqa: E402
 from core.training import TrainingCallbacks, train, training_arrays, uses_xla, validation_start  # noqa: E402
 from fit_timing import epoch_seconds, forced_xla, seed_and_default, timed_fit  # noqa: E402
 
-GOALS = {"seed": 1.8, "default (masked)": 2.5}
+GOALS = {"seed": 2.5, "default (masked)": 2.5}
 
 
 def core_fit(model_config, train_config, dataset, limit: int, runs_root: str, xla: bool) -> list[float]:

@@ -110,7 +110,7 @@ def test_no_validation_split_trains_on_everything():
     assert validation is None and len(training.labels) == 50
 
 
-def test_fit_reads_datasets_for_masked_models_and_arrays_for_full_rows_on_one_device():
+def test_fit_reads_datasets_for_cut_batches_and_arrays_for_full_rows_on_one_device():
     rows = padded_reviews(300, 40, "pre")
     labels = np.ones(300, dtype="float32")
     train_config = TrainConfig(batch_size=32)
@@ -119,8 +119,13 @@ def test_fit_reads_datasets_for_masked_models_and_arrays_for_full_rows_on_one_de
     assert int(data["x"].cardinality()) == steps_per_epoch(300, train_config)
     widths = {int(ids.shape[1]) for ids, _ in data["x"]} | {int(ids.shape[1]) for ids, _ in data["validation_data"]}
     assert len(widths) > 1 and max(widths) <= 40
-    # Full rows: Keras's own arrays path, with the validation rows cut off as validation_split would.
-    plain = ModelConfig(vocabulary_size=50, sequence_length=40)
+    # The unmasked pre-padded model's batches are cut too (started from the pad chain: core.training.pad_start).
+    seed_like = ModelConfig(vocabulary_size=50, sequence_length=40)
+    data = fit_data(None, seed_like, train_config, rows, labels)
+    assert len({int(ids.shape[1]) for ids, _ in data["x"]}) > 1
+    # Full rows (post-padding, unmasked): Keras's own arrays path, the validation rows cut off as validation_split.
+    plain = ModelConfig(vocabulary_size=50, sequence_length=40, padding="post")
+    rows = padded_reviews(300, 40, "post")
     data = fit_data(None, plain, train_config, rows, labels)
     cut_at = validation_start(300, train_config.validation_split)
     np.testing.assert_array_equal(data["x"], rows[:cut_at])

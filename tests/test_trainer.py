@@ -442,6 +442,54 @@ def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path,
     assert cut_run.metrics["test_accuracy"] > 0.9
 
 
+@pytest.mark.slow
+def test_the_seed_trains_the_same_on_cut_batches_started_from_the_pad_chain(tmp_path, monkeypatch):
+    """An unmasked pre-padded model (the book's seed) trains on batches cut to their longest review, each layer
+    started from the state its pad steps leave (core.training.pad_start): the history matches the same batches at
+    full width, where the pad chain runs no steps (SGD: RMSprop divides by the root of tiny squared gradients and
+    amplifies float rounding; 1e-5 relative). The run's model.keras and its checkpoint are a plain model's files."""
+    import keras
+
+    from core.runs import checkpoints
+    from core.training import batching
+    from core.training.trainer import cuts_batches
+
+    model, settings = TOY_MODEL, replace(TOY_TRAIN, epochs=3, optimizer="sgd", learning_rate=0.1)
+    assert cuts_batches(model, settings) and not cuts_batches(model, replace(settings, distribution="mirrored"))
+    assert not cuts_batches(replace(model, padding="post"), settings)
+    widths = []
+    cut_width = batching.bucket_width
+
+    def recorded_width(longest: int, length: int) -> int:
+        widths.append(cut_width(longest, length))
+        return widths[-1]
+
+    monkeypatch.setattr(batching, "bucket_width", recorded_width)
+    cut_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "cut"))
+    monkeypatch.setattr(batching, "bucket_width", lambda longest, length: length)
+    full_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "full"))
+    assert min(widths) < model.sequence_length  # batches were cut
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert cut_run.history[key] == pytest.approx(full_run.history[key], rel=1e-5), key
+    assert cut_run.metrics["test_accuracy"] == pytest.approx(full_run.metrics["test_accuracy"], abs=1e-6)
+    saved = keras.models.load_model(cut_run.model_path, compile=False)
+    assert isinstance(saved, keras.Sequential) and saved.count_params() == model.parameters
+    plain = keras.models.load_model(full_run.model_path, compile=False)
+    for mine, theirs in zip(saved.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-6)
+    _, state = checkpoints.latest_state(cut_run.path)
+    _, plain_state = checkpoints.latest_state(full_run.path)
+    import h5py
+
+    def keys(path):
+        found = []
+        with h5py.File(path) as file:
+            file.visit(found.append)
+        return found
+
+    assert keys(state) == keys(plain_state) and any("optimizer" in key for key in keys(state))
+
+
 def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
     """core.training.trainer.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
     break-even bench/xla_break_even.py measured; a masked model compiles once per batch width, so it needs more."""
@@ -452,12 +500,15 @@ def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
     assert uses_xla(seed.model, seed.train, archive)  # 10 epochs of full rows
     assert uses_xla(masked, seed.train, archive)
     assert not uses_xla(seed.model, seed.train, 320, epochs=3)  # the tests' and a first try's small trainings
-    assert not uses_xla(masked, seed.train, 4_000, epochs=4)  # pays for full rows, not for ten widths
-    assert uses_xla(seed.model, seed.train, 4_000, epochs=4)
+    # Cut batches (masked, or the seed started from its pad chain) compile once per width: they need more.
+    full_rows = replace(seed.model, padding="post")
+    for cut in (masked, seed.model):
+        assert not uses_xla(cut, seed.train, 4_000, epochs=4)  # pays for full rows, not for ten widths
+    assert uses_xla(full_rows, seed.train, 4_000, epochs=4)
     at = XLA_BREAK_EVEN[False] // seed.model.sequence_length
-    assert uses_xla(seed.model, seed.train, at, epochs=1) and not uses_xla(seed.model, seed.train, at - 1, epochs=1)
+    assert uses_xla(full_rows, seed.train, at, epochs=1) and not uses_xla(full_rows, seed.train, at - 1, epochs=1)
     # Resuming at epoch 9 of 10 has one epoch left to pay for a compile.
-    assert not uses_xla(seed.model, seed.train, 2_000, epochs=1) and uses_xla(seed.model, seed.train, 2_000)
+    assert not uses_xla(full_rows, seed.train, 2_000, epochs=1) and uses_xla(full_rows, seed.train, 2_000)
     assert not uses_xla(seed.model, replace(seed.train, distribution="mirrored"), archive)  # TensorFlow's kernels
 
 

@@ -15,6 +15,7 @@ __all__, __getattr__, __dir__ = public_names(
         "resuming": ("resume",),
         "trainer": (
             "TrainingCallbacks",
+            "cuts_batches",
             "fit_data",
             "load_run_model",
             "outcome_lines",

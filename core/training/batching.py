@@ -117,7 +117,11 @@ class ReviewBatches:
         columns = self.rows.shape[1]
         if not self.bucketed:
             return [columns] * len(order)
-        return [bucket_width(int(self.widths[indices].max()), columns) for indices in order]
+        widths = [bucket_width(int(self.widths[indices].max()), columns) for indices in order]
+        if len(order[-1]) < self.batch_size:
+            # The short last batch keeps its full rows: one more shape to compile in a training, not one per width.
+            widths[-1] = columns
+        return widths
 
     def batches(self):
         """The next pass's (ids, labels) batches, in NumPy: what dataset() yields, for tests and tools."""

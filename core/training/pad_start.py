@@ -8,9 +8,14 @@ carries them back through the shared pad chain into the embedding's pad row and 
 the same idea for scoring (core.export.passes.padding_skip); this is it for training.
 
 PadStartModel wraps a build_model model and owns no weights of its own: it calls the model's layers, so what it trains
-is the model. Only pre-padding without a mask or dropout qualifies (starts_from_pads): post-padding puts the pads after
-each review, a mask makes them change nothing (plain cutting is already exact), and dropout would draw other masks for
-the one pad row than for each row's own pads.
+is the model. Compiling it compiles the model with the same optimizer object, and it saves and loads through the model:
+a run's checkpoints (weights and optimizer state) and its model.keras are the files a plain fit of the model writes,
+so resuming, exporting and every page read them as before. core.training.trainer trains through it on one device
+(cuts_batches).
+
+Only pre-padding without a mask or dropout qualifies (starts_from_pads): post-padding puts the pads after each review,
+a mask makes them change nothing (plain cutting is already exact), and dropout would draw other masks for the one pad
+row than for each row's own pads.
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ def pad_start_model(model, sequence_length: int):
         def __init__(self):
             super().__init__(name=f"{model.name}_pad_start")
             self.inner = model  # the only layer tracked: the weights are model's, in model's order
+
+        def compile(self, optimizer="rmsprop", loss=None, metrics=None, **settings):
+            super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **settings)
+            # The same optimizer object: the model's save_weights then holds the optimizer state fit has built.
+            self.inner.compile(optimizer=self.optimizer, loss=loss, metrics=metrics)
+
+        def save(self, filepath, *args, **kwargs):
+            return self.inner.save(filepath, *args, **kwargs)
+
+        def save_weights(self, filepath, *args, **kwargs):
+            return self.inner.save_weights(filepath, *args, **kwargs)
+
+        def load_weights(self, filepath, *args, **kwargs):
+            return self.inner.load_weights(filepath, *args, **kwargs)
 
         def pad_states(self, pad_steps: int) -> list[list]:
             """Each recurrent layer's states after pad_steps pad ids (a scalar tensor), for one row: a

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.training import batching
 from core.training.batching import validation_start
+from core.training.pad_start import pad_start_model, starts_from_pads
 from core.runs import checkpoints
 from core.training import distribute
 from core.runs import store as runs
@@ -85,11 +86,20 @@ def _optimizer(train_config: TrainConfig):
     return classes[train_config.optimizer](learning_rate=train_config.learning_rate)
 
 
+def cuts_batches(model_config: ModelConfig, train_config: TrainConfig) -> bool:
+    """Whether fit's batches are cut to their longest review: a masked model's always (its padding changes nothing);
+    an unmasked pre-padded one's on one device, each layer started from the pad chain's state
+    (core.training.pad_start)."""
+    if model_config.mask_padding:
+        return True
+    return train_config.distribution == "none" and starts_from_pads(model_config)
+
+
 # Review-steps (training reviews x epochs x sequence_length) from which compiling fit's steps with XLA pays for itself.
-# XLA's first epoch compiles (a masked model once per batch width, up to batching.MAX_WIDTHS) and later epochs run
+# XLA's first epoch compiles (cut batches once per batch width, up to batching.MAX_WIDTHS) and later epochs run
 # 2.5-3.5x faster; on a small training the compile is most of the time. Measured on 2 cores by bench/xla_break_even.py
 # (README, "When XLA pays"): full rows of 500 ids broke even between 2.4 and 8 million, a masked model above 20 million.
-XLA_BREAK_EVEN = {False: 6_000_000, True: 30_000_000}  # keyed by model.mask_padding
+XLA_BREAK_EVEN = {False: 6_000_000, True: 30_000_000}  # keyed by cuts_batches
 
 
 def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int, epochs: int | None = None) -> bool:
@@ -101,7 +111,7 @@ def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int,
     if train_config.distribution != "none":
         return False
     epochs = train_config.epochs if epochs is None else epochs
-    return reviews * epochs * model_config.sequence_length >= XLA_BREAK_EVEN[model_config.mask_padding]
+    return reviews * epochs * model_config.sequence_length >= XLA_BREAK_EVEN[cuts_batches(model_config, train_config)]
 
 
 def steps_per_execution(train_config: TrainConfig) -> int:
@@ -114,11 +124,12 @@ def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.
     """model.fit's data arguments: the training reviews, shuffled every epoch, and the validation reviews, the last
     ones as Keras's validation_split takes them.
 
-    A masked model on one device or any model under a strategy reads core.training.batching's datasets (a masked model's
-    batches cut to their longest review). Full rows on one device go to fit as arrays, shuffled by Keras as before
+    Batches cut to their longest review (cuts_batches), and any model under a strategy, come from
+    core.training.batching's datasets. Full rows on one device go to fit as arrays, shuffled by Keras as before
     (seeded by train.seed): in bench/train_speed.py's runs that fed an XLA step faster than a dataset made in Python.
     """
-    if not model_config.mask_padding and train_config.distribution == "none":
+    cut = cuts_batches(model_config, train_config)
+    if not cut and train_config.distribution == "none":
         cut_at = validation_start(len(y), train_config.validation_split) if train_config.validation_split else len(y)
         validation_data = (x[cut_at:], y[cut_at:]) if cut_at < len(y) else None
         return {
@@ -134,7 +145,7 @@ def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.
         train_config.batch_size,
         train_config.validation_split,
         padding=model_config.padding,
-        bucketed=model_config.mask_padding,
+        bucketed=cut,
         seed=train_config.seed,
         model=model,
     )
@@ -259,7 +270,11 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     keras.utils.set_random_seed(train_config.seed)
     with distribute.scope(strategy):
         model = build_model(model_config)
-        model.compile(
+        # fit trains fitted: the model, or on cut batches the pad-start wrapper, which saves and loads as the model.
+        fitted = model
+        if cuts_batches(model_config, train_config) and not model_config.mask_padding:
+            fitted = pad_start_model(model, model_config.sequence_length)
+        fitted.compile(
             optimizer=_optimizer(train_config),
             loss="binary_crossentropy",
             metrics=["accuracy"],
@@ -275,8 +290,8 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     interrupted = None  # a Ctrl-C during fit: the run is saved as cancelled, then the interrupt goes on
     started = time.perf_counter()
     try:
-        model.fit(
-            **fit_data(model, model_config, train_config, x, y),
+        fitted.fit(
+            **fit_data(fitted, model_config, train_config, x, y),
             epochs=train_config.epochs,
             callbacks=fit_callbacks,
             initial_epoch=resumed.epoch if resumed else 0,
@@ -314,7 +329,8 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
         metrics["partial"] = partial
     # A cancelled run stops now: testing on every review would make Stop slow.
     if status == "finished" and len(dataset.test):
-        result = _evaluate_model(model, model_config, dataset.test, train_config.batch_size)
+        cut = cuts_batches(model_config, train_config)
+        result = _evaluate_model(fitted if cut else model, model_config, dataset.test, train_config.batch_size, cut)
         metrics.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_n=result["n"])
     runs.write_metrics(run_dir, metrics)
     runs.set_status(run_dir, status, "interrupted by the user" if interrupted else None)
@@ -323,9 +339,14 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
     return runs.read_run(run_dir)
 
 
-def _evaluate_model(model, model_config: ModelConfig, split: Split, batch_size: int = 128) -> dict:
+def _evaluate_model(model, model_config: ModelConfig, split: Split, batch_size: int = 128, cut: bool = False) -> dict:
+    """cut: batches cut to their longest review (the widths fit's validation compiled), for a model fit on them."""
     x, y = training_arrays(model_config, split)
-    result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    if cut:
+        batches = batching.ReviewBatches(x, y, batch_size, model_config.padding, bucketed=True)
+        result = model.evaluate(batches.dataset(), verbose=0, return_dict=True)
+    else:
+        result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return {"accuracy": float(result["accuracy"]), "loss": float(result["loss"]), "n": len(y)}
 
 
