@@ -21,8 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from core import paths  # noqa: E402
 from core.runs import RunStore  # noqa: E402
-from core.training import TrainingCallbacks, train, training_arrays, uses_xla, validation_start  # noqa: E402
+from core.training import (  # noqa: E402
+    TrainingCallbacks,
+    train,
+    training_arrays,
+    use_compilation_cache,
+    uses_xla,
+    validation_start,
+)
 from fit_timing import epoch_seconds, forced_xla, seed_and_default, timed_fit  # noqa: E402
 
 GOALS = {"seed": 2.5, "default (masked)": 2.5}
@@ -47,6 +55,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="plain/core pairs, alternated to share machine noise")
     args = parser.parse_args()
 
+    # As `python -m core train` runs: XLA's compilation cache on before TensorFlow starts (train() sets it for the
+    # process's first training only, and the plain fits below start TensorFlow first).
+    use_compilation_cache(paths.cache_dir() / "xla")
     loaded = seed_and_default(test_reviews=500)
     if loaded is None:
         return 2

@@ -210,8 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's Python-side logging; its C++ start-up lines are silenced where commands import it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log lines up to errors: its start-up lines are silenced where commands import it, and XLA's
+    # compilation cache logs a protobuf parse error at every hit (TensorFlow 2.21 tries each entry as text before
+    # reading it as the binary it is), a screenful a training. Failures still reach us as Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # a bad flag (2) or --help (0): argparse has printed what to say

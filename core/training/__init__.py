@@ -23,6 +23,7 @@ __all__, __getattr__, __dir__ = public_names(
             "steps_per_execution",
             "train",
             "training_arrays",
+            "use_compilation_cache",
             "uses_xla",
         ),
     },
