@@ -416,15 +416,11 @@ def test_a_bad_layer_in_a_config_file_is_named_by_its_place():
         ExperimentConfig.from_dict({"model": {"recurrent_layers": [{"size": 8}]}})
 
 
-@pytest.mark.slow
-def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path, monkeypatch):
-    """Bucketing only drops padded steps, which a masked model skips: the history matches full-width batches of
-    the same reviews in the same order to float32 rounding (1e-5 relative; TensorFlow's kernels on both sides, the
-    toy training being far too small for XLA)."""
+def _cut_and_full_runs(model, settings, tmp_path, monkeypatch):
+    """The same toy training twice: on batches cut to their longest review, recording the widths, then at full
+    width. Returns both runs and the widths."""
     from core.training import batching
 
-    masked = replace(TOY_MODEL, mask_padding=True, sequence_length=40)
-    settings = replace(TOY_TRAIN, epochs=3)
     widths = []
     cut_width = batching.bucket_width
 
@@ -433,9 +429,19 @@ def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path,
         return widths[-1]
 
     monkeypatch.setattr(batching, "bucket_width", recorded_width)
-    cut_run = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "cut"))
+    cut_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "cut"))
     monkeypatch.setattr(batching, "bucket_width", lambda longest, length: length)
-    full_run = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "full"))
+    full_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "full"))
+    return cut_run, full_run, widths
+
+
+@pytest.mark.slow
+def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path, monkeypatch):
+    """Bucketing only drops padded steps, which a masked model skips: the history matches full-width batches of
+    the same reviews in the same order to float32 rounding (1e-5 relative; TensorFlow's kernels on both sides, the
+    toy training being far too small for XLA)."""
+    masked = replace(TOY_MODEL, mask_padding=True, sequence_length=40)
+    cut_run, full_run, widths = _cut_and_full_runs(masked, replace(TOY_TRAIN, epochs=3), tmp_path, monkeypatch)
     assert max(widths) < masked.sequence_length  # the toy reviews are 6 to 20 ids: every batch was cut
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert cut_run.history[key] == pytest.approx(full_run.history[key], rel=1e-5), key
@@ -451,23 +457,12 @@ def test_the_seed_trains_the_same_on_cut_batches_started_from_the_pad_chain(tmp_
     import keras
 
     from core.runs import checkpoints
-    from core.training import batching
     from core.training.trainer import cuts_batches
 
     model, settings = TOY_MODEL, replace(TOY_TRAIN, epochs=3, optimizer="sgd", learning_rate=0.1)
     assert cuts_batches(model, settings) and not cuts_batches(model, replace(settings, distribution="mirrored"))
     assert not cuts_batches(replace(model, padding="post"), settings)
-    widths = []
-    cut_width = batching.bucket_width
-
-    def recorded_width(longest: int, length: int) -> int:
-        widths.append(cut_width(longest, length))
-        return widths[-1]
-
-    monkeypatch.setattr(batching, "bucket_width", recorded_width)
-    cut_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "cut"))
-    monkeypatch.setattr(batching, "bucket_width", lambda longest, length: length)
-    full_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "full"))
+    cut_run, full_run, widths = _cut_and_full_runs(model, settings, tmp_path, monkeypatch)
     assert min(widths) < model.sequence_length  # batches were cut
     for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
         assert cut_run.history[key] == pytest.approx(full_run.history[key], rel=1e-5), key
