@@ -1,6 +1,6 @@
 """Many visitors classifying reviews on one dashboard server at once: clicks a second, click times, server CPU, memory.
 
-    python bench/load_test.py [--sessions 1,10,30] [--clicks 5] [--rate 25] [--browsers 10] [--soak 0]
+    python bench/load_test.py [--sessions 1,10,30] [--clicks 5] [--rate 25] [--browsers 10] [--think 3] [--soak 0]
                               [--data $IMDB_DATA] [--option runner.postScriptGC=true ...] [--json]
 
 Starts `streamlit run dashboard/app.py` on 127.0.0.1 (a free port, empty runs and cache folders of its own, so the
@@ -15,7 +15,10 @@ core.scoring.explanation.explain gives for that review; then the next.
   from when it was due, so a click that waited for a busy session is as slow as the visitor saw it;
 - browsers (--browsers N): N Chromium pages (Debian's, through playwright) type a review into the box and click
   Classify as a person does, closed loop, with the browser's own messages; a click's time runs to the result on the
-  page (its probability and words read as the page must show them).
+  page (its probability and words read as the page must show them). Then again as readers (--think T): each page
+  arrives within T seconds of the others and reads each result for 0.5T to 1.5T seconds before the next review, the
+  pace of people rather than of a script (on one machine, closed-loop pages measure the visitors' own CPU as much
+  as the server).
 
 Per phase: clicks that got their right result, clicks a second (all clicks over the phase's wall time), median and
 worst click time, the server's CPU time a click (its user + system time over the phase, from /proc), its resident
@@ -50,17 +53,24 @@ from bench.streamlit_session import (  # noqa: E402
 from core.paths import DEFAULT_MODEL, data_source  # noqa: E402
 
 SOAK_SESSIONS = 30
-# True once a browser page shows this review's result: its probability and its count of words read, as the page words
-# them (two reviews in a row with the same two figures would end a wait early: rare, and it shortens one click).
-RESULT_SHOWN = """([probability, words]) => {
-    const main = document.querySelector('[data-testid="stMain"]');
+# Resolves once a browser page shows this review's result: its probability and its count of words read, as the page
+# words them (two reviews in a row with the same two figures would end a wait early: rare, and it shortens one click).
+# A MutationObserver looks when the page changes, where playwright's wait_for_function would look at every animation
+# frame: 60 times a second a page, which ten waiting pages pay in CPU that then counts against the visitors' side.
+RESULT_SHOWN = """([probability, words]) => new Promise((resolve) => {
     const value = (label) => {
-        const metrics = [...main.querySelectorAll('[data-testid="stMetric"]')];
+        const main = document.querySelector('[data-testid="stMain"]');
+        const metrics = main ? [...main.querySelectorAll('[data-testid="stMetric"]')] : [];
         const metric = metrics.find(m => m.textContent.startsWith(label));
         return metric && metric.querySelector('[data-testid="stMetricValue"]').textContent.trim();
     };
-    return value('Positive probability') === probability && value('Tokens used') === words;
-}"""
+    const shown = () => value('Positive probability') === probability && value('Tokens used') === words;
+    if (shown()) return resolve(true);
+    const watch = new MutationObserver(() => {
+        if (shown()) { watch.disconnect(); resolve(true); }
+    });
+    watch.observe(document.body, {childList: true, subtree: true, characterData: true});
+})"""
 
 
 @dataclass
@@ -207,10 +217,11 @@ def run_phase(
 
 
 async def browser_phase(
-    server: StreamlitServer, sessions: int, clicks: int, reviews: list[Review], timeout: float
+    server: StreamlitServer, sessions: int, clicks: int, reviews: list[Review], timeout: float, think: float = 0.0
 ) -> Phase:
-    """sessions Chromium pages, each typing a review into the box and clicking Classify as a person does, closed loop;
-    a click's time runs from the click to the result on the page."""
+    """sessions Chromium pages, each typing a review into the box and clicking Classify as a person does: closed loop,
+    or (think > 0) arriving within think seconds of each other and pausing between 0.5 and 1.5 times think seconds
+    after each result, as readers; a click's time runs from the click to the result on the page."""
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
 
@@ -228,19 +239,24 @@ async def browser_phase(
             cpu_before, client_before = server.cpu_seconds(), client_cpu_seconds(browsers=True)
             started = time.perf_counter()
             times: list[float] = []
+            pace = random.Random(sessions)
 
             async def visitor(number: int, page) -> None:
+                if think:  # readers arrive at their own times, not all in the same instant
+                    await asyncio.sleep(pace.uniform(0.0, think))
                 for k in range(clicks):
                     review = reviews[(number * clicks + k) % len(reviews)]
                     await page.get_by_role("textbox", name="Review", exact=True).fill(review.text)
                     clicked = time.perf_counter()
                     try:
                         await page.get_by_role("button", name="Classify", exact=True).click()
-                        await page.wait_for_function(RESULT_SHOWN, arg=[review.shown, review.words])
-                    except PlaywrightError as error:  # a click with no result: counted, not raised
-                        print(f"a click got no result: {str(error).splitlines()[0]}", file=sys.stderr)
+                        await asyncio.wait_for(page.evaluate(RESULT_SHOWN, [review.shown, review.words]), timeout)
+                    except (PlaywrightError, TimeoutError) as error:  # a click with no result: counted, not raised
+                        print(f"a click got no result: {(str(error) or 'timed out').splitlines()[0]}", file=sys.stderr)
                         continue
                     times.append(time.perf_counter() - clicked)
+                    if think:  # a person reads the result before the next review: think seconds on average
+                        await asyncio.sleep(pace.uniform(0.5 * think, 1.5 * think))
 
             await asyncio.gather(*(visitor(number, page) for number, page in enumerate(pages)))
             wall = time.perf_counter() - started
@@ -248,7 +264,8 @@ async def browser_phase(
         finally:
             await browser.close()
     # A browser click is right when its own result showed: those are the clicks that were timed.
-    return summary(server, sessions, "browsers", sessions * clicks, len(times), times, wall, cpu, client)
+    mode = f"browsers, {think:g} s" if think else "browsers"
+    return summary(server, sessions, mode, sessions * clicks, len(times), times, wall, cpu, client)
 
 
 def table(phases: list[Phase]) -> str:
@@ -271,6 +288,9 @@ def main() -> int:
     parser.add_argument("--clicks", type=int, default=5, help="clicks a session in each phase")
     parser.add_argument("--rate", type=float, default=25.0, help="offered clicks a second in all (0: closed loop only)")
     parser.add_argument("--browsers", default="10", help="comma-separated Chromium page counts (0: none)")
+    parser.add_argument(
+        "--think", type=float, default=3.0, help="browsers again, reading each result this long on average (0: none)"
+    )
     parser.add_argument("--soak", type=int, default=0, help="clicks of a memory soak after the phases")
     parser.add_argument("--data", default=None, help="aclImdb folder or archive (default: $IMDB_DATA)")
     parser.add_argument("--reviews", type=int, default=300, help="test reviews drawn at random to type")
@@ -308,6 +328,10 @@ def main() -> int:
                     phases.append(run_phase(server, count, args.clicks, args.rate, reviews, args.timeout))
             for count in browsers:
                 phases.append(asyncio.run(browser_phase(server, count, args.clicks, reviews, args.timeout)))
+                if args.think > 0:
+                    phases.append(
+                        asyncio.run(browser_phase(server, count, args.clicks, reviews, args.timeout, args.think))
+                    )
             done = 0
             while done < args.soak:
                 clicks = min(10, -(-(args.soak - done) // SOAK_SESSIONS))

@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.data, pytest.mark.browser]
 
 def test_every_click_of_a_small_crowd_gets_its_own_right_result():
     command = [sys.executable, str(ROOT / "bench" / "load_test.py"), "--sessions", "1,4", "--clicks", "3"]
-    command += ["--rate", "8", "--browsers", "2", "--reviews", "40", "--timeout", "60", "--json"]
+    command += ["--rate", "8", "--browsers", "2", "--think", "0.5", "--reviews", "40", "--timeout", "60", "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     phases = report["phases"]
     assert [(p["sessions"], p["mode"]) for p in phases] == [
-        (1, "closed loop"), (1, "8/s offered"), (4, "closed loop"), (4, "8/s offered"), (2, "browsers")
+        (1, "closed loop"), (1, "8/s offered"), (4, "closed loop"), (4, "8/s offered"), (2, "browsers"),
+        (2, "browsers, 0.5 s"),
     ]
     # Each click's shown probability and words read were checked against Predictor.explain for the review it typed.
     assert all(p["right"] == p["clicks"] == p["sessions"] * 3 for p in phases), phases

@@ -1,0 +1,51 @@
+"""dashboard/figures.py: the trajectory chart, built without plotly's validation for speed, is a valid figure of the
+review's own numbers."""
+
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from dashboard.figures import trajectory_figure
+from tests.browser_support import plotly_values
+
+
+def _spec(words, steps, changes, threshold=0.5) -> dict:
+    """The figure as Streamlit sends it (st.plotly_chart: to_dict, then JSON), read back."""
+    return json.loads(pio.to_json(trajectory_figure(words, steps, changes, threshold).to_dict(), validate=False))
+
+
+@pytest.mark.parametrize("count", [0, 3, 31, 500])
+def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
+    generator = np.random.default_rng(count)
+    words = [f"word{k}" for k in range(count)]
+    steps, changes = generator.random(count), generator.normal(0.0, 0.05, count)
+    figure = trajectory_figure(words, steps, changes, 0.4)
+    # plotly's own validation, which the dashboard skips on every click, accepts every part of it.
+    validated = go.Figure(figure.to_dict())
+    assert len(validated.data) == (2 if count else 1)
+    spec = _spec(words, steps, changes, 0.4)
+    line = spec["data"][0]
+    assert line["type"] == "scatter"
+    np.testing.assert_allclose(plotly_values(line["y"]), steps)
+    assert plotly_values(line["x"]) == list(range(1, count + 1))
+    assert [word for word, _ in line["customdata"]] == words
+    np.testing.assert_allclose([change for _, change in line["customdata"]], changes)
+    assert spec["layout"]["shapes"][0]["y0"] == 0.4
+    if not count:
+        return
+    strip = spec["data"][1]
+    assert strip["type"] == "heatmap" and strip["yaxis"] == "y2" and strip["zmid"] == 0.0
+    z = strip["z"]
+    cells = plotly_values(z) if isinstance(z, dict) else [value for row in z for value in plotly_values(row)]
+    np.testing.assert_allclose(cells, changes)  # one cell a word, coloured by its change
+    assert strip["text"] == [words]
+    # Red down, green up, spelled out (Streamlit's theme replaces a scale given by its name).
+    scale = strip["colorscale"]
+    assert isinstance(scale, list) and scale[0][1] == "rgb(165,0,38)" and scale[-1][1] == "rgb(0,104,55)"
+    # Up to 30 words the axis is labelled with the words themselves, each a dot on the line.
+    labelled = spec["layout"]["xaxis"].get("ticktext")
+    assert (labelled == words) if count <= 30 else labelled is None
+    assert line["mode"] == ("lines+markers" if count <= 30 else "lines")
