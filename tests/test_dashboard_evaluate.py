@@ -123,7 +123,7 @@ def test_the_mistakes_browser_lists_confident_mistakes_first_and_opens_one(setup
     assert not app.get("html") and all(not markdown.proto.allow_html for markdown in app.markdown)
     # The sentiment-over-time chart: one point a word the model read, the review's last words (pre-truncation).
     trajectory = json.loads(app.get("plotly_chart")[-1].proto.spec)
-    words = [word for word, _ in trajectory["data"][0]["customdata"]]  # (word, change) a point, as on Classify
+    words = trajectory["data"][0]["text"]  # the word of each point, as on Classify
     tokens = tokenize(text.replace("\\", ""))
     assert len(words) == len(plotly_values(trajectory["data"][0]["y"])) == min(len(tokens), SEQUENCE_LENGTH)
     assert words == tokens[-len(words):]

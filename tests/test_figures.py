@@ -31,8 +31,8 @@ def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
     assert line["type"] == "scatter"
     np.testing.assert_allclose(plotly_values(line["y"]), steps)
     assert plotly_values(line["x"]) == list(range(1, count + 1))
-    assert [word for word, _ in line["customdata"]] == words
-    np.testing.assert_allclose([change for _, change in line["customdata"]], changes)
+    assert line["text"] == words  # hover: the word, its probability and its change
+    np.testing.assert_allclose(plotly_values(line["customdata"]), changes)
     assert spec["layout"]["shapes"][0]["y0"] == 0.4
     if not count:
         return
