@@ -84,7 +84,6 @@ def trajectory_figure(
             "text": labels[np.newaxis, :],
             "hovertemplate": "word %{x}: <b>%{text}</b><br>change %{z:+.1%}<extra></extra>",
         })
-    # Not validated here (half the figure's cost on every click): tests/test_figures.py validates what this builds.
     return go.Figure(traces, layout=layout, _validate=False)
 
 

@@ -12,11 +12,6 @@ from dashboard.figures import trajectory_figure
 from tests.browser_support import plotly_values
 
 
-def _spec(words, steps, changes, threshold=0.5) -> dict:
-    """The figure as Streamlit sends it (st.plotly_chart: to_dict, then JSON), read back."""
-    return json.loads(pio.to_json(trajectory_figure(words, steps, changes, threshold).to_dict(), validate=False))
-
-
 @pytest.mark.parametrize("count", [0, 3, 31, 500])
 def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
     generator = np.random.default_rng(count)
@@ -26,7 +21,8 @@ def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
     # plotly's own validation, which the dashboard skips on every click, accepts every part of it.
     validated = go.Figure(figure.to_dict())
     assert len(validated.data) == (2 if count else 1)
-    spec = _spec(words, steps, changes, 0.4)
+    # What Streamlit sends (st.plotly_chart: to_dict, then JSON), read back.
+    spec = json.loads(pio.to_json(figure.to_dict(), validate=False))
     line = spec["data"][0]
     assert line["type"] == "scatter"
     np.testing.assert_allclose(plotly_values(line["y"]), steps)
@@ -38,9 +34,7 @@ def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
         return
     strip = spec["data"][1]
     assert strip["type"] == "heatmap" and strip["yaxis"] == "y2" and strip["zmid"] == 0.0
-    z = strip["z"]
-    cells = plotly_values(z) if isinstance(z, dict) else [value for row in z for value in plotly_values(row)]
-    np.testing.assert_allclose(cells, changes)  # one cell a word, coloured by its change
+    np.testing.assert_allclose(plotly_values(strip["z"]), changes)  # one cell a word, coloured by its change
     assert strip["text"] == [words]
     # Red down, green up, spelled out (Streamlit's theme replaces a scale given by its name).
     scale = strip["colorscale"]
