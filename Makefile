@@ -7,7 +7,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup setup-dev web web-if-npm served-page run test test-fast bench lint default-model clean
+.PHONY: setup setup-dev setup-serve web web-if-npm served-page run serve test test-fast bench lint default-model clean
 
 # The venv is rebuilt when requirements change: the stamp is older than the file.
 $(BIN)/.requirements: requirements.txt
@@ -17,6 +17,13 @@ $(BIN)/.requirements: requirements.txt
 
 $(BIN)/.requirements-dev: requirements-dev.txt $(BIN)/.requirements
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+# The HTTP API's own environment (requirements-serve.txt says why it is apart): MLServer, onnxruntime, no TensorFlow.
+SERVE_VENV := .venv-serve
+$(SERVE_VENV)/bin/.requirements: requirements-serve.txt
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet -r requirements-serve.txt
 	@touch $@
 
 # onnxruntime-web for the static page (python -m core web-page) and the Node example (web/classify_csv.mjs), as
@@ -39,10 +46,19 @@ served-page: setup web-if-npm
 
 setup: $(BIN)/.requirements
 
-setup-dev: $(BIN)/.requirements-dev web
+setup-serve: $(SERVE_VENV)/bin/.requirements
+
+setup-dev: $(BIN)/.requirements-dev web setup-serve
 
 run: setup web-if-npm served-page
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
+
+# The Open Inference Protocol (KServe V2) over HTTP for MODEL (default: the shipped model), through MLServer:
+# make serve MODEL=runs/<id>/model.onnx SERVE_PORT=8080 HOST=0.0.0.0
+MODEL ?= models/imdb_simplernn.onnx
+SERVE_PORT ?= 8080
+serve: setup-serve
+	$(SERVE_VENV)/bin/python -m core serve $(MODEL) --host $(HOST) --port $(SERVE_PORT)
 
 # Two test processes (pytest-xdist), each taking a whole test file at a time so that a module's fixtures (a trained
 # run, a server) are built once: one file's waits on a server, a browser or a training process overlap the other's
@@ -71,6 +87,7 @@ bench: setup-dev
 	$(BIN)/python bench/text_file.py
 	$(BIN)/python bench/ray_scoring.py
 	$(BIN)/python bench/load_test.py
+	$(BIN)/python bench/api_speed.py
 
 # Rebuilds models/imdb_simplernn.onnx: the seed trained on the real reviews (IMDB_DATA, else Keras's download),
 # early stopping on val_loss with the best weights restored, exported with the step_probability output (and its
@@ -80,4 +97,4 @@ default-model: setup
 	    && $(BIN)/python -m core export "$$run" --trajectory --out models/imdb_simplernn.onnx
 
 clean:
-	rm -rf $(VENV) .pytest_cache .cache
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .cache

@@ -183,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=_given, metavar="FILE", help=MODEL_HELP)
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    serve = commands.add_parser(
+        "serve", help="serve an exported file over HTTP: the Open Inference Protocol (KServe V2), through MLServer"
+    )
+    serve.add_argument("model", nargs="?", type=_given, metavar="MODEL", help=MODEL_HELP)
+    serve.add_argument(
+        "--host", type=_given, default="127.0.0.1", help="the address to listen on (default 127.0.0.1, this machine "
+        "only; 0.0.0.0 for the network)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="the HTTP port (default 8080)")
+    serve.add_argument("--name", type=_given, help="the model's name in the URLs (default: the file's name)")
+    serve.add_argument("--max-rows", type=int, metavar="N", help="reviews a request may hold (default 256)")
+    serve.add_argument(
+        "--max-batch-size", type=int, default=0, metavar="N",
+        help="server batching: run requests that arrive together as one batch of up to N rows (default 0: off)",
+    )
+    serve.add_argument(
+        "--max-batch-time", type=float, default=0.0, metavar="SECONDS",
+        help="server batching: how long a request may wait for others to join its batch (default 0)",
+    )
+
     runs = commands.add_parser("runs", help="list the saved runs")
     runs.add_argument("--runs", type=_given, metavar="DIR", help=RUNS_HELP)
     runs.add_argument("--json", action="store_true", help="print JSON lines instead of a table")

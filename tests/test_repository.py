@@ -45,9 +45,20 @@ def test_dockerfile_installs_requirements_ships_model_and_runs_safely():
     assert "dashboard/app.py" in text.splitlines()[-1]
 
 
+def test_the_image_can_start_the_http_api_instead():
+    """docker build --target api: the API's own requirements (no TensorFlow), the shipped model, all interfaces."""
+    text = (ROOT / "Dockerfile").read_text()
+    stage = text[text.index("\nFROM base AS api") : text.index("\nFROM base AS dashboard")]
+    assert "pip install --no-cache-dir -r requirements-serve.txt" in stage and "requirements.txt" not in stage
+    assert re.search(r"^COPY models/ models/", stage, re.M) and re.search(r"^USER 10001", stage, re.M)
+    assert "/v2/health/ready" in stage and re.search(r"^EXPOSE 8080", stage, re.M)
+    command = [line for line in stage.splitlines() if line.startswith("CMD ")][-1]
+    assert '"core", "serve"' in command and '"--host", "0.0.0.0"' in command and '"--port", "8080"' in command
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image():
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for name in (".venv", ".git", "runs", ".cache", ".streamlit/secrets.toml"):
+    for name in (".venv", ".venv-serve", ".git", "runs", ".cache", ".streamlit/secrets.toml"):
         assert name in ignored
 
 
@@ -94,7 +105,7 @@ def test_no_test_module_imports_another():
     assert not offenders
 
 
-CORE_PACKAGES = ("data", "evaluation", "export", "model", "runs", "scoring", "training")
+CORE_PACKAGES = ("data", "evaluation", "export", "model", "runs", "scoring", "serving", "training")
 # The users of core: the dashboard, the command line's commands and the benchmarks.
 CORE_USERS = [*sorted((ROOT / "dashboard").rglob("*.py")), ROOT / "core" / "cli.py", ROOT / "core" / "commands.py"]
 CORE_USERS += sorted((ROOT / "bench").glob("*.py"))
@@ -230,11 +241,23 @@ def test_no_unsafe_html_in_dashboard():
         assert "unsafe_allow_html=True" not in path.read_text(encoding="utf-8"), path.name
 
 
-def test_requirements_are_pinned():
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+def _pins(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / name).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*", line), f"not pinned: {line}"
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*", line), f"not pinned in {name}: {line}"
+            package, version = line.split("==")
+            pins[package] = version
+    return pins
+
+
+def test_requirements_are_pinned():
+    """Both environments pinned, and the API's scores with the very versions the dashboard and the CLI use."""
+    main, serve = _pins("requirements.txt"), _pins("requirements-serve.txt")
+    shared = {"onnxruntime", "onnx", "numpy", "pyarrow"}
+    assert {package: main[package] for package in shared} == {package: serve[package] for package in shared}
+    assert "tensorflow-cpu" not in serve and "streamlit" not in serve
 
 
 def test_streamlit_config_is_hardened():

@@ -1,0 +1,125 @@
+"""python -m core serve: one exported file behind the Open Inference Protocol (KServe's V2 REST API), served by
+MLServer over HTTP; MLServer lives in its own environment (requirements-serve.txt), beside the dashboard's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.serving.limits import Limits
+
+MLSERVER_VERSION = "1.7.1"
+SERVE_ENVIRONMENT = ".venv-serve"  # made by make serve (or make setup-serve) from requirements-serve.txt
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MISSING = (
+    f"MLServer is not installed in this Python: the API runs in its own environment, {SERVE_ENVIRONMENT}; make serve "
+    "builds it and starts the server (or: pip install -r requirements-serve.txt in an environment of its own)"
+)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the API serves one file."""
+
+    host: str = "127.0.0.1"  # this machine only; 0.0.0.0 to serve the network
+    port: int = 8080
+    name: str = ""  # the model's name in the URLs; default: the file's name without .onnx (and .text)
+    limits: Limits = field(default_factory=Limits)
+    # MLServer's adaptive batching: requests arriving within max_batch_time seconds run as one batch of at most
+    # max_batch_size rows (0: each request runs alone). Text requests only mix: id rows of other widths cannot stack.
+    max_batch_size: int = 0
+    max_batch_time: float = 0.0
+
+
+def model_name(path: Path, name: str = "") -> str:
+    """The name the model gets in the API's URLs, or ValueError when it cannot go in a URL."""
+    name = name or path.name.removesuffix(".onnx").removesuffix(".text")
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{name!r} cannot name the model in a URL: use letters, digits, '_', '.' and '-' (at most 64), e.g. --name"
+            " imdb"
+        )
+    return name
+
+
+def _one_line_validation_error(request, error):
+    """FastAPI's 422 list of errors, as one line in MLServer's error form: the first problem, where it is."""
+    from mlserver.rest.responses import Response
+
+    first = error.errors()[0] if error.errors() else {"type": "", "loc": (), "msg": "invalid"}
+    if first.get("type") == "json_invalid":
+        message = "the request body is not valid JSON"
+    else:
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the body"
+        message = f"not an inference request of the Open Inference Protocol: {where}: {first.get('msg')}"
+    return Response(status_code=400, content={"error": message})
+
+
+def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = print) -> None:
+    """Serve the file until interrupted; started(url) is called once the model answers. ValueError when the file or an
+    option cannot be used or MLServer is missing."""
+    import asyncio
+    import socket
+
+    try:
+        from fastapi.exceptions import RequestValidationError
+        from mlserver import MLServer
+        from mlserver.settings import ModelParameters, ModelSettings, Settings
+    except ImportError:
+        raise ValueError(MISSING) from None
+    from core.scoring.predictor import Predictor
+    from core.serving.guard import RequestGuard
+
+    name = model_name(path, options.name)
+    Predictor.from_file(path)  # a file that cannot be served fails here, in one line, before any port is taken
+    with socket.socket() as probe:  # and a port already taken is one line, not a server that exits half-started
+        try:
+            probe.bind((options.host, options.port))
+        except OSError as error:
+            raise ValueError(
+                f"cannot listen on {options.host}:{options.port} ({error.strerror}): choose another --port"
+            ) from None
+
+    class HttpOnlyServer(MLServer):
+        """MLServer's REST server alone: no gRPC or metrics port (each would be one more way in to bound), and the
+        guard in front of the app."""
+
+        def _create_servers(self):
+            super()._create_servers()
+            self._grpc_server = None
+            app = self._rest_server._app
+            app.add_exception_handler(RequestValidationError, _one_line_validation_error)
+            app.add_middleware(RequestGuard, limits=options.limits)
+
+        async def start(self, models_settings):
+            rest = asyncio.ensure_future(self._rest_server.start())
+            await asyncio.gather(*(self._model_registry.load(settings) for settings in models_settings))
+            started(f"http://{options.host}:{options.port}/v2/models/{name}")
+            await rest
+
+    settings = Settings(
+        host=options.host,
+        http_port=options.port,
+        # Inference in the server's own process: a worker pool pays off for models heavier than this one.
+        parallel_workers=0,
+        metrics_endpoint=None,
+        gzip_enabled=False,  # responses are a few hundred bytes; compressing them costs more than it saves
+        debug=False,
+        load_models_at_startup=False,
+    )
+    model = ModelSettings(
+        name=name,
+        implementation="core.serving.runtime.ReviewModel",
+        max_batch_size=options.max_batch_size,
+        max_batch_time=options.max_batch_time,
+        parameters=ModelParameters(uri=str(path), extra={"limits": options.limits.__dict__}),
+    )
+
+    async def main() -> None:
+        await HttpOnlyServer(settings).start([model])
+
+    import uvloop  # the event loop `mlserver start` runs MLServer on
+
+    uvloop.run(main())

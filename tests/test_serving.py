@@ -1,0 +1,210 @@
+"""The HTTP API (python -m core serve): a real MLServer on 127.0.0.1, spoken to by Triton's own client and by raw
+HTTP; the Predictor in this process is the reference."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.api_speed import ApiServer, text_request
+from core.data.load import read_reviews
+from core.scoring import Predictor
+from core.serving import Limits, model_name
+
+ROOT = Path(__file__).resolve().parents[1]
+IDS_FILE = ROOT / "models" / "imdb_simplernn.onnx"
+TEXT_FILE = ROOT / "models" / "imdb_simplernn.text.onnx"
+NAME = "imdb_simplernn"
+
+
+@pytest.fixture(scope="module", params=[IDS_FILE, TEXT_FILE], ids=["ids file", "text file"])
+def served(request, tmp_path_factory):
+    """(server, the Predictor of the same file) for each shipped file, one server a file."""
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with ApiServer(request.param, log, ["--max-rows", "64"]) as server:
+        yield server, Predictor.from_file(request.param)
+
+
+@pytest.fixture(scope="module")
+def test_reviews(imdb_archive):
+    """Every 500th review of the real test split: 50 reviews of every length the split has."""
+    return [review.text for review in read_reviews(imdb_archive, "test")[::500]]
+
+
+def _client(server):
+    import tritonclient.http as triton
+
+    return triton, triton.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=60.0)
+
+
+def _post(server, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, json.loads(payload)
+
+
+def test_readiness_and_metadata_say_what_the_file_is(served):
+    server, predictor = served
+    _, client = _client(server)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(NAME)
+    metadata = client.get_model_metadata(NAME)
+    assert metadata["name"] == NAME and metadata["platform"] == "onnxruntime_onnx"
+    assert {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]} == {
+        "input_ids": "INT32", "review": "BYTES"
+    }
+    assert [tensor["name"] for tensor in metadata["outputs"]][:2] == ["probability", "label"]
+    essentials = metadata["parameters"]
+    vocabulary = predictor.metadata.vocabulary
+    assert essentials["vocabulary_size"] == vocabulary.num_words == 10_000
+    assert essentials["text_rule"] == vocabulary.normalization == "imdb-v1"
+    assert essentials["threshold"] == predictor.metadata.threshold
+    assert essentials["labels"] == ["negative", "positive"]
+    assert essentials["file"] == predictor.path.name
+    assert essentials["limits"] == {**Limits().to_dict(), "max_rows": 64}
+
+
+@pytest.mark.data
+def test_real_reviews_as_text_score_as_the_predictor_scores_them(served, test_reviews):
+    server, predictor = served
+    triton, client = _client(server)
+    expected = predictor.predict(test_reviews)
+    scores, labels, tokens = [], [], []
+    for start in range(0, len(test_reviews), 16):
+        chunk = test_reviews[start : start + 16]
+        tensor = triton.InferInput("review", [len(chunk)], "BYTES")
+        tensor.set_data_from_numpy(np.array(chunk, dtype=object), binary_data=False)
+        outputs = [triton.InferRequestedOutput(name, binary_data=False) for name in ("probability", "label", "tokens")]
+        result = client.infer(NAME, [tensor], outputs=outputs)
+        scores += result.as_numpy("probability").tolist()
+        labels += [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("label")]
+        tokens += result.as_numpy("tokens").tolist()
+    assert np.max(np.abs(np.array(scores) - [item.score for item in expected])) <= 1e-6
+    assert labels == [item.label for item in expected] and {"positive", "negative"} == set(labels)
+    assert tokens == [item.tokens for item in expected]
+
+
+@pytest.mark.data
+def test_real_reviews_as_ids_score_as_the_predictor_scores_them(served, test_reviews):
+    """Id rows as a client makes them: the file's vocabulary (from its metadata), pre-padded to a common width."""
+    server, predictor = served
+    triton, client = _client(server)
+    sequences = predictor._encode(test_reviews).sequences()
+    ids = predictor.pad(sequences, max(len(sequence) for sequence in sequences))
+    assert ids.shape[1] > 400  # long reviews are in: rows longer than the model reads are cut as it was trained
+    expected = predictor.sequence_probabilities(sequences)
+    scores = []
+    for start in range(0, len(ids), 25):
+        tensor = triton.InferInput("input_ids", list(ids[start : start + 25].shape), "INT32")
+        tensor.set_data_from_numpy(ids[start : start + 25], binary_data=False)
+        result = client.infer(NAME, [tensor], outputs=[triton.InferRequestedOutput("probability", binary_data=False)])
+        scores += result.as_numpy("probability").tolist()
+    assert np.max(np.abs(np.array(scores) - expected)) <= 1e-6
+
+
+BAD_REQUESTS = {
+    "malformed JSON": (b'{"inputs": [{', 400, "not valid JSON"),
+    "not a V2 request": (b'{"reviews": ["good"]}', 400, "inputs"),
+    "unknown datatype": (
+        b'{"inputs": [{"name": "review", "shape": [1], "datatype": "TEXT", "data": ["good"]}]}', 400, "datatype"
+    ),
+    "ids as text": (
+        b'{"inputs": [{"name": "input_ids", "shape": [1], "datatype": "BYTES", "data": ["1"]}]}', 400, "INT32"
+    ),
+    "text as numbers": (
+        b'{"inputs": [{"name": "review", "shape": [1], "datatype": "INT32", "data": [1]}]}', 400, "BYTES"
+    ),
+    "shape and data disagree": (
+        b'{"inputs": [{"name": "input_ids", "shape": [2, 3], "datatype": "INT32", "data": [1, 2, 3]}]}', 400, "2 x 3"
+    ),
+    "id outside the vocabulary": (
+        b'{"inputs": [{"name": "input_ids", "shape": [1, 2], "datatype": "INT32", "data": [1, 10000]}]}', 400, "9999"
+    ),
+    "empty review": (
+        b'{"inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": [" "]}]}', 400, "empty"
+    ),
+    "unknown input": (
+        b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}', 400, "review"
+    ),
+    "too many rows": (text_request(["good"] * 65), 413, "at most 64"),
+    "row too wide": (
+        json.dumps({"inputs": [{"name": "input_ids", "shape": [1, 2001], "datatype": "INT32", "data": [1] * 2001}]})
+        .encode(), 413, "2,000",
+    ),
+    "body too large": (text_request(["a " * (Limits().body_bytes // 2)]), 413, "4,194,304 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_a_bad_request_gets_its_4xx_in_one_line_and_the_next_good_one_works(served, case):
+    server, _ = served
+    body, status, words = BAD_REQUESTS[case]
+    got, answer = _post(server, f"/v2/models/{NAME}/infer", body)
+    assert got == status and words in answer["error"] and "\n" not in answer["error"], answer
+    got, answer = _post(server, f"/v2/models/{NAME}/infer", text_request(["a wonderful film"]))
+    assert got == 200 and answer["outputs"][1]["data"] == ["positive"]
+
+
+def test_what_the_api_does_not_take(served):
+    """No repository calls (they would unload the model), no compressed bodies (a gzip bomb), no binary tensors (the
+    JSON answer says how to ask instead), nothing past the body limit when the body comes without a length."""
+    server, _ = served
+    for action in ("unload", "load"):
+        got, answer = _post(server, f"/v2/repository/models/{NAME}/{action}", b"{}")
+        assert got == 403 and "repository" in answer["error"]
+    got, answer = _post(server, f"/v2/models/{NAME}/infer", b"\x1f\x8b", {"Content-Encoding": "gzip"})
+    assert got == 415 and "compressed" in answer["error"]
+    got, answer = _post(server, f"/v2/models/{NAME}/infer", b"{}", {"Inference-Header-Content-Length": "2"})
+    assert got == 415 and "binary_data=False" in answer["error"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as chunked:
+        chunk = b"x" * 65536
+        request = f"POST /v2/models/{NAME}/infer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        chunked.sendall(request)
+        try:
+            for _ in range(Limits().body_bytes // len(chunk) + 2):
+                chunked.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        except OSError:
+            pass  # the server answered and closed before the rest was sent
+        assert chunked.recv(4096).startswith(b"HTTP/1.1 413")
+    _, client = _client(server)
+    assert client.is_model_ready(NAME)
+
+
+def test_serve_refuses_what_it_cannot_do_in_one_line(tmp_path):
+    """Through the command line of this (the dashboard's) environment, which hands over to .venv-serve."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def serve(*arguments):
+        return subprocess.run(
+            [sys.executable, "-m", "core", "serve", *arguments], cwd=ROOT, env=environment, capture_output=True,
+            text=True, timeout=120,
+        )
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = serve(str(IDS_FILE), "--port", str(taken.getsockname()[1]))
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = serve(str(tmp_path / "missing.onnx"))
+    assert result.returncode == 2 and "no model file" in result.stderr
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    result = serve(str(tmp_path / "broken.onnx"))
+    assert result.returncode == 2 and result.stderr.startswith("error:") and len(result.stderr.splitlines()) == 1
+    result = serve(str(IDS_FILE), "--name", "a/b")
+    assert result.returncode == 2 and "cannot name the model in a URL" in result.stderr
+
+
+def test_model_names_come_from_the_file():
+    assert model_name(IDS_FILE) == model_name(TEXT_FILE) == NAME
+    assert model_name(Path("runs/x/model.onnx"), "imdb-v2") == "imdb-v2"
+    with pytest.raises(ValueError, match="in a URL"):
+        model_name(Path("my model.onnx"))
