@@ -178,6 +178,27 @@ def test_what_the_api_does_not_take(served):
     assert client.is_model_ready(NAME)
 
 
+def test_replicas_of_one_file_answer_alike_and_alone(served, tmp_path):
+    """Scale-out as the README says: a second server of the same file on its own port answers every request as the
+    first does (no state between requests, so a load balancer may send any request anywhere), and the first goes on
+    answering when the second stops."""
+    server, predictor = served
+    reviews = ["a wonderful film", "dull, far too long", "not bad at all", "the worst acting i have seen"]
+    with ApiServer(predictor.path, tmp_path / "replica.log", ["--max-rows", "64"]) as replica:
+        assert replica.port != server.port
+        answers = {}
+        for index, review in enumerate(reviews * 2):
+            target = (server, replica)[index % 2]
+            got, answer = _post(target, f"/v2/models/{NAME}/infer", text_request([review]))
+            assert got == 200
+            answers.setdefault(review, []).append(answer["outputs"][0]["data"])
+        assert all(first == second for first, second in answers.values())
+        replica_metadata = _client(replica)[1].get_model_metadata(NAME)
+        assert replica_metadata == _client(server)[1].get_model_metadata(NAME)
+    got, _ = _post(server, f"/v2/models/{NAME}/infer", text_request(["still here"]))
+    assert got == 200
+
+
 def test_serve_refuses_what_it_cannot_do_in_one_line(tmp_path):
     """Through the command line of this (the dashboard's) environment, which hands over to .venv-serve."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
