@@ -54,11 +54,12 @@ run: setup web-if-npm served-page
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address $(HOST)
 
 # The Open Inference Protocol (KServe V2) over HTTP for MODEL (default: the shipped model), through MLServer:
-# make serve MODEL=runs/<id>/model.onnx SERVE_PORT=8080 HOST=0.0.0.0
+# make serve MODEL=runs/<id>/model.onnx NAME=<id> SERVE_PORT=8080 HOST=0.0.0.0 (NAME: the model's name in the URLs,
+# by default the file's name)
 MODEL ?= models/imdb_simplernn.onnx
 SERVE_PORT ?= 8080
 serve: setup-serve
-	$(SERVE_VENV)/bin/python -m core serve $(MODEL) --host $(HOST) --port $(SERVE_PORT)
+	$(SERVE_VENV)/bin/python -m core serve "$(MODEL)" --host $(HOST) --port $(SERVE_PORT) $(if $(NAME),--name $(NAME))
 
 # Two test processes (pytest-xdist), each taking a whole test file at a time so that a module's fixtures (a trained
 # run, a server) are built once: one file's waits on a server, a browser or a training process overlap the other's

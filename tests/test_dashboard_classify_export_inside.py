@@ -355,6 +355,10 @@ def test_export_shows_native_ops_parity_and_downloads(tiny_default):
     metadata = next(frame.value for frame in app.dataframe if "key" in frame.value.columns)
     keys = set(metadata["key"])
     assert {"vocabulary", "sequence_length", "normalization", "threshold", "parity_max_abs_diff"} <= keys
+    # The HTTP API's commands name this run's file and the run as the model (tests/test_serving.py runs them).
+    serve = next(block.value for block in app.code if "make serve" in block.value)
+    assert f"/{tiny_default.name}/model.onnx NAME={tiny_default.name} " in serve
+    assert f"/v2/models/{tiny_default.name}/infer" in serve
 
 
 def test_run_zip_holds_config_history_csv_and_both_models(tiny_default):

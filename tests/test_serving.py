@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,8 @@ def _client(server):
     return triton, triton.InferenceServerClient(url=f"127.0.0.1:{server.port}", network_timeout=60.0)
 
 
-def _post(server, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+def _post(port: int, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     connection.request("POST", path, body, {"Content-Type": "application/json", **(headers or {})})
     response = connection.getresponse()
     payload = response.read()
@@ -147,9 +148,9 @@ BAD_REQUESTS = {
 def test_a_bad_request_gets_its_4xx_in_one_line_and_the_next_good_one_works(served, case):
     server, _ = served
     body, status, words = BAD_REQUESTS[case]
-    got, answer = _post(server, f"/v2/models/{NAME}/infer", body)
+    got, answer = _post(server.port, f"/v2/models/{NAME}/infer", body)
     assert got == status and words in answer["error"] and "\n" not in answer["error"], answer
-    got, answer = _post(server, f"/v2/models/{NAME}/infer", text_request(["a wonderful film"]))
+    got, answer = _post(server.port, f"/v2/models/{NAME}/infer", text_request(["a wonderful film"]))
     assert got == 200 and answer["outputs"][1]["data"] == ["positive"]
 
 
@@ -158,11 +159,11 @@ def test_what_the_api_does_not_take(served):
     JSON answer says how to ask instead), nothing past the body limit when the body comes without a length."""
     server, _ = served
     for action in ("unload", "load"):
-        got, answer = _post(server, f"/v2/repository/models/{NAME}/{action}", b"{}")
+        got, answer = _post(server.port, f"/v2/repository/models/{NAME}/{action}", b"{}")
         assert got == 403 and "repository" in answer["error"]
-    got, answer = _post(server, f"/v2/models/{NAME}/infer", b"\x1f\x8b", {"Content-Encoding": "gzip"})
+    got, answer = _post(server.port, f"/v2/models/{NAME}/infer", b"\x1f\x8b", {"Content-Encoding": "gzip"})
     assert got == 415 and "compressed" in answer["error"]
-    got, answer = _post(server, f"/v2/models/{NAME}/infer", b"{}", {"Inference-Header-Content-Length": "2"})
+    got, answer = _post(server.port, f"/v2/models/{NAME}/infer", b"{}", {"Inference-Header-Content-Length": "2"})
     assert got == 415 and "binary_data=False" in answer["error"]
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as chunked:
         chunk = b"x" * 65536
@@ -189,13 +190,13 @@ def test_replicas_of_one_file_answer_alike_and_alone(served, tmp_path):
         answers = {}
         for index, review in enumerate(reviews * 2):
             target = (server, replica)[index % 2]
-            got, answer = _post(target, f"/v2/models/{NAME}/infer", text_request([review]))
+            got, answer = _post(target.port, f"/v2/models/{NAME}/infer", text_request([review]))
             assert got == 200
             answers.setdefault(review, []).append(answer["outputs"][0]["data"])
         assert all(first == second for first, second in answers.values())
         replica_metadata = _client(replica)[1].get_model_metadata(NAME)
         assert replica_metadata == _client(server)[1].get_model_metadata(NAME)
-    got, _ = _post(server, f"/v2/models/{NAME}/infer", text_request(["still here"]))
+    got, _ = _post(server.port, f"/v2/models/{NAME}/infer", text_request(["still here"]))
     assert got == 200
 
 
@@ -229,3 +230,37 @@ def test_model_names_come_from_the_file():
     assert model_name(Path("runs/x/model.onnx"), "imdb-v2") == "imdb-v2"
     with pytest.raises(ValueError, match="in a URL"):
         model_name(Path("my model.onnx"))
+
+
+def test_the_commands_the_export_page_shows_serve_the_file(tmp_path):
+    """serve_commands' first line started as a user would (make, from the project's folder), its request sent."""
+    import shlex
+
+    from bench.streamlit_session import free_port
+    from core.serving import serve_commands
+
+    model = tmp_path / "my runs" / "model.onnx"  # a path with a space, outside the project
+    model.parent.mkdir()
+    model.write_bytes(TEXT_FILE.read_bytes())
+    port = free_port()
+    serve_line, curl_line = serve_commands(model, "run-1", port).splitlines()
+    assert serve_line.startswith("make serve ") and "/v2/models/run-1/infer" in curl_line
+    log = (tmp_path / "make.log").open("wb")
+    process = subprocess.Popen(
+        ["bash", "-c", serve_line], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        arguments = shlex.split(curl_line)
+        body = arguments[arguments.index("-d") + 1].encode()
+        for _ in range(300):
+            try:
+                got, answer = _post(port, "/v2/models/run-1/infer", body)
+                break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "make.log").read_text()
+                time.sleep(0.2)
+        assert got == 200 and answer["model_name"] == "run-1" and answer["outputs"][1]["data"] == ["positive"]
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        log.close()

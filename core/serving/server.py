@@ -3,6 +3,7 @@ MLServer over HTTP; MLServer lives in its own environment (requirements-serve.tx
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,23 @@ def model_name(path: Path, name: str = "") -> str:
             " imdb"
         )
     return name
+
+
+def serve_commands(path: Path, name: str = "", port: int = 8080) -> str:
+    """The shell lines that serve path over HTTP from the project's folder and classify one review through it."""
+    import shlex
+
+    from core.paths import PROJECT_ROOT
+
+    name = model_name(path, name)
+    absolute = path.resolve()
+    shown = absolute.relative_to(PROJECT_ROOT) if absolute.is_relative_to(PROJECT_ROOT) else absolute
+    review = {"name": "review", "shape": [1], "datatype": "BYTES", "data": ["A moving, beautifully acted film."]}
+    request = {"inputs": [review]}
+    return (
+        f"make serve MODEL={shlex.quote(str(shown))} NAME={name} SERVE_PORT={port}   # add HOST=0.0.0.0 to share it\n"
+        f"curl -s localhost:{port}/v2/models/{name}/infer -d {shlex.quote(json.dumps(request))}"
+    )
 
 
 def _one_line_validation_error(request, error):

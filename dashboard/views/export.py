@@ -23,6 +23,7 @@ from core.export import (
     quantize_file,
     text_path,
 )
+from core.serving import serve_commands
 from dashboard import access, resources, served_page, widgets
 
 LAST_EXPORT_KEY = "export_last"
@@ -187,6 +188,15 @@ else:
     st.caption("No model.text.onnx from this export (it was made before the text file): press Export to ONNX again.")
 
 served_page.export_ui(run, onnx_path)
+
+# The same file behind an HTTP API (core.serving): the commands that serve it, for a practitioner's next step.
+st.subheader("HTTP API")
+st.caption(
+    "The Open Inference Protocol (KServe's V2 REST API), served by MLServer in its own environment: reviews (`review`, "
+    "BYTES) or ids (`input_ids`, INT32) in, `probability` and `label` out, from any V2 client (tritonclient, KServe, "
+    "curl). Run from the project's folder; the README's section on the API says what each request may hold."
+)
+st.code(serve_commands(onnx_path, run.run_id), language="sh")
 
 # int8: onnxruntime's dynamic quantization of the embedding, written beside model.onnx and compared with it.
 st.subheader("int8 model")
