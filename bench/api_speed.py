@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.streamlit_session import free_port  # noqa: E402 - after the path is set
+from bench.streamlit_session import free_port, stop_process  # noqa: E402 - after the path is set
 
 SAMPLE_REVIEWS = (
     "One of the best films I have seen this year: the cast is wonderful and the story moving.",
@@ -61,13 +61,7 @@ class ApiServer:
         raise RuntimeError(f"the API did not become ready:\n{self.log_path.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
 
     def __enter__(self) -> ApiServer:
@@ -103,18 +97,23 @@ def _client(port: int, path: str, bodies: list[bytes], times: list[float]) -> No
     connection.close()
 
 
+def _seconds(threads: list[threading.Thread]) -> float:
+    """Start the threads, wait for them all: the seconds that took."""
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def api_round(port: int, name: str, bodies: list[bytes], clients: int) -> tuple[list[float], float]:
     """Request times (seconds) and requests per second of clients clients sending bodies, spread between them."""
     times: list[float] = []
     shares = [bodies[index::clients] for index in range(clients)]
     path = f"/v2/models/{name}/infer"
     threads = [threading.Thread(target=_client, args=(port, path, share, times)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return times, len(bodies) / (time.perf_counter() - started)
+    return times, len(bodies) / _seconds(threads)
 
 
 def local_round(predictor, texts: list[str], clients: int) -> tuple[list[float], float]:
@@ -128,12 +127,7 @@ def local_round(predictor, texts: list[str], clients: int) -> tuple[list[float],
             times.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=client, args=(texts[index::clients],)) for index in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return times, len(texts) / (time.perf_counter() - started)
+    return times, len(texts) / _seconds(threads)
 
 
 def _percentile(values: list[float], share: float) -> float:

@@ -37,6 +37,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Ask a server process to stop (SIGTERM), and kill it when it has not within timeout seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 class StreamlitServer:
     """`streamlit run dashboard/app.py` in a subprocess on a free port, with its own environment and log file."""
 
@@ -89,13 +100,7 @@ class StreamlitServer:
         return process_cpu_seconds(Path(f"/proc/{self.process.pid}/stat").read_text())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
 
 
