@@ -264,3 +264,17 @@ def test_the_commands_the_export_page_shows_serve_the_file(tmp_path):
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
         log.close()
+
+
+def test_ctrl_c_stops_the_server_cleanly(tmp_path):
+    """SIGINT, as Ctrl+C sends it: a graceful shutdown, exit status 0 and no traceback; SIGTERM (a container's stop)
+    shuts down as gracefully and ends by the signal, as a stopped server does."""
+    import signal
+
+    for sent, status in ((signal.SIGINT, 0), (signal.SIGTERM, -signal.SIGTERM)):
+        server = ApiServer(IDS_FILE, tmp_path / f"{sent.name}.log").__enter__()
+        server.process.send_signal(sent)
+        assert server.process.wait(timeout=30) == status
+        server.stop()
+        log = (tmp_path / f"{sent.name}.log").read_text()
+        assert "Application shutdown complete" in log and "Traceback" not in log, log[-2000:]

@@ -111,6 +111,11 @@ def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = pr
             app.add_exception_handler(RequestValidationError, _one_line_validation_error)
             app.add_middleware(RequestGuard, limits=options.limits)
 
+        def _add_signal_handlers(self):
+            # uvicorn catches SIGINT and SIGTERM itself and shuts down gracefully; MLServer's handlers on the loop
+            # would see the same Ctrl+C a second time, and uvicorn takes a second SIGINT for "force exit now".
+            pass
+
         async def start(self, models_settings):
             rest = asyncio.ensure_future(self._rest_server.start())
             await asyncio.gather(*(self._model_registry.load(settings) for settings in models_settings))
@@ -138,6 +143,14 @@ def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = pr
     async def main() -> None:
         await HttpOnlyServer(settings).start([model])
 
+    import signal
+
     import uvloop  # the event loop `mlserver start` runs MLServer on
 
-    uvloop.run(main())
+    # uvicorn stops the server on Ctrl+C and SIGTERM, then raises the signal again with the handler it found: ignored,
+    # the command ends with the server; Python's default would end it in a KeyboardInterrupt instead.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        uvloop.run(main())
+    finally:
+        signal.signal(signal.SIGINT, previous)
