@@ -278,3 +278,50 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path):
         server.stop()
         log = (tmp_path / f"{sent.name}.log").read_text()
         assert "Application shutdown complete" in log and "Traceback" not in log, log[-2000:]
+
+
+def test_the_guard_bounds_requests_in_flight_and_slow_bodies():
+    """What all clients together can make the server hold: at most requests_in_flight bodies at once (503 past it,
+    with Retry-After), each arriving within body_seconds (408), and the places freed when they end."""
+    import asyncio
+
+    from core.serving.guard import RequestGuard
+
+    answered = []
+
+    async def app(scope, receive, send):
+        answered.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = RequestGuard(app, Limits(requests_in_flight=2, body_seconds=0.3))
+    scope = {"type": "http", "method": "POST", "path": "/v2/models/m/infer", "headers": [(b"content-length", b"2")]}
+
+    async def request(receive) -> tuple[int, dict, dict]:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await guard(scope, receive, send)
+        start, body = sent
+        return start["status"], dict(start["headers"]), json.loads(body["body"])
+
+    async def never():  # a client that sends its headers and then nothing, and leaves after 5 s
+        await asyncio.sleep(5)
+        return {"type": "http.disconnect"}
+
+    async def whole():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def scenario():
+        slow = [asyncio.create_task(request(never)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        busy = await request(whole)
+        timed_out = await asyncio.gather(*slow)
+        return busy, timed_out, await request(whole)
+
+    busy, timed_out, after = asyncio.run(scenario())
+    assert busy[0] == 503 and busy[1][b"retry-after"] == b"1" and "busy with 2 requests" in busy[2]["error"]
+    assert [status for status, _, _ in timed_out] == [408, 408] and "0.3 s" in timed_out[0][2]["error"]
+    assert after[0] == 200 and answered == [b"{}"] and guard.in_flight == 0

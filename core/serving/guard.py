@@ -3,6 +3,7 @@ model repository calls, and one JSON line for every refusal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from core.serving.limits import Limits
@@ -10,10 +11,19 @@ from core.serving.limits import Limits
 REPOSITORY_PATH = "/v2/repository"
 
 
-async def refuse(send, status: int, message: str) -> None:
+class _TooLarge(Exception):
+    """The body passed the limit."""
+
+
+class _ClientLeft(Exception):
+    """The client went away before its body arrived."""
+
+
+async def refuse(send, status: int, message: str, extra_headers: list | None = None) -> None:
     """An error response in MLServer's own form, {"error": message}."""
     body = json.dumps({"error": message}).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -25,6 +35,7 @@ class RequestGuard:
     def __init__(self, app, limits: Limits) -> None:
         self.app = app
         self.limits = limits
+        self.in_flight = 0  # requests with a body being read or answered (one event loop: no lock needed)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -50,30 +61,54 @@ class RequestGuard:
         if scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
+        # Requests with a body at once, each holding up to body_bytes: what all clients together can make it hold.
+        if self.in_flight >= self.limits.requests_in_flight:
+            await refuse(
+                send, 503, f"the server is busy with {self.in_flight} requests, its limit: retry in a moment",
+                [(b"retry-after", b"1")],
+            )
+            return
+        self.in_flight += 1
+        try:
+            try:
+                async with asyncio.timeout(self.limits.body_seconds):  # a deadline, not a task a request
+                    body = await self._body(receive, limit)
+            except TimeoutError:
+                await refuse(send, 408, f"the request body did not arrive within {self.limits.body_seconds:g} s")
+                return
+            except _TooLarge:
+                await refuse(send, 413, too_large)
+                return
+            except _ClientLeft:
+                return
+            # The protocol's bodies are JSON whatever the client labels them (curl -d says a form): FastAPI parses a
+            # body as JSON only when the header says so.
+            headers[b"content-type"] = b"application/json"
+            scope = {**scope, "headers": list(headers.items())}
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, send)
+        finally:
+            self.in_flight -= 1
+
+    @staticmethod
+    async def _body(receive, limit: int) -> bytes:
+        """The whole body, or _TooLarge past limit bytes (a body sent without a length, chunked), or _ClientLeft."""
         chunks, size = [], 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client left
-                return
+            if message["type"] != "http.request":
+                raise _ClientLeft
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > limit:  # a body sent without a length (chunked)
-                await refuse(send, 413, too_large)
-                return
+            if size > limit:
+                raise _TooLarge
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        # The protocol's bodies are JSON whatever the client labels them (curl -d says a form): FastAPI parses a body
-        # as JSON only when the header says so.
-        headers[b"content-type"] = b"application/json"
-        scope = {**scope, "headers": list(headers.items())}
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+                return b"".join(chunks)
