@@ -1,11 +1,12 @@
 """The HTTP API against in-process onnxruntime: latency of one review and requests per second, 1 and 8 clients.
 
-    python bench/api_speed.py [--model FILE] [--requests N] [--rounds R]
+    python bench/api_speed.py [--model FILE] [--requests N] [--rounds R] [--batch B]
 
 Starts `python -m core serve` (MLServer, in .venv-serve) on a free port of 127.0.0.1, scores the same reviews through
 it (JSON over HTTP, one review a request, a kept-alive connection a client) and with the Predictor in this process,
 and prints medians over rounds: median and p95 milliseconds a request, requests per second, and the API's overhead as
-a ratio to in-process. Then the same with server batching on. Clients and server share this machine's cores.
+a ratio to in-process. Then the same with server batching on, and batches of B reviews of review length (233
+words) a request, as a client scoring in bulk sends them. Clients and server share this machine's cores.
 """
 
 from __future__ import annotations
@@ -116,11 +117,11 @@ def api_round(port: int, name: str, bodies: list[bytes], clients: int) -> tuple[
     return times, len(bodies) / _seconds(threads)
 
 
-def local_round(predictor, texts: list[str], clients: int) -> tuple[list[float], float]:
-    """The same requests to the Predictor in this process (clients threads, one review a call)."""
+def local_round(predictor, texts: list, clients: int) -> tuple[list[float], float]:
+    """The same requests to the Predictor in this process (clients threads; one call a text, or a list of texts)."""
     times: list[float] = []
 
-    def client(share: list[str]) -> None:
+    def client(share: list) -> None:
         for text in share:
             started = time.perf_counter()
             predictor.predict(text)
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "imdb_simplernn.onnx")
     parser.add_argument("--requests", type=int, default=400, help="requests a round (default 400)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=64, help="reviews a request in the bulk table (default 64)")
     args = parser.parse_args(argv)
 
     from core.scoring import Predictor
@@ -172,13 +174,36 @@ def main(argv: list[str] | None = None) -> int:
                 measured = [api_round(server.port, name, bodies, clients) for _ in range(args.rounds)]
                 rows.append((label, clients, *_summary(measured)))
         log.unlink(missing_ok=True)
-    base = {clients: median for label, clients, median, _, _ in rows if label == "in-process Predictor"}
     print(f"{args.requests} requests a round (one review each), median of {args.rounds} rounds; {args.model.name}")
-    print(f"{'scorer':<40} {'clients':>7} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'x in-process':>12}")
+    _print(rows, 1)
+
+    # Bulk: batches of review-length texts, 1 and 2 clients (this machine's cores).
+    long_texts = [" ".join(SAMPLE_REVIEWS * 4) + f" ({index})" for index in range(args.batch * 20)]
+    batches = [long_texts[start : start + args.batch] for start in range(0, len(long_texts), args.batch)]
+    rows = []
+    for clients in (1, 2):
+        local = [local_round(predictor, batches, clients) for _ in range(args.rounds)]
+        rows.append(("in-process Predictor", clients, *_summary(local)))
+    with ApiServer(args.model, log, ()) as server:
+        batch_bodies = [text_request(batch) for batch in batches]
+        api_round(server.port, name, batch_bodies[:4], 2)
+        for clients in (1, 2):
+            measured = [api_round(server.port, name, batch_bodies, clients) for _ in range(args.rounds)]
+            rows.append(("API", clients, *_summary(measured)))
+    log.unlink(missing_ok=True)
+    print(f"\n{len(batches)} requests a round of {args.batch} reviews (233 words each)")
+    _print(rows, args.batch)
+    return 0
+
+
+def _print(rows: list[tuple], reviews: int) -> None:
+    base = {clients: median for label, clients, median, _, _ in rows if label == "in-process Predictor"}
+    header = f"{'scorer':<40} {'clients':>7} {'median ms':>10} {'p95 ms':>8} {'req/s':>8} {'reviews/s':>10}"
+    print(f"{header} {'x in-process':>12}")
     for label, clients, median, p95, rate in rows:
         ratio = median / base[clients]
-        print(f"{label:<40} {clients:>7} {median:>10.2f} {p95:>8.2f} {rate:>8.0f} {ratio:>11.1f}x")
-    return 0
+        line = f"{label:<40} {clients:>7} {median:>10.2f} {p95:>8.2f} {rate:>8.0f} {rate * reviews:>10.0f}"
+        print(f"{line} {ratio:>11.1f}x")
 
 
 if __name__ == "__main__":
