@@ -281,8 +281,8 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path):
 
 
 def test_the_guard_bounds_requests_in_flight_and_slow_bodies():
-    """What all clients together can make the server hold: at most requests_in_flight bodies at once (503 past it,
-    with Retry-After), each arriving within body_seconds (408), and the places freed when they end."""
+    """What all clients together can make the server hold: at most bytes_in_flight of bodies at once, counted at their
+    declared length (503 past it, with Retry-After), each arriving within body_seconds (408), freed when they end."""
     import asyncio
 
     from core.serving.guard import RequestGuard
@@ -294,7 +294,7 @@ def test_the_guard_bounds_requests_in_flight_and_slow_bodies():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    guard = RequestGuard(app, Limits(requests_in_flight=2, body_seconds=0.3))
+    guard = RequestGuard(app, Limits(bytes_in_flight=5, body_seconds=0.3))
     scope = {"type": "http", "method": "POST", "path": "/v2/models/m/infer", "headers": [(b"content-length", b"2")]}
 
     async def request(receive) -> tuple[int, dict, dict]:
@@ -322,6 +322,6 @@ def test_the_guard_bounds_requests_in_flight_and_slow_bodies():
         return busy, timed_out, await request(whole)
 
     busy, timed_out, after = asyncio.run(scenario())
-    assert busy[0] == 503 and busy[1][b"retry-after"] == b"1" and "busy with 2 requests" in busy[2]["error"]
+    assert busy[0] == 503 and busy[1][b"retry-after"] == b"1" and "holds 4 bytes of requests" in busy[2]["error"]
     assert [status for status, _, _ in timed_out] == [408, 408] and "0.3 s" in timed_out[0][2]["error"]
-    assert after[0] == 200 and answered == [b"{}"] and guard.in_flight == 0
+    assert after[0] == 200 and answered == [b"{}"] and guard.bytes_in_flight == 0

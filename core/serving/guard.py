@@ -35,7 +35,7 @@ class RequestGuard:
     def __init__(self, app, limits: Limits) -> None:
         self.app = app
         self.limits = limits
-        self.in_flight = 0  # requests with a body being read or answered (one event loop: no lock needed)
+        self.bytes_in_flight = 0  # of requests being read or answered (one event loop: no lock needed)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -61,14 +61,16 @@ class RequestGuard:
         if scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        # Requests with a body at once, each holding up to body_bytes: what all clients together can make it hold.
-        if self.in_flight >= self.limits.requests_in_flight:
+        # What all clients together can make it hold: the bodies of the requests in flight, each counted at its
+        # declared length (at the limit when it has none, as a chunked body may grow to it) until it is answered.
+        share = int(length) if length is not None else limit
+        if self.bytes_in_flight + share > self.limits.bytes_in_flight:
             await refuse(
-                send, 503, f"the server is busy with {self.in_flight} requests, its limit: retry in a moment",
-                [(b"retry-after", b"1")],
+                send, 503, f"the server holds {self.bytes_in_flight:,} bytes of requests, near its limit of "
+                f"{self.limits.bytes_in_flight:,}: retry in a moment", [(b"retry-after", b"1")],
             )
             return
-        self.in_flight += 1
+        self.bytes_in_flight += share
         try:
             try:
                 async with asyncio.timeout(self.limits.body_seconds):  # a deadline, not a task a request
@@ -96,7 +98,7 @@ class RequestGuard:
 
             await self.app(scope, replay, send)
         finally:
-            self.in_flight -= 1
+            self.bytes_in_flight -= share
 
     @staticmethod
     async def _body(receive, limit: int) -> bytes:

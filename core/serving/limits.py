@@ -29,7 +29,7 @@ class Limits:
     rows: int = 256  # reviews (or id rows) a request
     ids_per_row: int = 2_000  # columns of input_ids: the model reads a row's last sequence_length ids
     review_bytes: int = MAX_REVIEW_BYTES  # one review's UTF-8 text, as every other reader of reviews allows
-    requests_in_flight: int = 64  # requests with a body at once (503 past it): 64 x body_bytes held at most
+    bytes_in_flight: int = 256 * 1024 * 1024  # bodies of the requests being read or answered at once (503 past it)
     body_seconds: float = 30.0  # a body must arrive within this long (408), so a slow client frees its place
 
     def to_dict(self) -> dict:
@@ -38,7 +38,7 @@ class Limits:
             "max_rows": self.rows,
             "max_ids_per_row": self.ids_per_row,
             "max_review_bytes": self.review_bytes,
-            "max_requests_in_flight": self.requests_in_flight,
+            "max_bytes_in_flight": self.bytes_in_flight,
             "body_seconds": self.body_seconds,
         }
 
