@@ -258,6 +258,9 @@ def test_requirements_are_pinned():
     shared = {"onnxruntime", "onnx", "numpy", "pyarrow"}
     assert {package: main[package] for package in shared} == {package: serve[package] for package in shared}
     assert "tensorflow-cpu" not in serve and "streamlit" not in serve
+    from core.serving import MLSERVER_VERSION
+
+    assert serve["mlserver"] == MLSERVER_VERSION  # the version the runtime and the README are written against
 
 
 def test_streamlit_config_is_hardened():
