@@ -501,21 +501,21 @@ def bench(args: argparse.Namespace) -> int:
 def _serve_in_its_environment(args: argparse.Namespace, python: Path) -> None:
     """Become the same command run by the API's own environment's Python (MLServer is not in this one): exec, so that
     signals (Ctrl+C, a container's stop) and the exit status are the server's own."""
+    from core.paths import PROJECT_ROOT
+
     argv = [str(python), "-m", "core", "serve", *([args.model] if args.model else [])]
     argv += ["--host", args.host, "--port", str(args.port), *(["--name", args.name] if args.name else [])]
     argv += ["--max-rows", str(args.max_rows)] if args.max_rows else []
     argv += ["--max-batch-size", str(args.max_batch_size), "--max-batch-time", str(args.max_batch_time)]
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(PROJECT_ROOT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     sys.stdout.flush()
     os.execve(argv[0], argv, env)  # noqa: S606 - our own environment's Python and the user's own arguments
 
 
 def serve(args: argparse.Namespace) -> int:
-    import importlib.util
-
     from core.scoring import model_path
-    from core.serving import SERVE_ENVIRONMENT, Limits, ServeOptions, model_name
+    from core.serving import Limits, ServeOptions, model_name, serving_python
     from core.serving import serve as serve_file
 
     if not 0 < args.port < 65536:
@@ -528,11 +528,9 @@ def serve(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ValueError(f"no model file at {path}")
     name = model_name(path, args.name or "")
-    if importlib.util.find_spec("mlserver") is None:
-        environment = Path(__file__).resolve().parents[1] / SERVE_ENVIRONMENT
-        # Two virtual environments' pythons resolve to the same interpreter: tell them apart by their prefix.
-        if (environment / "bin" / "python").exists() and Path(sys.prefix).resolve() != environment.resolve():
-            _serve_in_its_environment(args, environment / "bin" / "python")
+    python = serving_python()
+    if python is not None:
+        _serve_in_its_environment(args, python)
     limits = Limits(**({"rows": args.max_rows} if args.max_rows else {}))
     options = ServeOptions(args.host, args.port, name, limits, args.max_batch_size, args.max_batch_time)
     serve_file(path, options, started=lambda url: print(

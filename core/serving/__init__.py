@@ -10,6 +10,14 @@ __all__, __getattr__, __dir__ = public_names(
     __name__,
     {
         "limits": ("IDS_INPUT", "TEXT_INPUT", "Limits", "RequestError"),
-        "server": ("MLSERVER_VERSION", "SERVE_ENVIRONMENT", "ServeOptions", "model_name", "serve", "serve_commands"),
+        "server": (
+            "MLSERVER_VERSION",
+            "SERVE_ENVIRONMENT",
+            "ServeOptions",
+            "model_name",
+            "serve",
+            "serve_commands",
+            "serving_python",
+        ),
     },
 )

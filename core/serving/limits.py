@@ -86,6 +86,8 @@ def ids_rows(datatype: str, shape: Sequence[int], data, num_words: int, limits: 
 
 def review_texts(datatype: str, shape: Sequence[int], data, limits: Limits) -> list[str]:
     """The review input as a list of texts, or RequestError saying what is wrong."""
+    from core.scoring.predictor import check_texts  # the Predictor's own rule for what a review may be
+
     if datatype != "BYTES":
         raise RequestError(f"{TEXT_INPUT} must be BYTES (one UTF-8 review a row), got {datatype}")
     if len(shape) == 2 and shape[1] == 1:
@@ -102,13 +104,14 @@ def review_texts(datatype: str, shape: Sequence[int], data, limits: Limits) -> l
                 value = value.decode("utf-8")
             except UnicodeDecodeError:
                 raise RequestError(f"review {index + 1} is not UTF-8 text") from None
-        if not isinstance(value, str):
-            raise RequestError(f"review {index + 1} is {type(value).__name__}, not text")
-        if len(value) > limits.review_bytes // 4 and len(value.encode("utf-8")) > limits.review_bytes:
-            raise RequestError(f"review {index + 1} is longer than {limits.review_bytes:,} bytes", 413)
-        if not value or value.isspace():
-            raise RequestError("review is empty" if rows == 1 else f"review {index + 1} is empty")
         texts.append(value)
+    try:
+        check_texts(texts)  # text, and not blank
+    except ValueError as error:
+        raise RequestError(str(error)) from None
+    for index, text in enumerate(texts):
+        if len(text) > limits.review_bytes // 4 and len(text.encode("utf-8")) > limits.review_bytes:
+            raise RequestError(f"review {index + 1} is longer than {limits.review_bytes:,} bytes", 413)
     return texts
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.serving.limits import Limits
@@ -32,6 +32,22 @@ class ServeOptions:
     # max_batch_size rows (0: each request runs alone). Text requests only mix: id rows of other widths cannot stack.
     max_batch_size: int = 0
     max_batch_time: float = 0.0
+
+
+def serving_python() -> Path | None:
+    """The Python of the API's own environment when this one has no MLServer and is not it, else None."""
+    import importlib.util
+    import sys
+
+    from core.paths import PROJECT_ROOT
+
+    if importlib.util.find_spec("mlserver") is not None:
+        return None
+    environment = PROJECT_ROOT / SERVE_ENVIRONMENT
+    # Two virtual environments' pythons resolve to the same interpreter: tell them apart by their prefix.
+    if (environment / "bin" / "python").exists() and Path(sys.prefix).resolve() != environment.resolve():
+        return environment / "bin" / "python"
+    return None
 
 
 def model_name(path: Path, name: str = "") -> str:
@@ -137,7 +153,7 @@ def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = pr
         implementation="core.serving.runtime.ReviewModel",
         max_batch_size=options.max_batch_size,
         max_batch_time=options.max_batch_time,
-        parameters=ModelParameters(uri=str(path), extra={"limits": options.limits.__dict__}),
+        parameters=ModelParameters(uri=str(path), extra={"limits": asdict(options.limits)}),
     )
 
     async def main() -> None:

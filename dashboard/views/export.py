@@ -1,7 +1,8 @@
 """Export page: turn a trained run into one self-describing .onnx file and show what is inside it.
 
 One idea, several files: the export, its text-reading companion and its int8 copy are each offered here with what
-the file holds (ops, inputs and outputs, metadata), so the page runs past 200 lines; the computing is in core.export.
+the file holds (ops, inputs and outputs, metadata), and the commands that serve it over HTTP, so the page runs past 200
+lines; the computing is in core.export (and core.serving).
 """
 
 import time
