@@ -111,6 +111,25 @@ def test_real_reviews_as_ids_score_as_the_predictor_scores_them(served, test_rev
     assert np.max(np.abs(np.array(scores) - expected)) <= 1e-6
 
 
+def test_an_answer_keeps_the_request_id_and_what_mlserver_adds(served):
+    """The infer route reads and writes bodies itself (core.serving.server._lean_infer) but answers through MLServer's
+    data plane: the request's id comes back, in the body and in MLServer's CloudEvents headers; a version the server
+    does not have is MLServer's 404."""
+    server, _ = served
+    body = {"id": "review-7", "inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": ["Dull."]}]}
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", f"/v2/models/{NAME}/infer", json.dumps(body), {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == 200 and response.getheader("Content-Type") == "application/json"
+    assert answer["id"] == "review-7" and answer["model_name"] == NAME and response.getheader("ce-id") == "review-7"
+    assert [output["name"] for output in answer["outputs"]] == ["probability", "label", "tokens", "unknown_tokens",
+                                                               "truncated"]
+    got, answer = _post(server.port, f"/v2/models/{NAME}/versions/9/infer", json.dumps(body).encode())
+    assert got == 404 and "version 9 not found" in answer["error"]
+
+
 BAD_REQUESTS = {
     "malformed JSON": (b'{"inputs": [{', 400, "not valid JSON"),
     "not a V2 request": (b'{"reviews": ["good"]}', 400, "inputs"),
