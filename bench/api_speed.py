@@ -20,14 +20,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.streamlit_session import free_port, stop_process  # noqa: E402 - after the path is set
+from bench.streamlit_session import free_port, stop_process, wait_until_ok  # noqa: E402 - after the path is set
 
 SAMPLE_REVIEWS = (
     "One of the best films I have seen this year: the cast is wonderful and the story moving.",
@@ -51,15 +50,7 @@ class ApiServer:
 
     def wait_ready(self, timeout: float = 90.0) -> float:
         """Seconds until /v2/health/ready answers 200; fails with the server's log when it never does."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the API did not become ready:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+        return wait_until_ok(self.process, f"{self.url}/v2/health/ready", self.log_path, "the API", timeout)
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -48,6 +48,19 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
             process.wait(timeout=10)
 
 
+def wait_until_ok(process: subprocess.Popen, url: str, log_path: Path, what: str, timeout: float) -> float:
+    """Seconds until url answers 200 while process runs; RuntimeError with the end of its log when it never does."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a server of ours on localhost
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not become ready:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
 class StreamlitServer:
     """`streamlit run dashboard/app.py` in a subprocess on a free port, with its own environment and log file."""
 
@@ -76,17 +89,7 @@ class StreamlitServer:
 
     def wait_healthy(self, timeout: float = 60.0) -> float:
         """Seconds until /_stcore/health answers ok; fails with the server's log when it never does."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:  # noqa: S310 - localhost
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"streamlit did not become healthy:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+        return wait_until_ok(self.process, f"{self.url}/_stcore/health", self.log_path, "streamlit", timeout)
 
     def memory_mb(self) -> float:
         """The server's resident memory (Linux: /proc)."""
