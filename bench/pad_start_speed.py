@@ -1,6 +1,8 @@
 """The seed trained on rows cut to their longest review and started from the pad chain's state
-(core.training.pad_start), against the same model fed full rows, both compiled as core compiles them (XLA, several
-steps a call): the steady epoch and the first one, which pays for compiling every batch width.
+(core.training.pad_start), and on full rows run as spans from each batch's first filled column
+(core.training.rnn_span, what train() runs), against the same model fed full rows by plain fit, all compiled as core
+compiles them (XLA, several steps a call): the steady epoch and the first one, which pays for compiling every batch
+width (cut rows) or one shape (spans).
 
 Issue 19's goal, once train() uses it: the seed at least 2.5x plain fit (bench/train_speed.py), the first epoch at most
 2x a steady one. One run, same reviews, the two ways alternated to share the machine's noise; medians of the epochs
@@ -22,12 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fit_timing import seed_and_default  # noqa: E402
 
-WAYS = ("full rows", "cut rows from the pad chain")
+WAYS = ("full rows", "cut rows from the pad chain", "spans on full rows")
 
 
-def timed(model_config, x, y, epochs: int, cut: bool) -> list[float]:
+def timed(model_config, x, y, epochs: int, way: str) -> list[float]:
     """Seconds of each epoch: model.fit on the full rows (Keras's shuffle), or the pad-start model on length-bucketed
-    batches cut to their longest review (core.training.batching, as a masked model's)."""
+    batches (core.training.batching, as a masked model's), cut to their longest review or left full for spans."""
     import keras
 
     from core.model import build_model
@@ -35,7 +37,8 @@ def timed(model_config, x, y, epochs: int, cut: bool) -> list[float]:
 
     keras.utils.set_random_seed(1337)
     model = build_model(model_config)
-    fitted = pad_start_model(model, model_config.sequence_length) if cut else model
+    cut, spans = way != WAYS[0], way == WAYS[2]
+    fitted = pad_start_model(model, model_config.sequence_length, spans=spans) if cut else model
     fitted.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=1e-3),
         loss="binary_crossentropy",
@@ -53,7 +56,7 @@ def timed(model_config, x, y, epochs: int, cut: bool) -> list[float]:
             times.append(time.perf_counter() - self.started)
 
     if cut:
-        batches = ReviewBatches(x, y, 128, model_config.padding, bucketed=True, seed=1337)
+        batches = ReviewBatches(x, y, 128, model_config.padding, bucketed=True, full_rows=spans, seed=1337)
         fitted.fit(batches.dataset(), epochs=epochs, shuffle=False, callbacks=[EpochClock()], verbose=0)
     else:
         fitted.fit(x, y, batch_size=128, epochs=epochs, shuffle=True, callbacks=[EpochClock()], verbose=0)
@@ -64,7 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=5_000, help="training reviews (the first N after the shuffle)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per fit; the first is left out of the median")
-    parser.add_argument("--rounds", type=int, default=2, help="full/cut pairs, alternated to share machine noise")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three ways, alternated (machine noise)")
     args = parser.parse_args()
 
     loaded = seed_and_default(test_reviews=0)
@@ -79,7 +82,7 @@ def main() -> int:
     steady: dict[str, list[float]] = {way: [] for way in WAYS}
     for _ in range(args.rounds):
         for way in WAYS:
-            times = timed(model_config, x, y, args.epochs, cut=way != WAYS[0])
+            times = timed(model_config, x, y, args.epochs, way)
             firsts[way].append(times[0])
             steady[way] += times[1:]
 

@@ -173,3 +173,17 @@ def test_a_bucketed_masked_batch_has_the_full_batchs_loss_and_gradients(cell, pa
     assert cut_loss == pytest.approx(full_loss, rel=1e-5)  # two computations: float32 rounding apart
     for full, short in zip(full_gradients, cut_gradients):
         np.testing.assert_allclose(short, full, atol=1e-5)
+
+
+def test_full_rows_keep_the_bucketed_order_and_every_column():
+    rows = padded_reviews(700, 60, "pre")
+    labels = np.arange(700, dtype="float32")
+    cut_batches = ReviewBatches(rows, labels, 32, "pre", True, seed=3, epoch_source=lambda: 1)
+    full = ReviewBatches(rows, labels, 32, "pre", True, full_rows=True, seed=3, epoch_source=lambda: 1)
+    pairs = list(zip(cut_batches.batches(), full.batches(), strict=True))
+    assert any(cut_ids.shape[1] < 60 for (cut_ids, _), _ in pairs), "some batches are cut"
+    for (cut_ids, cut_labels), (full_ids, full_labels) in pairs:
+        np.testing.assert_array_equal(full_labels, cut_labels)  # the same reviews, batch by batch
+        np.testing.assert_array_equal(full_ids, rows[full_labels.astype(int)])  # every column kept
+    made = [ids.numpy() for ids, _ in full.dataset()]
+    assert {ids.shape[1] for ids in made} == {60}

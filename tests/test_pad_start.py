@@ -1,6 +1,9 @@
 """core.training.pad_start: a pre-padded unmasked batch cut to its longest review, each layer started from the pad
 chain's state, gives the full rows' probabilities, loss and gradients to float rounding, and a few optimizer steps on
-cut batches end where full rows end: SimpleRNN, LSTM, GRU and a stacked model with a hidden Dense layer."""
+cut batches end where full rows end: SimpleRNN, LSTM, GRU and a stacked model with a hidden Dense layer.
+
+SimpleRNN models run as spans (core.training.rnn_span, its gradient written by hand): the same checks, eager, in a
+TensorFlow graph and under XLA, where one compiled program serves batches of every length."""
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ CASES = {
     "lstm": _config(("lstm", 6)),
     "gru": _config(("gru", 6)),
     "stacked_with_hidden_dense": _config(("gru", 5), ("lstm", 4), ("simple_rnn", 6), hidden_dense_units=4),
+    "stacked_simple_rnn": _config(("simple_rnn", 5), ("simple_rnn", 7), hidden_dense_units=4),
 }
 
 
@@ -50,12 +54,13 @@ def _loss_and_gradients(model, ids, labels):
     return np.asarray(probabilities), float(loss), [np.asarray(tf.convert_to_tensor(g)) for g in gradients]
 
 
+@pytest.mark.parametrize("spans", [False, True])
 @pytest.mark.parametrize("name", list(CASES))
-def test_a_cut_batch_has_the_full_rows_loss_and_gradients(name):
+def test_a_cut_batch_has_the_full_rows_loss_and_gradients(name, spans):
     config = CASES[name]
     assert starts_from_pads(config)
     model = random_model(config, seed=11, scale=0.5)
-    cut = pad_start_model(model, STEPS)
+    cut = pad_start_model(model, STEPS, spans=spans)
     assert [variable.path for variable in cut.trainable_variables] == [v.path for v in model.trainable_variables]
     ids, labels = _batch(1)
     full_probabilities, full_loss, full_gradients = _loss_and_gradients(model, ids, labels)
@@ -74,7 +79,7 @@ def test_steps_of_training_on_cut_batches_end_where_full_rows_end():
 
     config = CASES["stacked_with_hidden_dense"]
     full, cut_inner = (random_model(config, seed=11, scale=0.5) for _ in range(2))
-    cut = pad_start_model(cut_inner, STEPS)
+    cut = pad_start_model(cut_inner, STEPS, spans=False)
     initial = full.get_weights()
     # Plain SGD: each update is the gradient scaled, so the two trainings part only by float rounding. (RMSprop divides
     # by the gradient's running size: a weight whose gradient is zero in exact arithmetic gets +-lr from a rounding
@@ -97,3 +102,68 @@ def test_only_unmasked_pre_padded_models_without_dropout_qualify():
     assert not starts_from_pads(
         ModelConfig(recurrent_layers=(RecurrentLayerConfig(cell="lstm", units=4, recurrent_dropout=0.2),))
     )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_only_simple_rnn_stacks_run_as_spans_and_only_when_asked(name):
+    model = random_model(CASES[name], seed=1)
+    assert pad_start_model(model, STEPS).runs_spans == (name in ("simple_rnn", "stacked_simple_rnn"))
+    assert not pad_start_model(model, STEPS, spans=False).runs_spans
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("name", ["simple_rnn", "stacked_simple_rnn"])
+def test_one_compiled_span_step_gives_every_batch_the_full_rows_gradients(name, jit_compile):
+    import tensorflow as tf
+
+    model = random_model(CASES[name], seed=5, scale=0.5)
+    spans = pad_start_model(model, STEPS)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(ids, labels):
+        return _loss_and_gradients_graph(spans, ids, labels)
+
+    for seed, longest in ((2, 9), (3, 30), (4, STEPS)):  # short, long and full batches: one program
+        ids, labels = _batch(seed, longest=longest)
+        if longest == STEPS:
+            ids[0] = np.arange(STEPS) % 40 + 4  # a review filling the row: no pad step at all
+        _, full_loss, full_gradients = _loss_and_gradients(model, ids, labels)
+        loss, gradients = step(tf.constant(ids), tf.constant(labels))
+        assert float(loss) == pytest.approx(full_loss, rel=1e-5)
+        for variable, got, expected in zip(model.trainable_variables, gradients, full_gradients, strict=True):
+            got = np.asarray(tf.convert_to_tensor(got))
+            assert_close(got, expected, rtol=1e-4, atol=1e-6, err_msg=f"longest {longest}: {variable.path}")
+    assert step.experimental_get_tracing_count() == 1
+
+
+def _loss_and_gradients_graph(model, ids, labels):
+    import keras
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.binary_crossentropy(labels, model(ids, training=True)))
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+def test_a_batch_of_padding_only_ends_in_the_pad_chains_state():
+    model = random_model(CASES["stacked_simple_rnn"], seed=6, scale=0.5)
+    ids = np.zeros((3, STEPS), np.int32)
+    np.testing.assert_allclose(np.asarray(pad_start_model(model, STEPS)(ids)), np.asarray(model(ids)), atol=1e-6)
+
+
+def test_xla_training_on_full_rows_as_spans_ends_where_plain_training_ends():
+    import keras
+
+    config = CASES["stacked_simple_rnn"]
+    full, inner = (random_model(config, seed=12, scale=0.5) for _ in range(2))
+    spans = pad_start_model(inner, STEPS)
+    initial = full.get_weights()
+    full.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy", jit_compile=False)
+    spans.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy", jit_compile=True)
+    for seed in range(6):
+        ids, labels = _batch(seed + 20, longest=5 + 5 * seed)
+        full.train_on_batch(ids, labels)
+        spans.train_on_batch(ids, labels)
+    for start, before, after in zip(initial, full.get_weights(), inner.get_weights(), strict=True):
+        assert_close(after, before, rtol=1e-4, atol=1e-5)
+        assert np.abs(before - start).max() > 1e-3, "six steps moved every weight"

@@ -485,6 +485,34 @@ def test_the_seed_trains_the_same_on_cut_batches_started_from_the_pad_chain(tmp_
     assert keys(state) == keys(plain_state) and any("optimizer" in key for key in keys(state))
 
 
+@pytest.mark.slow
+def test_the_seed_compiled_with_xla_trains_on_full_rows_as_spans_the_same(tmp_path, monkeypatch):
+    """Compiled with XLA, the seed's SimpleRNN runs as spans from each batch's first filled column
+    (core.training.rnn_span) on full rows, in the cut batches' order: the history matches TensorFlow's kernels on the
+    same batches at full width (SGD, 1e-5 relative)."""
+    from core.training import batching, trainer
+
+    model, settings = TOY_MODEL, replace(TOY_TRAIN, epochs=3, optimizer="sgd", learning_rate=0.1)
+    made = []
+    fit_batches = batching.fit_batches
+
+    def recorded(*args, **kwargs):
+        made.append(kwargs["full_rows"])
+        return fit_batches(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "fit_batches", recorded)
+    monkeypatch.setattr(trainer, "uses_xla", lambda *args, **kwargs: True)
+    spans_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "spans"))
+    assert made == [True]
+    monkeypatch.setattr(trainer, "uses_xla", lambda *args, **kwargs: False)
+    monkeypatch.setattr(batching, "bucket_width", lambda longest, length: length)
+    full_run = train(model, settings, toy_dataset(), store=RunStore(tmp_path / "full"))
+    assert made == [True, False]
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert spans_run.history[key] == pytest.approx(full_run.history[key], rel=1e-5), key
+    assert spans_run.metrics["test_accuracy"] == pytest.approx(full_run.metrics["test_accuracy"], abs=1e-6)
+
+
 def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
     """core.training.trainer.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
     break-even bench/xla_break_even.py measured; a masked model compiles once per batch width, so it needs more."""

@@ -88,6 +88,9 @@ class ReviewBatches:
     batch_size: int
     padding: str  # where the rows' padding is: "pre" or "post"
     bucketed: bool  # only for masked models: padded steps change nothing there, so cutting them is the same maths
+    # Bucketed batches in the same order, their rows left full: for a model that skips the padding columns itself
+    # (core.training.rnn_span), so one shape is compiled rather than one a width.
+    full_rows: bool = False
     seed: int | None = None  # shuffles every epoch when set (training); None keeps the order (validation)
     # The epoch a pass shuffles for, asked when the pass begins; without it, passes are counted from 0. fit_data
     # reads the optimizer's step count: tf.distribute starts an extra pass to look at the data, so counting passes
@@ -115,7 +118,7 @@ class ReviewBatches:
     def widths_of(self, order: list[np.ndarray]) -> list[int]:
         """The width each batch of order is cut to (the full rows' when not bucketed)."""
         columns = self.rows.shape[1]
-        if not self.bucketed:
+        if not self.bucketed or self.full_rows:
             return [columns] * len(order)
         widths = [bucket_width(int(self.widths[indices].max()), columns) for indices in order]
         if len(order[-1]) < self.batch_size:
@@ -146,7 +149,7 @@ class ReviewBatches:
 
         def gather(indices, width):
             batch = tf.gather(rows, indices)
-            if self.bucketed:
+            if self.bucketed and not self.full_rows:
                 batch = batch[:, columns - width :] if pre else batch[:, :width]
             return batch, tf.gather(labels, indices)
 
@@ -161,7 +164,16 @@ class ReviewBatches:
 
 
 def fit_batches(
-    rows, labels, batch_size: int, validation_split: float, *, padding: str, bucketed: bool, seed: int, model=None
+    rows,
+    labels,
+    batch_size: int,
+    validation_split: float,
+    *,
+    padding: str,
+    bucketed: bool,
+    seed: int,
+    model=None,
+    full_rows: bool = False,
 ):
     """Training and validation ReviewBatches, the validation reviews taken from the end as Keras's validation_split.
 
@@ -170,10 +182,10 @@ def fit_batches(
     """
     labels = np.asarray(labels, dtype="float32")
     cut_at = validation_start(len(labels), validation_split) if validation_split else len(labels)
-    train = ReviewBatches(rows[:cut_at], labels[:cut_at], batch_size, padding, bucketed, seed)
+    train = ReviewBatches(rows[:cut_at], labels[:cut_at], batch_size, padding, bucketed, full_rows=full_rows, seed=seed)
     if model is not None:
         train.epoch_source = lambda: round(int(model.optimizer.iterations.numpy()) / train.steps)
     validation = None
     if cut_at < len(labels):
-        validation = ReviewBatches(rows[cut_at:], labels[cut_at:], batch_size, padding, bucketed)
+        validation = ReviewBatches(rows[cut_at:], labels[cut_at:], batch_size, padding, bucketed, full_rows=full_rows)
     return train, validation

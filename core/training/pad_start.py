@@ -30,11 +30,18 @@ def starts_from_pads(model: ModelConfig) -> bool:
     return model.padding == "pre" and not model.mask_padding and no_dropout and not model.last_return_sequences
 
 
-def pad_start_model(model, sequence_length: int):
+def pad_start_model(model, sequence_length: int, spans: bool = True):
     """A keras.Model that computes what model computes on full pre-padded rows, from rows cut to any width W <=
-    sequence_length (their last W columns): each recurrent layer starts from the state its pad steps would have left."""
+    sequence_length (their last W columns): each recurrent layer starts from the state its pad steps would have left.
+
+    With spans, a model of SimpleRNN layers runs each as a span (core.training.rnn_span) from the batch's first
+    filled column: its runs_spans is then True, and fit gives it full rows (one XLA program for every batch). In
+    TensorFlow's graph without XLA the spans' loops cost more than cut batches (bench/train_speed.py, 5,000 reviews:
+    4.75 against 3.91 s an epoch), so the trainer asks for spans only when it compiles with XLA."""
     import keras
     import tensorflow as tf
+
+    from core.training import rnn_span
 
     embedding = model.layers[0]
     recurrent = [layer for layer in model.layers if hasattr(layer, "cell")]
@@ -49,6 +56,8 @@ def pad_start_model(model, sequence_length: int):
         def __init__(self):
             super().__init__(name=f"{model.name}_pad_start")
             self.inner = model  # the only layer tracked: the weights are model's, in model's order
+            # Whether call runs spans on full rows (fit then leaves the rows full) or cut rows from pad states.
+            self.runs_spans = spans and all(rnn_span.spans(layer) for layer in recurrent)
 
         def compile(self, optimizer="rmsprop", loss=None, metrics=None, **settings):
             super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **settings)
@@ -94,6 +103,8 @@ def pad_start_model(model, sequence_length: int):
             return grouped
 
         def call(self, ids, training=False):
+            if self.runs_spans:
+                return self.span_call(ids, training)
             # A tensor, not a number: Keras traces its train step for any width; the loop then runs 0 times on
             # uncut rows, leaving the zero states the model starts from anyway.
             pad_steps = sequence_length - tf.shape(ids)[1]
@@ -102,6 +113,29 @@ def pad_start_model(model, sequence_length: int):
             starts = [[tf.tile(state, [batch, 1]) for state in states] for states in self.pad_states(pad_steps)]
             for layer, start in zip(recurrent, starts):
                 values = layer(values, initial_state=start, training=training)
+            for layer in head:
+                values = layer(values, training=training)
+            return values
+
+        def span_call(self, ids, training):
+            """The same as call, each layer a span (core.training.rnn_span) from the batch's first filled column:
+            one program for any batch, rows of any width (pre-padded back to sequence_length)."""
+            ids = tf.pad(ids, [[0, 0], [sequence_length - tf.shape(ids)[1], 0]])
+            ids = tf.ensure_shape(ids, (None, sequence_length))
+            begin = rnn_span.first_filled_column(ids)
+            batch = tf.shape(ids)[0]
+            # Time-major, as the loops read them: (sequence_length, batch, features).
+            values = embedding(tf.transpose(ids))
+            pad_values = tf.tile(embedding(tf.zeros((1, 1), tf.int32)), [sequence_length, 1, 1])
+            for layer in recurrent:
+                cell = layer.cell
+                weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
+                # The pad chain: begin pad steps for one row, the last begin steps of a row of pads.
+                pad_values, pad_state = rnn_span.span(
+                    pad_values, tf.zeros((1, cell.units)), *weights, sequence_length - begin
+                )
+                values, last = rnn_span.span(values, tf.tile(pad_state, [batch, 1]), *weights, begin)
+            values = last
             for layer in head:
                 values = layer(values, training=training)
             return values

@@ -148,6 +148,7 @@ def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.
         bucketed=cut,
         seed=train_config.seed,
         model=model,
+        full_rows=cut and getattr(model, "runs_spans", False),
     )
     validation_data = validation.dataset() if validation is not None else None
     # shuffle=False: the batches come shuffled; Keras would only warn that it cannot shuffle a dataset.
@@ -272,13 +273,14 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
         model = build_model(model_config)
         # fit trains fitted: the model, or on cut batches the pad-start wrapper, which saves and loads as the model.
         fitted = model
+        xla = uses_xla(model_config, train_config, training_reviews, epochs_left)
         if cuts_batches(model_config, train_config) and not model_config.mask_padding:
-            fitted = pad_start_model(model, model_config.sequence_length)
+            fitted = pad_start_model(model, model_config.sequence_length, spans=xla)
         fitted.compile(
             optimizer=_optimizer(train_config),
             loss="binary_crossentropy",
             metrics=["accuracy"],
-            jit_compile=uses_xla(model_config, train_config, training_reviews, epochs_left),
+            jit_compile=xla,
             steps_per_execution=steps_per_execution(train_config),
         )
     recorder = _recorder(run_dir, callbacks)
@@ -343,7 +345,8 @@ def _evaluate_model(model, model_config: ModelConfig, split: Split, batch_size: 
     """cut: batches cut to their longest review (the widths fit's validation compiled), for a model fit on them."""
     x, y = training_arrays(model_config, split)
     if cut:
-        batches = batching.ReviewBatches(x, y, batch_size, model_config.padding, bucketed=True)
+        full_rows = getattr(model, "runs_spans", False)  # a pad-start model that skips the padding itself
+        batches = batching.ReviewBatches(x, y, batch_size, model_config.padding, bucketed=True, full_rows=full_rows)
         result = model.evaluate(batches.dataset(), verbose=0, return_dict=True)
     else:
         result = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
