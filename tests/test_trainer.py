@@ -486,13 +486,15 @@ def test_the_seed_trains_the_same_on_cut_batches_started_from_the_pad_chain(tmp_
 
 
 @pytest.mark.slow
-def test_the_seed_compiled_with_xla_trains_on_full_rows_as_spans_the_same(tmp_path, monkeypatch):
-    """Compiled with XLA, the seed's SimpleRNN runs as spans from each batch's first filled column
-    (core.training.rnn_span) on full rows, in the cut batches' order: the history matches TensorFlow's kernels on the
-    same batches at full width (SGD, 1e-5 relative)."""
+@pytest.mark.parametrize("mask_padding", [False, True])
+def test_the_seed_compiled_with_xla_trains_on_full_rows_as_spans_the_same(tmp_path, monkeypatch, mask_padding):
+    """Compiled with XLA, the seed's SimpleRNN (and the masked default's) runs as spans from each batch's first filled
+    column (core.training.rnn_span) on full rows, in the cut batches' order: the history matches TensorFlow's kernels
+    on the same batches at full width (SGD, 1e-5 relative)."""
     from core.training import batching, trainer
 
-    model, settings = TOY_MODEL, replace(TOY_TRAIN, epochs=3, optimizer="sgd", learning_rate=0.1)
+    model = replace(TOY_MODEL, mask_padding=mask_padding)
+    settings = replace(TOY_TRAIN, epochs=3, optimizer="sgd", learning_rate=0.1)
     made = []
     fit_batches = batching.fit_batches
 

@@ -16,6 +16,10 @@ so resuming, exporting and every page read them as before. core.training.trainer
 Only pre-padding without a mask or dropout qualifies (starts_from_pads): post-padding puts the pads after each review,
 a mask makes them change nothing (plain cutting is already exact), and dropout would draw other masks for the one pad
 row than for each row's own pads.
+
+Compiled with XLA, SimpleRNN layers run as spans instead (core.training.rnn_span): full rows, each layer's loop from
+the batch's first filled column, one program for every batch. A masked pre-padded model runs as spans too (its rows
+start from zeros, each row's pads masked in the loop); without spans it is the model itself on cut rows.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
     from core.training import rnn_span
 
     embedding = model.layers[0]
+    masked = bool(embedding.mask_zero)  # a masked model: its pads change nothing, no pad chain to run
     recurrent = [layer for layer in model.layers if hasattr(layer, "cell")]
     head = [layer for layer in model.layers[1:] if not hasattr(layer, "cell")]
 
@@ -57,7 +62,9 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
             super().__init__(name=f"{model.name}_pad_start")
             self.inner = model  # the only layer tracked: the weights are model's, in model's order
             # Whether call runs spans on full rows (fit then leaves the rows full) or cut rows from pad states.
-            self.runs_spans = spans and all(rnn_span.spans(layer) for layer in recurrent)
+            self.runs_spans = (
+                spans and all(rnn_span.spans(layer) for layer in recurrent) and not recurrent[-1].return_sequences
+            )
 
         def compile(self, optimizer="rmsprop", loss=None, metrics=None, **settings):
             super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **settings)
@@ -105,6 +112,8 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
         def call(self, ids, training=False):
             if self.runs_spans:
                 return self.span_call(ids, training)
+            if masked:  # Keras's mask skips a cut row's pads
+                return self.inner(ids, training=training)
             # A tensor, not a number: Keras traces its train step for any width; the loop then runs 0 times on
             # uncut rows, leaving the zero states the model starts from anyway.
             pad_steps = sequence_length - tf.shape(ids)[1]
@@ -126,15 +135,20 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
             batch = tf.shape(ids)[0]
             # Time-major, as the loops read them: (sequence_length, batch, features).
             values = embedding(tf.transpose(ids))
+            mask = tf.not_equal(tf.transpose(ids), 0) if masked else None
             pad_values = tf.tile(embedding(tf.zeros((1, 1), tf.int32)), [sequence_length, 1, 1])
             for layer in recurrent:
                 cell = layer.cell
                 weights = (cell.kernel, cell.recurrent_kernel, cell.bias)
-                # The pad chain: begin pad steps for one row, the last begin steps of a row of pads.
-                pad_values, pad_state = rnn_span.span(
-                    pad_values, tf.zeros((1, cell.units)), *weights, sequence_length - begin
-                )
-                values, last = rnn_span.span(values, tf.tile(pad_state, [batch, 1]), *weights, begin)
+                if masked:
+                    start = tf.zeros((batch, cell.units))
+                else:
+                    # The pad chain: begin pad steps for one row, the last begin steps of a row of pads.
+                    pad_values, pad_state = rnn_span.span(
+                        pad_values, tf.zeros((1, cell.units)), *weights, sequence_length - begin
+                    )
+                    start = tf.tile(pad_state, [batch, 1])
+                values, last = rnn_span.span(values, start, *weights, begin, mask)
             values = last
             for layer in head:
                 values = layer(values, training=training)

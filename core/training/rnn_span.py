@@ -10,7 +10,8 @@ automatic gradient keeps full-width accumulators (measured +40-55 ms a step). So
 begin, accumulating the weights' gradients step by step, so nothing it does scales with the columns it skips.
 
 SimpleRNN with tanh and a bias only (spans): state_t = tanh(x_t kernel + bias + state_(t-1) recurrent_kernel), the
-cell core/cells.py describes for NumPy; gated cells keep the cut batches.
+cell core/cells.py describes for NumPy; gated cells keep the cut batches. With a mask (a masked model's padding), a
+row's state passes a masked step unchanged, as Keras's masked layers do, and so does its gradient.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def first_filled_column(ids):
     return tf.where(tf.reduce_any(filled), first, width)
 
 
-def span(inputs, initial_state, kernel, recurrent_kernel, bias, begin):
+def span(inputs, initial_state, kernel, recurrent_kernel, bias, begin, mask=None):
     """A SimpleRNN (tanh) over steps begin .. T-1 of time-major inputs (T, batch, features), from initial_state
-    (batch, units), the state before step begin.
+    (batch, units), the state before step begin; mask (T, batch), when given, True where a row's step counts.
 
     Returns (states, last): states (T, batch, units) holds each step's state (zeros before begin), last the state
     after step T-1 (initial_state when begin is T). Differentiable in inputs, initial_state and the weights; begin is
@@ -58,7 +59,8 @@ def span(inputs, initial_state, kernel, recurrent_kernel, bias, begin):
         steps = inputs.shape[0]
 
         def forward(step, state, states):
-            state = tf.tanh(tf.matmul(inputs[step], kernel) + bias + tf.matmul(state, recurrent_kernel))
+            new_state = tf.tanh(tf.matmul(inputs[step], kernel) + bias + tf.matmul(state, recurrent_kernel))
+            state = new_state if mask is None else tf.where(mask[step][:, None], new_state, state)
             return step + 1, state, states.write(step, state)
 
         stored = tf.TensorArray(inputs.dtype, size=steps, element_shape=initial_state.shape)
@@ -71,10 +73,16 @@ def span(inputs, initial_state, kernel, recurrent_kernel, bias, begin):
             def backward(step, grad_state, grad_inputs, grad_kernel, grad_recurrent, grad_bias):
                 state = states[step]
                 previous = tf.where(step > begin, states[tf.maximum(step - 1, 0)], initial_state)
-                grad_sum = (grad_states[step] + grad_state) * (1.0 - state * state)  # tanh' = 1 - tanh^2
+                grad_total = grad_states[step] + grad_state
+                grad_sum = grad_total * (1.0 - state * state)  # tanh' = 1 - tanh^2
+                grad_previous = tf.matmul(grad_sum, recurrent_kernel, transpose_b=True)
+                if mask is not None:  # a masked step: the state and its gradient pass it unchanged
+                    counts = mask[step][:, None]
+                    grad_sum = tf.where(counts, grad_sum, 0.0)
+                    grad_previous = tf.where(counts, grad_previous, grad_total)
                 return (
                     step - 1,
-                    tf.matmul(grad_sum, recurrent_kernel, transpose_b=True),
+                    grad_previous,
                     grad_inputs.write(step, tf.matmul(grad_sum, kernel, transpose_b=True)),
                     grad_kernel + tf.matmul(inputs[step], grad_sum, transpose_a=True),
                     grad_recurrent + tf.matmul(previous, grad_sum, transpose_a=True),

@@ -274,7 +274,8 @@ def _fit(run_dir, model_config, train_config, dataset, callbacks, x, y, resumed:
         # fit trains fitted: the model, or on cut batches the pad-start wrapper, which saves and loads as the model.
         fitted = model
         xla = uses_xla(model_config, train_config, training_reviews, epochs_left)
-        if cuts_batches(model_config, train_config) and not model_config.mask_padding:
+        # A pre-padded model on cut batches: from its pad chain's state, or as spans (a masked one too) under XLA.
+        if cuts_batches(model_config, train_config) and model_config.padding == "pre":
             fitted = pad_start_model(model, model_config.sequence_length, spans=xla)
         fitted.compile(
             optimizer=_optimizer(train_config),
