@@ -81,7 +81,8 @@ def validation_order(widths: np.ndarray | None, reviews: int, batch_size: int) -
 
 @dataclass
 class ReviewBatches:
-    """Padded rows and labels cut into batches; bucketed means each batch is cut to its longest review's width."""
+    """Padded rows and labels cut into batches; bucketed means each batch is cut to its longest review's width
+    (full_rows: batched the same way, rows left full)."""
 
     rows: np.ndarray  # int32 (reviews, sequence_length)
     labels: np.ndarray  # float32 (reviews,)
@@ -116,7 +117,7 @@ class ReviewBatches:
         return training_order(len(self.labels), self.batch_size, self.seed, epoch)
 
     def widths_of(self, order: list[np.ndarray]) -> list[int]:
-        """The width each batch of order is cut to (the full rows' when not bucketed)."""
+        """The width each batch of order is cut to (the full rows' when not bucketed, or full_rows)."""
         columns = self.rows.shape[1]
         if not self.bucketed or self.full_rows:
             return [columns] * len(order)

@@ -136,7 +136,8 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
             # Time-major, as the loops read them: (sequence_length, batch, features).
             values = embedding(tf.transpose(ids))
             mask = tf.not_equal(tf.transpose(ids), 0) if masked else None
-            pad_values = tf.tile(embedding(tf.zeros((1, 1), tf.int32)), [sequence_length, 1, 1])
+            # A row of pads, the pad chain's input (a masked model has none to run).
+            pad_values = None if masked else tf.tile(embedding(tf.zeros((1, 1), tf.int32)), [sequence_length, 1, 1])
             for layer in recurrent:
                 cell = layer.cell
                 weights = (cell.kernel, cell.recurrent_kernel, cell.bias)

@@ -1,4 +1,9 @@
-"""Train a classifier with model.fit into a run folder, reporting progress through plain callables."""
+"""Train a classifier with model.fit into a run folder, reporting progress through plain callables.
+
+Also reads a trained run's model back and evaluates it (load_run_model, evaluate_run): the evaluation must batch the
+reviews as its fit did (cut rows, spans, full rows), which only this module decides; hence the length (about 460
+lines).
+"""
 
 from __future__ import annotations
 
@@ -148,7 +153,7 @@ def fit_data(model, model_config: ModelConfig, train_config: TrainConfig, x: np.
         bucketed=cut,
         seed=train_config.seed,
         model=model,
-        full_rows=cut and getattr(model, "runs_spans", False),
+        full_rows=getattr(model, "runs_spans", False),  # a pad-start model that skips the padding itself
     )
     validation_data = validation.dataset() if validation is not None else None
     # shuffle=False: the batches come shuffled; Keras would only warn that it cannot shuffle a dataset.
