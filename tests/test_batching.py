@@ -182,8 +182,16 @@ def test_full_rows_keep_the_bucketed_order_and_every_column():
     full = ReviewBatches(rows, labels, 32, "pre", True, full_rows=True, seed=3, epoch_source=lambda: 1)
     pairs = list(zip(cut_batches.batches(), full.batches(), strict=True))
     assert any(cut_ids.shape[1] < 60 for (cut_ids, _), _ in pairs), "some batches are cut"
-    for (cut_ids, cut_labels), (full_ids, full_labels) in pairs:
-        np.testing.assert_array_equal(full_labels, cut_labels)  # the same reviews, batch by batch
-        np.testing.assert_array_equal(full_ids, rows[full_labels.astype(int)])  # every column kept
-    made = [ids.numpy() for ids, _ in full.dataset()]
-    assert {ids.shape[1] for ids in made} == {60}
+    assert len(pairs[-1][0][1]) == 700 % 32, "the last batch is short"
+    for (cut_ids, cut_labels), (full_ids, full_labels, weights) in pairs:
+        reviews = len(cut_labels)
+        # The same reviews, batch by batch, every column kept; a short batch filled up with rows of pads weighing 0.
+        np.testing.assert_array_equal(full_labels[:reviews], cut_labels)
+        np.testing.assert_array_equal(full_ids[:reviews], rows[cut_labels.astype(int)])
+        assert full_ids.shape == (32, 60) and not full_ids[reviews:].any() and not full_labels[reviews:].any()
+        np.testing.assert_array_equal(weights, np.arange(32) < reviews)
+    made = list(full.dataset())  # the same pass as batches() (one epoch's shuffle), in TensorFlow
+    assert {tuple(ids.shape) for ids, _, _ in made} == {(32, 60)}
+    for got, expected in zip(made, full.batches(), strict=True):
+        for tensor, array in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(tensor.numpy(), array)

@@ -178,3 +178,34 @@ def test_xla_training_on_full_rows_as_spans_ends_where_plain_training_ends():
     for start, before, after in zip(initial, full.get_weights(), inner.get_weights(), strict=True):
         assert_close(after, before, rtol=1e-4, atol=1e-5)
         assert np.abs(before - start).max() > 1e-3, "six steps moved every weight"
+
+
+def test_a_short_batch_filled_with_rows_of_pads_weighing_nothing_trains_and_evaluates_as_the_short_batch():
+    """ReviewBatches(full_rows=True) fills the short last batch up to the batch size with rows of pads weighing 0,
+    so that every batch has one shape (one XLA program): evaluation and a fit of two epochs over a full and a filled
+    batch give plain Keras's loss, accuracy and weights on the 52 reviews alone (batches of 32 and 20)."""
+    import keras
+    import tensorflow as tf
+
+    config = CASES["stacked_simple_rnn"]
+    full, inner = (random_model(config, seed=13, scale=0.5) for _ in range(2))
+    spans = pad_start_model(inner, STEPS)
+    for model, jit_compile in ((full, False), (spans, True)):
+        model.compile(keras.optimizers.SGD(0.5), "binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+    (ids, labels), (short_ids, short_labels) = _batch(30, rows=32), _batch(31, rows=20)
+    ids, labels = np.concatenate([ids, short_ids]), np.concatenate([labels, short_labels])
+    weights = (np.arange(64) < 52).astype(np.float32)
+    filled = (np.pad(ids, [(0, 12), (0, 0)]), np.pad(labels, [(0, 12), (0, 0)]), weights)
+    data = tf.data.Dataset.from_tensor_slices(filled).batch(32)
+
+    expected = full.evaluate(ids, labels, batch_size=32, return_dict=True, verbose=0)
+    got = spans.evaluate(data, return_dict=True, verbose=0)
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert got["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-7)
+    assert 0 < expected["accuracy"] < 1
+    plain = full.fit(ids, labels, batch_size=32, epochs=2, shuffle=False, verbose=0).history
+    weighed = spans.fit(data, epochs=2, shuffle=False, verbose=0).history
+    for key in ("loss", "accuracy"):
+        assert weighed[key] == pytest.approx(plain[key], rel=1e-5), key
+    for before, after in zip(full.get_weights(), inner.get_weights(), strict=True):
+        assert_close(after, before, rtol=1e-4, atol=1e-5)

@@ -82,7 +82,7 @@ def validation_order(widths: np.ndarray | None, reviews: int, batch_size: int) -
 @dataclass
 class ReviewBatches:
     """Padded rows and labels cut into batches; bucketed means each batch is cut to its longest review's width
-    (full_rows: batched the same way, rows left full)."""
+    (full_rows: batched the same way, rows left full, every batch batch_size rows with row weights)."""
 
     rows: np.ndarray  # int32 (reviews, sequence_length)
     labels: np.ndarray  # float32 (reviews,)
@@ -90,7 +90,10 @@ class ReviewBatches:
     padding: str  # where the rows' padding is: "pre" or "post"
     bucketed: bool  # only for masked models: padded steps change nothing there, so cutting them is the same maths
     # Bucketed batches in the same order, their rows left full: for a model that skips the padding columns itself
-    # (core.training.rnn_span), so one shape is compiled rather than one a width.
+    # (core.training.rnn_span), so one shape is compiled rather than one a width. The short last batch is filled up
+    # with rows of pads, and every batch comes with row weights (1 a review, 0 a filler): the model must weigh its
+    # rows as core.training.pad_start's train and test steps do (a mean over the reviews), so that batch's loss and
+    # metrics are those of its reviews alone. One shape, one program, for training and validation alike.
     full_rows: bool = False
     seed: int | None = None  # shuffles every epoch when set (training); None keeps the order (validation)
     # The epoch a pass shuffles for, asked when the pass begins; without it, passes are counted from 0. fit_data
@@ -128,10 +131,17 @@ class ReviewBatches:
         return widths
 
     def batches(self):
-        """The next pass's (ids, labels) batches, in NumPy: what dataset() yields, for tests and tools."""
+        """The next pass's (ids, labels) batches, in NumPy: what dataset() yields, for tests and tools ((ids, labels,
+        row weights) with full_rows)."""
         order = self.order()
         for indices, width in zip(order, self.widths_of(order)):
-            yield cut(self.rows[indices], width, self.padding), self.labels[indices]
+            ids, labels = cut(self.rows[indices], width, self.padding), self.labels[indices]
+            if not self.full_rows:
+                yield ids, labels
+                continue
+            missing = self.batch_size - len(indices)
+            weights = np.concatenate([np.ones(len(indices), "float32"), np.zeros(missing, "float32")])
+            yield np.pad(ids, [(0, missing), (0, 0)]), np.pad(labels, (0, missing)), weights
 
     def dataset(self):
         """A tf.data.Dataset of the batches, a new pass (and shuffle) each time it is read, its length known.
@@ -149,10 +159,16 @@ class ReviewBatches:
             yield from zip(order, self.widths_of(order))
 
         def gather(indices, width):
-            batch = tf.gather(rows, indices)
-            if self.bucketed and not self.full_rows:
+            batch, batch_labels = tf.gather(rows, indices), tf.gather(labels, indices)
+            if self.full_rows:  # filled up to batch_size rows, the fillers weighing 0
+                missing = self.batch_size - tf.shape(indices)[0]
+                weights = tf.pad(tf.ones_like(batch_labels), [[0, missing]])
+                batch = tf.ensure_shape(tf.pad(batch, [[0, missing], [0, 0]]), (self.batch_size, columns))
+                batch_labels = tf.ensure_shape(tf.pad(batch_labels, [[0, missing]]), (self.batch_size,))
+                return batch, batch_labels, tf.ensure_shape(weights, (self.batch_size,))
+            if self.bucketed:
                 batch = batch[:, columns - width :] if pre else batch[:, :width]
-            return batch, tf.gather(labels, indices)
+            return batch, batch_labels
 
         signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.int32))
         data = tf.data.Dataset.from_generator(plan, output_signature=signature).map(gather)

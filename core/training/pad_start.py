@@ -19,7 +19,10 @@ row than for each row's own pads.
 
 Compiled with XLA, SimpleRNN layers run as spans instead (core.training.rnn_span): full rows, each layer's loop from
 the batch's first filled column, one program for every batch. A masked pre-padded model runs as spans too (its rows
-start from zeros, each row's pads masked in the loop); without spans it is the model itself on cut rows.
+start from zeros, each row's pads masked in the loop); without spans it is the model itself on cut rows. Spans read
+every batch at batch_size rows too (core.training.batching's full_rows): the short last batch comes filled up with
+rows of pads and row weights, and the train and test steps here weigh them out (PadStartModel.weighed), so that batch
+trains and scores as its reviews alone and no second program is compiled for it.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
             )
 
         def compile(self, optimizer="rmsprop", loss=None, metrics=None, **settings):
-            super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **settings)
+            # Weighted: Keras gives row weights only to weighted_metrics (see weighed); without weights, the same.
+            super().compile(optimizer=optimizer, loss=loss, weighted_metrics=metrics, **settings)
             # The same optimizer object: the model's save_weights then holds the optimizer state fit has built.
             self.inner.compile(optimizer=self.optimizer, loss=loss, metrics=metrics)
 
@@ -79,6 +83,41 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
 
         def load_weights(self, filepath, *args, **kwargs):
             return self.inner.load_weights(filepath, *args, **kwargs)
+
+        def weighed(self, data):
+            """x, y, the loss's row weights, the metrics' row weights and the reviews a batch holds, from a batch
+            with row weights (ReviewBatches' full_rows: 1 a review, 0 a filler row of pads).
+
+            Keras's loss is a sum over the batch's rows divided by its row count, fillers included, and its loss
+            tracker counts every row: the loss's weights are scaled so it is the mean over the reviews alone (what
+            plain fit gives that batch), and the tracker counts the reviews. The metrics' weights stay 0 or 1: a
+            weighted mean over the epoch's reviews, each counted once."""
+            x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+            reviews = tf.reduce_sum(weights)
+            return x, y, weights * (tf.cast(tf.shape(weights)[0], weights.dtype) / reviews), weights, reviews
+
+        def train_step(self, data):
+            if keras.utils.unpack_x_y_sample_weight(data)[2] is None:
+                return super().train_step(data)
+            x, y, loss_weights, metric_weights, reviews = self.weighed(data)
+            # Keras's train_step (TensorFlow backend) on one device, the loss tracker counting reviews.
+            with tf.GradientTape() as tape:
+                y_pred = self(x, training=True)
+                loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=loss_weights, training=True)
+                self._loss_tracker.update_state(loss, sample_weight=reviews)
+                loss = self.optimizer.scale_loss(loss)
+            gradients = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+            return self.compute_metrics(x, y, y_pred, sample_weight=metric_weights)
+
+        def test_step(self, data):
+            if keras.utils.unpack_x_y_sample_weight(data)[2] is None:
+                return super().test_step(data)
+            x, y, loss_weights, metric_weights, reviews = self.weighed(data)
+            y_pred = self(x, training=False)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=loss_weights, training=False)
+            self._loss_tracker.update_state(loss, sample_weight=reviews)
+            return self.compute_metrics(x, y, y_pred, sample_weight=metric_weights)
 
         def pad_states(self, pad_steps: int) -> list[list]:
             """Each recurrent layer's states after pad_steps pad ids (a scalar tensor), for one row: a
