@@ -177,6 +177,11 @@ class ReviewBatches:
         options = tf.data.Options()
         # Batches are made here, not read from files: several workers split each batch between them.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        # Nothing here to tune (one generator, one map, a fixed prefetch), and tf.data's autotuning thread held up
+        # the end of each pass: Keras drops an iterator every epoch, and the main thread waited for that thread,
+        # 1-4 s at the start of some epochs (py-spy: ~IteratorResource waiting on it; 5,000 reviews, spans). Off,
+        # every epoch's first 8 steps take 0.4-0.5 s as the others do (bench/pad_start_speed.py).
+        options.autotune.enabled = False
         return data.with_options(options).prefetch(2)
 
 
