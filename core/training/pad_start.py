@@ -86,20 +86,23 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
 
         def weighed(self, data):
             """x, y, the loss's row weights, the metrics' row weights and the reviews a batch holds, from a batch
-            with row weights (ReviewBatches' full_rows: 1 a review, 0 a filler row of pads).
+            with row weights (ReviewBatches' full_rows: 1 a review, 0 a filler row of pads); None without them.
 
             Keras's loss is a sum over the batch's rows divided by its row count, fillers included, and its loss
             tracker counts every row: the loss's weights are scaled so it is the mean over the reviews alone (what
             plain fit gives that batch), and the tracker counts the reviews. The metrics' weights stay 0 or 1: a
             weighted mean over the epoch's reviews, each counted once."""
             x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+            if weights is None:
+                return None
             reviews = tf.reduce_sum(weights)
             return x, y, weights * (tf.cast(tf.shape(weights)[0], weights.dtype) / reviews), weights, reviews
 
         def train_step(self, data):
-            if keras.utils.unpack_x_y_sample_weight(data)[2] is None:
+            weighed = self.weighed(data)
+            if weighed is None:
                 return super().train_step(data)
-            x, y, loss_weights, metric_weights, reviews = self.weighed(data)
+            x, y, loss_weights, metric_weights, reviews = weighed
             # Keras's train_step (TensorFlow backend) on one device, the loss tracker counting reviews.
             with tf.GradientTape() as tape:
                 y_pred = self(x, training=True)
@@ -111,9 +114,10 @@ def pad_start_model(model, sequence_length: int, spans: bool = True):
             return self.compute_metrics(x, y, y_pred, sample_weight=metric_weights)
 
         def test_step(self, data):
-            if keras.utils.unpack_x_y_sample_weight(data)[2] is None:
+            weighed = self.weighed(data)
+            if weighed is None:
                 return super().test_step(data)
-            x, y, loss_weights, metric_weights, reviews = self.weighed(data)
+            x, y, loss_weights, metric_weights, reviews = weighed
             y_pred = self(x, training=False)
             loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=loss_weights, training=False)
             self._loss_tracker.update_state(loss, sample_weight=reviews)
