@@ -112,9 +112,9 @@ def test_real_reviews_as_ids_score_as_the_predictor_scores_them(served, test_rev
 
 
 def test_an_answer_keeps_the_request_id_and_what_mlserver_adds(served):
-    """The infer route reads and writes bodies itself (core.serving.server._lean_infer) but answers through MLServer's
-    data plane: the request's id comes back, in the body and in MLServer's CloudEvents headers; a version the server
-    does not have is MLServer's 404."""
+    """The infer routes read and write bodies themselves (core.serving.front.InferFront) but answer through MLServer's
+    data plane: the request's id comes back, in the body and in MLServer's CloudEvents headers; a model or version the
+    server does not have is MLServer's 404."""
     server, _ = served
     body = {"id": "review-7", "inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": ["Dull."]}]}
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -128,6 +128,13 @@ def test_an_answer_keeps_the_request_id_and_what_mlserver_adds(served):
                                                                "truncated"]
     got, answer = _post(server.port, f"/v2/models/{NAME}/versions/9/infer", json.dumps(body).encode())
     assert got == 404 and "version 9 not found" in answer["error"]
+    got, answer = _post(server.port, "/v2/models/another/infer", json.dumps(body).encode())
+    assert got == 404 and "another not found" in answer["error"]
+    # Only POST is an inference: anything else goes on to MLServer's app, which has no such route.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", f"/v2/models/{NAME}/infer")
+    assert connection.getresponse().status == 405
+    connection.close()
 
 
 BAD_REQUESTS = {
