@@ -579,3 +579,36 @@ def test_the_compilation_cache_goes_under_the_cache_folder_unless_one_is_named(t
     monkeypatch.setenv("TF_XLA_FLAGS", f"{XLA_CACHE_FLAG}=/somewhere/else")
     use_compilation_cache(tmp_path / "other")
     assert os.environ["TF_XLA_FLAGS"] == f"{XLA_CACHE_FLAG}=/somewhere/else" and not (tmp_path / "other").exists()
+
+
+def test_state_built_before_fit_traces_the_training_step_once_and_learns_the_same():
+    """Keras makes the optimizer's slots and the metrics' totals while tracing the first step, and TensorFlow then
+    traces it again; the trainer builds them first (core.training.trainer._build_state): one trace, the same history."""
+    import keras
+
+    from core.training.trainer import _build_state
+
+    traced = []
+
+    class Counting(keras.Sequential):
+        def train_step(self, data):
+            traced.append(1)  # Python runs a step only while TensorFlow traces it
+            return super().train_step(data)
+
+    x = np.random.default_rng(0).integers(0, 50, (64, 20))
+    y = np.random.default_rng(1).integers(0, 2, 64)
+    histories, traces = [], []
+    for build in (False, True):
+        traced.clear()
+        keras.utils.set_random_seed(1)
+        model = Counting([keras.Input((20,)), keras.layers.Embedding(50, 4), keras.layers.SimpleRNN(4),
+                          keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"], steps_per_execution=2,
+                      jit_compile=True)
+        if build:
+            _build_state(model, y)
+        histories.append(model.fit(x, y, epochs=2, batch_size=16, verbose=0).history)
+        traces.append(len(traced))
+    assert traces == [2, 1]
+    for name in ("loss", "accuracy"):
+        np.testing.assert_allclose(histories[1][name], histories[0][name], rtol=1e-6)
