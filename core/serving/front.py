@@ -3,7 +3,6 @@ shows: the parts of a request's path through MLServer that cost more than they g
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,12 +15,9 @@ from mlserver.types import InferenceRequest
 from mlserver.utils import extract_headers
 from pydantic import ValidationError
 
+from core.serving.guard import error_body
+
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
-
-
-def error_body(message: str) -> bytes:
-    """An error answer in MLServer's form."""
-    return json.dumps({"error": message}).encode("utf-8")
 
 
 def validation_line(errors: list[dict]) -> str:

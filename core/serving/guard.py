@@ -19,9 +19,14 @@ class _ClientLeft(Exception):
     """The client went away before its body arrived."""
 
 
+def error_body(message: str) -> bytes:
+    """An error answer's body in MLServer's own form, {"error": message}."""
+    return json.dumps({"error": message}).encode("utf-8")
+
+
 async def refuse(send, status: int, message: str, extra_headers: list | None = None) -> None:
-    """An error response in MLServer's own form, {"error": message}."""
-    body = json.dumps({"error": message}).encode("utf-8")
+    """An error response in MLServer's own form."""
+    body = error_body(message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
