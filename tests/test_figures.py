@@ -1,7 +1,8 @@
 """dashboard/figures.py: the trajectory chart, built without plotly's validation for speed, is a valid figure of the
-review's own numbers."""
+review's own numbers; and the coloured words under it (dashboard/widgets.py)."""
 
 import json
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,6 +10,7 @@ import plotly.io as pio
 import pytest
 
 from dashboard.figures import trajectory_figure
+from dashboard.widgets import STRONG_STEP, VISIBLE_STEP, coloured_words
 from tests.browser_support import plotly_values
 
 
@@ -43,3 +45,17 @@ def test_the_trajectory_figure_is_valid_and_holds_the_reviews_numbers(count):
     labelled = spec["layout"]["xaxis"].get("ticktext")
     assert (labelled == words) if count <= 30 else labelled is None
     assert line["mode"] == ("lines+markers" if count <= 30 else "lines")
+
+
+def test_coloured_words_share_a_directive_a_run_of_one_colour_and_stay_escaped():
+    words = ["a", "great", "film", "zzz", "bad", "ok", "[x](y)", "end"]
+    changes = [VISIBLE_STEP, STRONG_STEP, 0.0, -VISIBLE_STEP, -STRONG_STEP, VISIBLE_STEP / 2, VISIBLE_STEP, 0.0]
+    unknown = [False, False, False, True, False, False, False, False]
+    shown = coloured_words(words, changes, unknown)
+    assert shown == (
+        ":green-background[a **great**] film :red-background[*zzz* **bad**] ok :green-background[\\[x\\]\\(y\\)] end"
+    )
+    # Every word once, in order, whatever the grouping.
+    plain = [word.strip("*") for word in re.sub(r":(green|red)-background\[|\](?= |$)", " ", shown).split()]
+    assert [word.replace("\\", "") for word in plain] == words
+    assert coloured_words([], [], []) == ""
