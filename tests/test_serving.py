@@ -351,3 +351,51 @@ def test_the_guard_bounds_requests_in_flight_and_slow_bodies():
     assert busy[0] == 503 and busy[1][b"retry-after"] == b"1" and "holds 4 bytes of requests" in busy[2]["error"]
     assert [status for status, _, _ in timed_out] == [408, 408] and "0.3 s" in timed_out[0][2]["error"]
     assert after[0] == 200 and answered == [b"{}"] and guard.bytes_in_flight == 0
+
+
+def test_a_response_leaves_in_one_send_and_a_lone_header_block_at_the_next_turn():
+    """core.serving.transport: the status line and headers wait for the body and go out with it in one write; with no
+    body to follow they go at the event loop's next turn; close sends what waits first; the rest is the transport's."""
+    import asyncio
+
+    from core.serving.transport import OneSendTransport
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes, self.closed = [], False
+
+        def write(self, data) -> None:
+            self.writes.append(bytes(data))
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name):
+            return f"info {name}"
+
+    headers, body = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", b"{}"
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        sent = Recorder()
+        transport = OneSendTransport(sent, loop)
+        transport.write(headers)
+        assert sent.writes == []
+        transport.write(body)
+        together = list(sent.writes)
+        transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        waiting = list(sent.writes)
+        await asyncio.sleep(0)
+        alone = list(sent.writes)
+        transport.write(headers)
+        transport.close()
+        await asyncio.sleep(0)
+        return sent, together, waiting, alone, transport.get_extra_info("socket")
+
+    sent, together, waiting, alone, info = asyncio.run(scenario())
+    assert together == [headers + body] and waiting == together
+    assert alone == [headers + body, b"HTTP/1.1 204 No Content\r\n\r\n"]
+    assert sent.writes == [*alone, headers] and sent.closed and info == "info socket"

@@ -103,6 +103,7 @@ def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = pr
     from core.scoring.predictor import Predictor
     from core.serving.front import InferFront, QuietDataPlane
     from core.serving.guard import RequestGuard
+    from core.serving.transport import one_send_protocol
 
     name = model_name(path, options.name)
     Predictor.from_file(path)  # a file that cannot be served fails here, in one line, before any port is taken
@@ -126,6 +127,14 @@ def serve(path: Path, options: ServeOptions, started: Callable[[str], None] = pr
             app.add_exception_handler(RequestValidationError, _one_line_validation_error)
             # uvicorn serves what _app is when the server starts: the guard, then the infer routes, then MLServer's app.
             self._rest_server._app = RequestGuard(InferFront(app, self._data_plane), limits=options.limits)
+            make_config = self._rest_server._get_config
+
+            def config():
+                settings = make_config()
+                settings.http = one_send_protocol()  # uvicorn's httptools protocol, a response in one send
+                return settings
+
+            self._rest_server._get_config = config
 
         def _add_signal_handlers(self):
             # uvicorn catches SIGINT and SIGTERM itself and shuts down gracefully; MLServer's handlers on the loop
