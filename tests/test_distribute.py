@@ -16,8 +16,11 @@ from core.training.distribute import cluster_task, is_chief
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per-epoch training losses of a strategy against one device: the same batches and steps, only float32 sums in
-# another order (a gradient summed across replicas), so they agree to about 1e-6; 1e-4 leaves room for that.
-LOSS_TOLERANCE = 1e-4
+# another order (a gradient summed across replicas). The first epoch's agree to about 1e-7; the rounding then grows
+# with every step of this small model learning fast (on an AMD EPYC with AVX-512, batches sorted in pools of 4: 5e-5
+# after two epochs, 1.2e-4 after three), so the later epochs get 1e-3.
+FIRST_EPOCH_TOLERANCE = 1e-5
+LOSS_TOLERANCE = 1e-3
 
 TINY = {
     "model": {
@@ -118,6 +121,12 @@ def _losses(run: Path) -> list[float]:
     return json.loads((run / "history.json").read_text())["loss"]
 
 
+def _assert_same_training(losses: list[float], one_device: list[float]) -> None:
+    """The same batches and steps as one device: the first epoch's loss to float rounding, the rest to its growth."""
+    assert losses[0] == pytest.approx(one_device[0], abs=FIRST_EPOCH_TOLERANCE)
+    assert losses == pytest.approx(one_device, abs=LOSS_TOLERANCE)
+
+
 @pytest.fixture(scope="module")
 def one_device_losses(tiny_data):
     process = _run_cli(_train_args(tiny_data, "single"), {"IMDB_CACHE": str(tiny_data / "cache")}, tiny_data)
@@ -148,7 +157,7 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tiny_data, one_device
     (run,) = _finished_runs(tiny_data / "mirrored")
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     assert json.loads((run / "config.json").read_text())["train"]["distribution"] == "mirrored"
-    assert _losses(run) == pytest.approx(one_device_losses, abs=LOSS_TOLERANCE)
+    _assert_same_training(_losses(run), one_device_losses)
 
 
 @pytest.mark.slow
@@ -176,7 +185,7 @@ def test_two_local_workers_match_one_device_and_only_the_chief_writes_a_run(tiny
     for name in ("config.json", "vocab.json", "history.json", "metrics.json", "model.keras", "run.json"):
         assert (run / name).is_file(), name
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
-    assert _losses(run) == pytest.approx(one_device_losses, abs=LOSS_TOLERANCE)
+    _assert_same_training(_losses(run), one_device_losses)
     assert _finished_runs(tiny_data / "worker1") == []
     # The worker trained into a temporary folder (its last line) and deleted it on exit.
     worker_folder = Path(outputs[1][0].strip().splitlines()[-1])
