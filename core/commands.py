@@ -103,6 +103,10 @@ class _ProgressLine:
     def batch(self, epoch: int, fraction: float) -> None:
         self._show(f"epoch {epoch}", f"epoch {epoch}/{self.epochs}", fraction, 1.0)
 
+    def preparing(self) -> None:
+        """Before the first batch: TensorFlow traces the step and, for a long training, compiles it (seconds)."""
+        self._show("preparing", "tracing and compiling the step", 0, None)
+
     def loading(self, fraction: float, message: str) -> None:
         self._show("loading", f"loading data: {message}", fraction, 1.0)
 
@@ -128,6 +132,7 @@ def _training_callbacks(progress: _ProgressLine, epochs: list[int], fitting, can
     def on_run_created(run_dir) -> None:
         print(f"run folder: {run_dir}", file=sys.stderr, flush=True)
         progress_file.run_created(run_dir)
+        progress.preparing()
         fitting.set()
         epoch_started[0] = time.perf_counter()
 

@@ -328,6 +328,7 @@ def test_the_progress_bar_draws_on_a_terminal_only_and_erases_itself():
     terminal, log = Terminal(), io.StringIO()
     for stream in (terminal, log):
         bar = _ProgressLine(stream, 3)
+        bar.preparing()
         for step in range(11):
             bar.batch(1, step / 10)
         bar.loading(0.5, "reading reviews")
@@ -335,5 +336,6 @@ def test_the_progress_bar_draws_on_a_terminal_only_and_erases_itself():
         bar.clear()
     drawn = terminal.getvalue()
     assert "epoch 1/3" in drawn and "epoch 2/3" in drawn and "loading data: reading reviews" in drawn
+    assert "tracing and compiling the step" in drawn
     assert drawn.endswith("\x1b[2K"), "cleared: the last line erased before the epoch line is printed"
     assert log.getvalue() == "", "a log or a pipe gets the epoch lines alone"

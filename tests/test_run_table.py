@@ -116,6 +116,34 @@ def test_the_progress_line_says_the_epoch_its_share_and_the_time_left():
     assert _snapshot(seconds_left_in_epoch=0.3).progress_text.endswith("under a second left in this epoch")
     assert _snapshot(epoch_fraction=1.0).progress_text.endswith(", validating")
     assert _snapshot(status="starting").progress_text.startswith("Starting")
+    building = _snapshot(epoch=1, epoch_fraction=0.0, seconds_left_in_epoch=None, preparing=True).progress_text
+    assert building.startswith("Epoch 1 of 3: TensorFlow is building the training step (tracing it, and compiling")
+
+
+def test_until_its_first_batch_a_training_says_it_builds_the_step_then_its_share_of_the_epoch(tmp_path):
+    """The training process writes progress.json at once (ProgressFile.run_created): follow() says the step is being
+    built until a batch reports, for a resumed run from the epoch it resumes at, and never for an ended run."""
+    from core.runs.store import RunStore
+    from core.training.process import ProgressFile, follow
+    from tests.small_inputs import DATA, VOCABULARY
+
+    run_dir = RunStore(tmp_path).create(preset("seed"), VOCABULARY, {**DATA, "reviews": 1000})
+    progress = ProgressFile()
+    progress.run_created(run_dir)
+    state = follow(run_dir)
+    assert state.preparing and state.epoch == 1 and state.epoch_fraction == 0.0
+    assert "building the training step" in state.progress_text
+    progress.batch(1, 0.25)
+    state = follow(run_dir)
+    assert not state.preparing and state.progress_text.startswith("Epoch 1 of 10: 25% of its batches")
+
+    runs.write_history(run_dir, {"loss": [0.5, 0.4], "accuracy": [0.7, 0.8], "val_loss": [0.6, 0.5]})
+    progress = ProgressFile()
+    progress.run_created(run_dir)  # taken up again after two epochs
+    state = follow(run_dir)
+    assert state.preparing and state.epoch == 3
+    runs.set_status(run_dir, "cancelled")
+    assert not follow(run_dir).preparing
 
 
 def test_after_the_last_epoch_the_progress_line_says_the_test_reviews_are_scored_and_the_bar_is_full():

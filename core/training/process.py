@@ -63,8 +63,15 @@ class ProgressFile:
             self.epochs = run.config.train.epochs
             if isinstance(reviews, int):
                 self.steps = max(steps_per_epoch(reviews, run.config.train), 1)
+        # Until the first batch reports, the step is being built: traced, and compiled with XLA on a long training
+        # (1.3-3 s on the whole archive on the faster test CPU, more on slower ones), which "0% of its batches" would
+        # not explain.
+        with self.lock:
+            self._write(run.epochs_done + 1, 0.0, None, None, preparing=True)
 
-    def _write(self, epoch: int, fraction: float, per_batch: float | None, left: float | None) -> None:
+    def _write(
+        self, epoch: int, fraction: float, per_batch: float | None, left: float | None, preparing: bool = False
+    ) -> None:
         if self.run_dir is None:
             return
         progress = {
@@ -73,6 +80,7 @@ class ProgressFile:
             "fraction": fraction,
             "seconds_per_batch": per_batch,
             "seconds_left_in_epoch": left,
+            "preparing": preparing,
             "updated": time.time(),
         }
         try:
@@ -254,6 +262,7 @@ def follow(run_dir: str | Path) -> JobSnapshot:
     fraction = progress.get("fraction") if isinstance(progress.get("fraction"), (int, float)) else 0.0
     if epoch <= run.epochs_done and active:
         epoch, fraction = run.epochs_done + 1, 0.0  # between epochs: the next one has not reported yet
+    preparing = active and progress.get("preparing") is True and epoch == run.epochs_done + 1
     return JobSnapshot(
         status=run.status,
         run_dir=run.path,
@@ -266,6 +275,7 @@ def follow(run_dir: str | Path) -> JobSnapshot:
         seconds_left_in_epoch=progress.get("seconds_left_in_epoch") if active else None,
         error=run.error,
         run=None if active else run,
+        preparing=preparing,
     )
 
 

@@ -27,6 +27,7 @@ class JobSnapshot:
     seconds_left_in_epoch: float | None  # training batches only; validation comes after
     error: str | None
     run: RunInfo | None  # the run as saved, once training has ended
+    preparing: bool = False  # running, its first batch not yet done: the training step is being traced and compiled
 
     @property
     def active(self) -> bool:
@@ -49,6 +50,11 @@ class JobSnapshot:
             return "Starting: loading TensorFlow and building the model..."
         if self.testing:
             return f"All {self.epochs_total} epochs done: saving the model and scoring the test reviews..."
+        if self.preparing:
+            return (
+                f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: TensorFlow is building the training step (tracing"
+                " it, and compiling it with XLA for a long training) before the first batch..."
+            )
         text = f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: {self.epoch_fraction:.0%} of its batches"
         if self.seconds_left_in_epoch is not None and self.epoch_fraction < 1.0:
             left = self.seconds_left_in_epoch
