@@ -50,12 +50,13 @@ class JobSnapshot:
             return "Starting: loading TensorFlow and building the model..."
         if self.testing:
             return f"All {self.epochs_total} epochs done: saving the model and scoring the test reviews..."
+        head = f"Epoch {max(self.epoch, 1)} of {self.epochs_total}"
         if self.preparing:
             return (
-                f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: TensorFlow is building the training step (tracing"
-                " it, and compiling it with XLA for a long training) before the first batch..."
+                f"{head}: TensorFlow is building the training step (tracing it, and compiling it with XLA for a long"
+                " training) before the first batch..."
             )
-        text = f"Epoch {max(self.epoch, 1)} of {self.epochs_total}: {self.epoch_fraction:.0%} of its batches"
+        text = f"{head}: {self.epoch_fraction:.0%} of its batches"
         if self.seconds_left_in_epoch is not None and self.epoch_fraction < 1.0:
             left = self.seconds_left_in_epoch
             text += f", about {left:,.0f} s left" if left >= 1.0 else ", under a second left"
