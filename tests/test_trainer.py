@@ -452,8 +452,9 @@ def test_a_masked_model_trains_the_same_on_cut_batches_as_on_full_rows(tmp_path,
 def test_the_seed_trains_the_same_on_cut_batches_started_from_the_pad_chain(tmp_path, monkeypatch):
     """An unmasked pre-padded model (the book's seed) trains on batches cut to their longest review, each layer
     started from the state its pad steps leave (core.training.pad_start): the history matches the same batches at
-    full width, where the pad chain runs no steps (SGD: RMSprop divides by the root of tiny squared gradients and
-    amplifies float rounding; 1e-5 relative). The run's model.keras and its checkpoint are a plain model's files."""
+    full width, where the pad chain runs no steps (SGD: with RMSprop the pad row's running size differs, as
+    tests/test_pad_start.py shows; 1e-5 relative). The run's model.keras and its checkpoint are a plain model's
+    files."""
     import keras
 
     from core.runs import checkpoints
