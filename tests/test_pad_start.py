@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.config import ModelConfig, RecurrentLayerConfig
-from core.training.pad_start import pad_start_model, starts_from_pads
+from core.training.pad_start import pad_start_model, runs_as_spans, starts_from_pads
 from tests.float_checks import assert_close
 from tests.keras_models import random_model, small_config
 
@@ -130,6 +130,15 @@ def test_rmsprop_sizes_the_pad_row_by_the_chains_summed_gradient_and_everything_
         assert_close(after, before, rtol=1e-4, atol=1e-6)
 
 
+def test_the_config_says_which_models_run_as_spans():
+    assert not runs_as_spans(_config(("simple_rnn", 4), padding="post", mask_padding=True))
+    assert not runs_as_spans(_config(("simple_rnn", 4), last_return_sequences=True, output_layer=False))
+    assert not runs_as_spans(
+        ModelConfig(recurrent_layers=(RecurrentLayerConfig(units=4), RecurrentLayerConfig(units=4, dropout=0.2)))
+    )
+    assert runs_as_spans(ModelConfig()) and runs_as_spans(ModelConfig(mask_padding=True))
+
+
 def test_only_unmasked_pre_padded_models_without_dropout_qualify():
     assert not starts_from_pads(_config(("simple_rnn", 4), padding="post"))
     assert not starts_from_pads(_config(("simple_rnn", 4), mask_padding=True))
@@ -148,8 +157,9 @@ SPANS = ("simple_rnn", "stacked_simple_rnn", *MASKED)
 
 @pytest.mark.parametrize("name", [*CASES, *MASKED, "masked_lstm"])
 def test_only_simple_rnn_stacks_run_as_spans_and_only_when_asked(name):
-    model = random_model(CASES.get(name) or MASKED.get(name) or _config(("lstm", 4), mask_padding=True), seed=1)
-    assert pad_start_model(model, STEPS).runs_spans == (name in SPANS)
+    config = CASES.get(name) or MASKED.get(name) or _config(("lstm", 4), mask_padding=True)
+    model = random_model(config, seed=1)
+    assert pad_start_model(model, STEPS).runs_spans == (name in SPANS) == runs_as_spans(config)
     assert not pad_start_model(model, STEPS, spans=False).runs_spans
 
 

@@ -520,21 +520,29 @@ def test_the_seed_compiled_with_xla_trains_on_full_rows_as_spans_the_same(tmp_pa
 
 def test_xla_compiles_only_a_training_long_enough_to_pay_for_it():
     """core.training.trainer.uses_xla: review-steps (training reviews x epochs left x sequence_length) against the
-    break-even bench/xla_break_even.py measured; a masked model compiles once per batch width, so it needs more."""
-    from core.training.trainer import XLA_BREAK_EVEN, uses_xla
+    break-even bench/xla_break_even.py measured, by what XLA would compile: one program for full rows or for spans,
+    one a batch width for cut batches (which need more)."""
+    from core.training.trainer import XLA_BREAK_EVEN, uses_xla, xla_programs
 
     seed, masked = preset("seed"), replace(preset("seed").model, mask_padding=True)
-    archive = 20_000  # the whole archive's training reviews after the 0.2 validation split
-    assert uses_xla(seed.model, seed.train, archive)  # 10 epochs of full rows
-    assert uses_xla(masked, seed.train, archive)
-    assert not uses_xla(seed.model, seed.train, 320, epochs=3)  # the tests' and a first try's small trainings
-    # Cut batches (masked, or the seed started from its pad chain) compile once per width: they need more.
     full_rows = replace(seed.model, padding="post")
-    for cut in (masked, seed.model):
-        assert not uses_xla(cut, seed.train, 4_000, epochs=4)  # pays for full rows, not for ten widths
-    assert uses_xla(full_rows, seed.train, 4_000, epochs=4)
-    at = XLA_BREAK_EVEN[False] // seed.model.sequence_length
-    assert uses_xla(full_rows, seed.train, at, epochs=1) and not uses_xla(full_rows, seed.train, at - 1, epochs=1)
+    cut = replace(masked, recurrent_layers=(RecurrentLayerConfig(cell="lstm", units=32),))  # no spans for LSTM
+    kinds = [xla_programs(model, seed.train) for model in (full_rows, seed.model, masked, cut)]
+    assert kinds == ["full rows", "spans", "spans", "cut batches"]
+    assert xla_programs(seed.model, replace(seed.train, distribution="mirrored")) == "full rows"
+    archive = 20_000  # the whole archive's training reviews after the 0.2 validation split
+    for model in (full_rows, seed.model, masked, cut):
+        assert uses_xla(model, seed.train, archive)  # 10 epochs
+        assert not uses_xla(model, seed.train, 320, epochs=3)  # the tests' and a first try's small trainings
+    # Spans: the whole archive pays from 1 epoch; full rows and spans from 4,000 reviews of 4 epochs, cut batches not.
+    assert uses_xla(seed.model, seed.train, archive, epochs=1) and uses_xla(masked, seed.train, archive, epochs=1)
+    assert not uses_xla(cut, seed.train, archive, epochs=2)
+    for model in (full_rows, seed.model, masked):
+        assert uses_xla(model, seed.train, 4_000, epochs=4)
+    assert not uses_xla(cut, seed.train, 4_000, epochs=4)
+    for model, kind in ((full_rows, "full rows"), (seed.model, "spans"), (cut, "cut batches")):
+        at = XLA_BREAK_EVEN[kind] // model.sequence_length
+        assert uses_xla(model, seed.train, at, epochs=1) and not uses_xla(model, seed.train, at - 1, epochs=1)
     # Resuming at epoch 9 of 10 has one epoch left to pay for a compile.
     assert not uses_xla(full_rows, seed.train, 2_000, epochs=1) and uses_xla(full_rows, seed.train, 2_000)
     assert not uses_xla(seed.model, replace(seed.train, distribution="mirrored"), archive)  # TensorFlow's kernels
@@ -560,7 +568,7 @@ def test_a_training_compiled_with_xla_learns_what_tensorflow_kernels_learn(tmp_p
 
     monkeypatch.setattr(batching, "bucket_width", two_widths)
     plain = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "plain"))
-    monkeypatch.setitem(training.XLA_BREAK_EVEN, True, 0)
+    monkeypatch.setitem(training.XLA_BREAK_EVEN, training.xla_programs(masked, settings), 0)
     compiled = train(masked, settings, toy_dataset(), store=RunStore(tmp_path / "xla"))
     assert picked == [False, True] and widths == {10, masked.sequence_length}
     # Rounding differences grow with every step at a learning rate of 0.01: 2e-4 relative after three epochs here.

@@ -37,6 +37,16 @@ def starts_from_pads(model: ModelConfig) -> bool:
     return model.padding == "pre" and not model.mask_padding and no_dropout and not model.last_return_sequences
 
 
+def runs_as_spans(model: ModelConfig) -> bool:
+    """Whether a pad-start model of this config runs spans under XLA (its runs_spans, read from the config rather than
+    the built layers): pre-padding, a stack of SimpleRNN layers without dropout, the last returning its last state."""
+    simple = all(
+        layer.cell == "simple_rnn" and not layer.dropout and not layer.recurrent_dropout
+        for layer in model.recurrent_layers
+    )
+    return model.padding == "pre" and simple and not model.last_return_sequences
+
+
 def pad_start_model(model, sequence_length: int, spans: bool = True):
     """A keras.Model that computes what model computes on full pre-padded rows, from rows cut to any width W <=
     sequence_length (their last W columns): each recurrent layer starts from the state its pad steps would have left.

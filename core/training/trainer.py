@@ -19,7 +19,7 @@ import numpy as np
 
 from core.training import batching
 from core.training.batching import validation_start
-from core.training.pad_start import pad_start_model, starts_from_pads
+from core.training.pad_start import pad_start_model, runs_as_spans, starts_from_pads
 from core.runs import checkpoints
 from core.training import distribute
 from core.runs import store as runs
@@ -100,11 +100,21 @@ def cuts_batches(model_config: ModelConfig, train_config: TrainConfig) -> bool:
     return train_config.distribution == "none" and starts_from_pads(model_config)
 
 
-# Review-steps (training reviews x epochs x sequence_length) from which compiling fit's steps with XLA pays for itself.
-# XLA's first epoch compiles (cut batches once per batch width, up to batching.MAX_WIDTHS) and later epochs run
-# 2.5-3.5x faster; on a small training the compile is most of the time. Measured on 2 cores by bench/xla_break_even.py
-# (README, "When XLA pays"): full rows of 500 ids broke even between 2.4 and 8 million, a masked model above 20 million.
-XLA_BREAK_EVEN = {False: 6_000_000, True: 30_000_000}  # keyed by cuts_batches
+def xla_programs(model_config: ModelConfig, train_config: TrainConfig) -> str:
+    """What XLA compiles for fit's steps on one device: "full rows" (a program for the one batch shape), "spans" (a
+    program for every batch: core.training.rnn_span) or "cut batches" (a program a batch width, up to
+    batching.MAX_WIDTHS)."""
+    if not cuts_batches(model_config, train_config):
+        return "full rows"
+    return "spans" if runs_as_spans(model_config) else "cut batches"
+
+
+# Review-steps (training reviews x epochs x sequence_length) from which compiling fit's steps with XLA pays for itself,
+# by what XLA compiles (xla_programs). XLA's first epoch compiles, and later epochs run 2-3.5x faster; on a small
+# training the compile is most of the time. Measured on 2 cores by bench/xla_break_even.py (README, "When XLA pays"):
+# full rows of 500 ids broke even between 2.4 and 8 million, spans (the seed and the default model, a fresh process and
+# an empty cache each) between 6 and 10 million, cut batches (ten widths to compile) above 20 million.
+XLA_BREAK_EVEN = {"full rows": 6_000_000, "spans": 8_000_000, "cut batches": 30_000_000}
 
 
 def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int, epochs: int | None = None) -> bool:
@@ -116,7 +126,7 @@ def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int,
     if train_config.distribution != "none":
         return False
     epochs = train_config.epochs if epochs is None else epochs
-    return reviews * epochs * model_config.sequence_length >= XLA_BREAK_EVEN[cuts_batches(model_config, train_config)]
+    return reviews * epochs * model_config.sequence_length >= XLA_BREAK_EVEN[xla_programs(model_config, train_config)]
 
 
 def steps_per_execution(train_config: TrainConfig) -> int:
