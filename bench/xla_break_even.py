@@ -2,8 +2,9 @@
 
 core.training.trainer.uses_xla compiles fit's steps with XLA only from XLA_BREAK_EVEN review-steps (training reviews x
 epochs x sequence_length) on: XLA's first epoch compiles, later epochs run faster. This prints, for the seed and the
-shipped default (masked), both trained as spans under XLA (one program for every batch), the time from calling
-train() to the end of its last epoch with XLA on and off, which was faster, and what the rule picks.
+shipped default (masked), both trained as spans under XLA (one program for every batch), and on request the seed
+post-padded (full rows) and the default with an LSTM layer (cut batches), the time from calling train() to the end of
+its last epoch with XLA on and off, which was faster, and what the rule picks.
 
 Each training runs in a fresh process, as `python -m core train` and the dashboard's trainings do, with an empty XLA
 cache: a first training of a model shape, which pays the whole compile (a second one of the same shape finds most of it
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,15 +28,18 @@ sys.path.insert(0, str(ROOT))
 
 ARCHIVE_TRAINING = 24_996  # "all": the archive's training split, 20% of it held out for validation
 
+MODELS = ("seed", "default (masked)", "seed post-padded", "default with LSTM")
+
 CHILD = """
 import sys, time
 from dataclasses import replace
 sys.path.insert(0, {bench!r})
 from fit_timing import forced_xla, seed_and_default
+from xla_break_even import experiment_named
 from core.runs import RunStore
 from core.training import TrainingCallbacks, train
 experiments, dataset = seed_and_default(test_reviews=200)
-experiment = experiments[{name!r}]
+experiment = experiment_named({name!r})
 import keras, tensorflow  # noqa: F401 - imported before the clock starts, as every training pays it alike
 ends = []
 callbacks = TrainingCallbacks(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
@@ -44,6 +49,26 @@ with forced_xla({xla}):
     train(experiment.model, settings, dataset, callbacks, store=RunStore({runs!r}), limit={limit})
 print("FIT_SECONDS", ends[-1] - started)
 """
+
+
+def experiment_named(name: str):
+    """One of MODELS: the seed and the default model (spans under XLA), the seed post-padded (full rows: one program)
+    and the default model with an LSTM layer (cut batches: a program a batch width)."""
+    from bench.fit_timing import DEFAULT_CONFIG
+    from core.config import ExperimentConfig, RecurrentLayerConfig, preset
+
+    seed, default = preset("seed"), ExperimentConfig.from_file(DEFAULT_CONFIG)
+    variants = {
+        "seed": seed,
+        "default (masked)": default,
+        "seed post-padded": replace(seed, model=replace(seed.model, padding="post")),
+        "default with LSTM": replace(
+            default, model=replace(default.model, recurrent_layers=(RecurrentLayerConfig("lstm"),))
+        ),
+    }
+    if name not in variants:
+        raise SystemExit(f"error: no model {name!r}; pick from {', '.join(MODELS)}")
+    return variants[name]
 
 
 def fit_seconds(name: str, reviews: int | None, epochs: int, xla: bool) -> float:
@@ -67,7 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", default="2000,5000,all", help="sizes to time, comma-separated (all: the archive)")
     parser.add_argument("--epochs", default="2,3,5", help="epoch counts to time, comma-separated")
-    parser.add_argument("--models", default="seed,default (masked)", help="comma-separated: seed, default (masked)")
+    parser.add_argument("--models", default="seed,default (masked)", help=f"comma-separated, of: {'; '.join(MODELS)}")
     parser.add_argument("--rounds", type=int, default=1, help="on/off pairs per size")
     args = parser.parse_args()
     if not os.environ.get("IMDB_DATA"):
@@ -76,18 +101,14 @@ def main() -> int:
     sizes = [None if value.strip() == "all" else int(value) for value in args.reviews.split(",")]
     epoch_counts = [int(value) for value in args.epochs.split(",")]
 
-    from bench.fit_timing import DEFAULT_CONFIG
-    from core.config import ExperimentConfig, preset
     from core.training import uses_xla, validation_start
-
-    configs = {"seed": preset("seed"), "default (masked)": ExperimentConfig.from_file(DEFAULT_CONFIG)}
     print("seconds from train() to its last epoch's end, a fresh process and an empty XLA cache each; median of",
           args.rounds, "round(s)")
     print(f"{'model':18}{'reviews':>8}{'epochs':>7}{'review-steps':>14}{'XLA on':>9}{'XLA off':>9}{'on/off':>8}"
           f"{'faster':>8}{'rule':>6}")
     right = rows = 0
     for name in args.models.split(","):
-        experiment = configs[name]
+        experiment = experiment_named(name)
         for reviews in sizes:
             for epochs in epoch_counts:
                 on: list[float] = []

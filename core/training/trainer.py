@@ -112,9 +112,10 @@ def xla_programs(model_config: ModelConfig, train_config: TrainConfig) -> str:
 # Review-steps (training reviews x epochs x sequence_length) from which compiling fit's steps with XLA pays for itself,
 # by what XLA compiles (xla_programs). XLA's first epoch compiles, and later epochs run 2-3.5x faster; on a small
 # training the compile is most of the time. Measured on 2 cores by bench/xla_break_even.py (README, "When XLA pays"):
-# full rows of 500 ids broke even between 2.4 and 8 million, spans (the seed and the default model, a fresh process and
-# an empty cache each) between 6 and 10 million, cut batches (ten widths to compile) above 20 million.
-XLA_BREAK_EVEN = {"full rows": 6_000_000, "spans": 8_000_000, "cut batches": 30_000_000}
+# each training in a fresh process with an empty cache, spans (the seed and the default model) broke even between 6
+# and 10 million, full rows of 500 ids (the seed post-padded) between 12 and 20, cut batches (an LSTM: a program a
+# width) above 20.
+XLA_BREAK_EVEN = {"full rows": 16_000_000, "spans": 8_000_000, "cut batches": 30_000_000}
 
 
 def uses_xla(model_config: ModelConfig, train_config: TrainConfig, reviews: int, epochs: int | None = None) -> bool:
