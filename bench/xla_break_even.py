@@ -38,7 +38,7 @@ from fit_timing import forced_xla, seed_and_default
 from xla_break_even import experiment_named
 from core.runs import RunStore
 from core.training import TrainingCallbacks, train
-experiments, dataset = seed_and_default(test_reviews=200)
+_, dataset = seed_and_default(test_reviews=200)  # the archive; the experiment is named below
 experiment = experiment_named({name!r})
 import keras, tensorflow  # noqa: F401 - imported before the clock starts, as every training pays it alike
 ends = []

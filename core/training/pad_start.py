@@ -33,18 +33,21 @@ from core.config import ModelConfig
 def starts_from_pads(model: ModelConfig) -> bool:
     """Whether cut batches of this model can start from the pad chain's state exactly (pre-padding, no mask, no
     dropout)."""
-    no_dropout = all(not layer.dropout and not layer.recurrent_dropout for layer in model.recurrent_layers)
-    return model.padding == "pre" and not model.mask_padding and no_dropout and not model.last_return_sequences
+    return _pre_padded_without_dropout(model) and not model.mask_padding
 
 
 def runs_as_spans(model: ModelConfig) -> bool:
     """Whether a pad-start model of this config runs spans under XLA (its runs_spans, read from the config rather than
     the built layers): pre-padding, a stack of SimpleRNN layers without dropout, the last returning its last state."""
-    simple = all(
-        layer.cell == "simple_rnn" and not layer.dropout and not layer.recurrent_dropout
-        for layer in model.recurrent_layers
-    )
-    return model.padding == "pre" and simple and not model.last_return_sequences
+    simple = all(layer.cell == "simple_rnn" for layer in model.recurrent_layers)
+    return _pre_padded_without_dropout(model) and simple
+
+
+def _pre_padded_without_dropout(model: ModelConfig) -> bool:
+    """Pre-padding, no dropout in any recurrent layer, the last one returning its last state: what both the pad chain
+    and spans need of a model, masked or not."""
+    no_dropout = all(not layer.dropout and not layer.recurrent_dropout for layer in model.recurrent_layers)
+    return model.padding == "pre" and no_dropout and not model.last_return_sequences
 
 
 def pad_start_model(model, sequence_length: int, spans: bool = True):
