@@ -1,8 +1,8 @@
 """Train a classifier with model.fit into a run folder, reporting progress through plain callables.
 
 Also reads a trained run's model back and evaluates it (load_run_model, evaluate_run): the evaluation must batch the
-reviews as its fit did (cut rows, spans, full rows), which only this module decides; hence the length (about 480
-lines).
+reviews as its fit did (cut rows, spans, full rows), and choose XLA by what it would compile (xla_programs), which only
+this module decides; hence the length (about 490 lines).
 """
 
 from __future__ import annotations
